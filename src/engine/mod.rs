@@ -1,0 +1,389 @@
+//! The sans-IO core: every `str0m::Rtc`, the session table and the sample clock.
+//!
+//! The engine owns no socket, thread, channel, file or clock. It is driven by exactly two
+//! calls: [`Engine::handle_input`] with the current time, and [`Engine::poll_output`],
+//! which the caller drains until it returns [`Output::Timeout`]. The I/O shell in
+//! `crate::io` runs it against a real UDP socket; the tests run the very same type against
+//! simulated networks.
+
+mod offer;
+mod session;
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use str0m::net::{Protocol, Receive};
+
+pub use offer::{accept_offer, Accepted, OfferError, OfferParams};
+use session::Session;
+
+use crate::media::recording::Packet;
+
+/// A session's identity, as the HTTP API and the recording's file name show it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SessionId(uuid::Uuid);
+
+impl SessionId {
+    /// A session id from its numeric form (tests and replays use small numbers).
+    pub const fn from_u128(v: u128) -> Self {
+        SessionId(uuid::Uuid::from_u128(v))
+    }
+
+    /// A session id from a uuid the caller generated.
+    pub const fn from_uuid(v: uuid::Uuid) -> Self {
+        SessionId(v)
+    }
+
+    /// Parses the textual form used in URLs.
+    pub fn parse(s: &str) -> Option<Self> {
+        uuid::Uuid::try_parse(s).ok().map(SessionId)
+    }
+}
+
+impl fmt::Display for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.hyphenated().fmt(f)
+    }
+}
+
+/// Settings the engine needs; the rest of `Config` belongs to the shell.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Outgoing packet time: one sample frame is sent every `ptime`.
+    pub ptime: Duration,
+    /// How long an ICE disconnection may last before the session ends.
+    pub disconnect_timeout: Duration,
+    /// How long a session may take from answer to connected.
+    pub connect_timeout: Duration,
+    /// Most sessions at once.
+    pub max_sessions: usize,
+}
+
+/// Sample frames the engine keeps queued ahead of need.
+pub const SAMPLE_QUEUE: usize = 4;
+/// If the loop falls this many frames behind, it skips ahead instead of bursting.
+const MAX_FRAMES_BEHIND: u32 = 5;
+
+/// What drives the engine.
+#[derive(Debug)]
+pub enum Input<'a> {
+    /// Time has passed; let sessions and the sample clock catch up.
+    Timeout,
+    /// One UDP datagram, borrowed from the shell's buffer.
+    Datagram { source: SocketAddr, destination: SocketAddr, contents: &'a [u8] },
+    /// A session built (off the loop) from an accepted offer.
+    AddSession(Box<Accepted>),
+    /// End a session: the caller hung up over HTTP.
+    Hangup(SessionId),
+    /// The next Opus frame of the looped sample.
+    SampleFrame(Arc<[u8]>),
+    /// End every session and refuse new ones.
+    Shutdown,
+}
+
+/// Why a session ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndReason {
+    /// `DELETE /sessions/{id}`.
+    Hangup,
+    /// The peer closed DTLS (or the `Rtc` closed itself).
+    Closed,
+    /// ICE was disconnected for longer than the disconnect timeout.
+    IceTimeout,
+    /// ICE never connected within the connect timeout.
+    ConnectTimeout,
+    /// The daemon is shutting down.
+    Shutdown,
+    /// str0m reported an error for this session.
+    Error,
+}
+
+impl fmt::Display for EndReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = match self {
+            EndReason::Hangup => "hang-up",
+            EndReason::Closed => "closed by peer",
+            EndReason::IceTimeout => "ICE disconnected too long",
+            EndReason::ConnectTimeout => "never connected",
+            EndReason::Shutdown => "shutdown",
+            EndReason::Error => "error",
+        };
+        f.write_str(s)
+    }
+}
+
+/// What the engine asks the shell to do.
+#[derive(Debug)]
+pub enum Output {
+    /// Send a datagram.
+    Transmit { source: SocketAddr, destination: SocketAddr, contents: Vec<u8> },
+    /// The session connected at `at`: its recording starts here.
+    Connected { session: SessionId, at: Instant },
+    /// One received audio packet for the session's recorder.
+    Media { session: SessionId, packet: Packet },
+    /// The session ended; `duration` is the time since it connected, if it ever did.
+    Ended { session: SessionId, reason: EndReason, duration: Option<Duration> },
+    /// Nothing more until this time (or new input).
+    Timeout(Instant),
+}
+
+/// A request the engine refuses.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EngineError {
+    #[error("no session {0}")]
+    UnknownSession(SessionId),
+    #[error("session {0} exists already")]
+    DuplicateSession(SessionId),
+    #[error("the session limit of {0} is reached")]
+    Full(usize),
+    #[error("shutting down")]
+    ShuttingDown,
+}
+
+/// Counters the shell may report.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct EngineStats {
+    pub datagrams_in: u64,
+    pub datagrams_unknown: u64,
+    pub datagrams_bad: u64,
+    pub transmits: u64,
+    pub sample_frames: u64,
+    pub sample_underruns: u64,
+    pub sample_skipped: u64,
+}
+
+/// The sans-IO core. See the module docs for its contract.
+pub struct Engine {
+    config: EngineConfig,
+    sessions: HashMap<SessionId, Session>,
+    by_remote: HashMap<SocketAddr, SessionId>,
+    out: VecDeque<Output>,
+    frames: VecDeque<Arc<[u8]>>,
+    next_frame_at: Instant,
+    frame_index: u64,
+    samples_per_frame: u64,
+    shutting_down: bool,
+    stats: EngineStats,
+}
+
+impl Engine {
+    /// A new engine; the sample clock starts at `now`.
+    pub fn new(config: EngineConfig, now: Instant) -> Self {
+        let samples_per_frame = config.ptime.as_micros() as u64 * 48 / 1000;
+        Engine {
+            config,
+            sessions: HashMap::new(),
+            by_remote: HashMap::new(),
+            out: VecDeque::new(),
+            frames: VecDeque::with_capacity(SAMPLE_QUEUE),
+            next_frame_at: now,
+            frame_index: 0,
+            samples_per_frame,
+            shutting_down: false,
+            stats: EngineStats::default(),
+        }
+    }
+
+    /// Feeds one input at time `now`. Errors are requests refused; the engine stays usable.
+    pub fn handle_input(&mut self, now: Instant, input: Input<'_>) -> Result<(), EngineError> {
+        match input {
+            Input::Timeout => self.handle_timeout(now),
+            Input::Datagram { source, destination, contents } => {
+                self.handle_datagram(now, source, destination, contents)
+            }
+            Input::AddSession(accepted) => return self.add_session(now, *accepted),
+            Input::Hangup(id) => return self.end_session(now, id, EndReason::Hangup),
+            Input::SampleFrame(frame) => self.frames.push_back(frame),
+            Input::Shutdown => self.shutdown(now),
+        }
+        Ok(())
+    }
+
+    /// The next thing to do; drain until [`Output::Timeout`].
+    pub fn poll_output(&mut self) -> Output {
+        if let Some(o) = self.out.pop_front() {
+            return o;
+        }
+        let mut next = self.next_frame_at;
+        for s in self.sessions.values() {
+            next = next.min(s.wake_at(&self.config));
+        }
+        Output::Timeout(next)
+    }
+
+    /// How many sample frames the engine would take now.
+    pub fn wants_frames(&self) -> usize {
+        SAMPLE_QUEUE.saturating_sub(self.frames.len())
+    }
+
+    /// Number of sessions, connected or not.
+    pub fn session_count(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// Whether a shutdown was asked for and every session is gone.
+    pub fn is_done(&self) -> bool {
+        self.shutting_down && self.sessions.is_empty()
+    }
+
+    /// Counters since start.
+    pub fn stats(&self) -> EngineStats {
+        self.stats
+    }
+
+    fn add_session(&mut self, now: Instant, accepted: Accepted) -> Result<(), EngineError> {
+        if self.shutting_down {
+            return Err(EngineError::ShuttingDown);
+        }
+        if self.sessions.len() >= self.config.max_sessions {
+            return Err(EngineError::Full(self.config.max_sessions));
+        }
+        let id = accepted.id;
+        if self.sessions.contains_key(&id) {
+            return Err(EngineError::DuplicateSession(id));
+        }
+        let mut session = Session::new(accepted, now);
+        crate::logging::with_session(id, || {
+            log::debug!("added; waiting for ICE");
+            session.drain(now, &mut self.out, &mut self.stats);
+        });
+        self.sessions.insert(id, session);
+        Ok(())
+    }
+
+    fn handle_datagram(&mut self, now: Instant, source: SocketAddr, dest: SocketAddr, buf: &[u8]) {
+        self.stats.datagrams_in += 1;
+        let Ok(recv) = Receive::new(Protocol::Udp, source, dest, buf) else {
+            self.stats.datagrams_bad += 1;
+            log::trace!("dropped {} bytes from {source}: not WebRTC", buf.len());
+            return;
+        };
+        let input = str0m::Input::Receive(now, recv);
+        let id = match self.by_remote.get(&source) {
+            Some(id) => *id,
+            None => match self.sessions.values().find(|s| s.accepts(&input)) {
+                Some(s) => {
+                    let id = s.id();
+                    self.by_remote.insert(source, id);
+                    if let Some(s) = self.sessions.get_mut(&id) {
+                        s.add_remote(source);
+                    }
+                    id
+                }
+                None => {
+                    self.stats.datagrams_unknown += 1;
+                    log::trace!("dropped {} bytes from {source}: no session", buf.len());
+                    return;
+                }
+            },
+        };
+        let Some(session) = self.sessions.get_mut(&id) else {
+            self.by_remote.remove(&source);
+            return;
+        };
+        let ok = crate::logging::with_session(id, || {
+            session.handle(now, input) && session.drain(now, &mut self.out, &mut self.stats)
+        });
+        if !ok || !session.is_alive() {
+            let reason = if ok { EndReason::Closed } else { EndReason::Error };
+            let _ = self.end_session(now, id, reason);
+        }
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        self.send_due_frames(now);
+        let due: Vec<SessionId> =
+            self.sessions.values().filter(|s| s.wake_at(&self.config) <= now).map(Session::id).collect();
+        for id in due {
+            let Some(session) = self.sessions.get_mut(&id) else { continue };
+            let verdict = crate::logging::with_session(id, || {
+                let ok = session.handle(now, str0m::Input::Timeout(now))
+                    && session.drain(now, &mut self.out, &mut self.stats);
+                if !ok {
+                    Some(EndReason::Error)
+                } else {
+                    session.expired(now, &self.config)
+                }
+            });
+            if let Some(reason) = verdict {
+                let _ = self.end_session(now, id, reason);
+            }
+        }
+    }
+
+    fn send_due_frames(&mut self, now: Instant) {
+        if now < self.next_frame_at {
+            return;
+        }
+        let behind = (now - self.next_frame_at).as_micros() / self.config.ptime.as_micros().max(1);
+        if behind > u128::from(MAX_FRAMES_BEHIND) {
+            // The loop was stalled: skip ahead rather than burst old audio to everyone.
+            let skip = behind as u64;
+            self.stats.sample_skipped += skip;
+            for _ in 0..skip.min(self.frames.len() as u64) {
+                self.frames.pop_front();
+            }
+            self.frame_index += skip;
+            self.next_frame_at += self.config.ptime * skip as u32;
+            log::warn!("event loop fell {skip} sample frames behind; skipped them");
+        }
+        while self.next_frame_at <= now {
+            let rtp = self.frame_index * self.samples_per_frame;
+            self.frame_index += 1;
+            self.next_frame_at += self.config.ptime;
+            let Some(frame) = self.frames.pop_front() else {
+                self.stats.sample_underruns += 1;
+                log::debug!("sample encoder underrun at frame {}", self.frame_index - 1);
+                continue;
+            };
+            self.stats.sample_frames += 1;
+            self.write_frame(now, rtp, &frame);
+        }
+    }
+
+    fn write_frame(&mut self, now: Instant, rtp: u64, frame: &Arc<[u8]>) {
+        let mut failed = Vec::new();
+        for session in self.sessions.values_mut() {
+            if !session.is_connected() {
+                continue;
+            }
+            let id = session.id();
+            let ok = crate::logging::with_session(id, || {
+                session.write_sample(now, rtp, frame) && session.drain(now, &mut self.out, &mut self.stats)
+            });
+            if !ok {
+                failed.push(id);
+            }
+        }
+        for id in failed {
+            let _ = self.end_session(now, id, EndReason::Error);
+        }
+    }
+
+    fn end_session(&mut self, now: Instant, id: SessionId, reason: EndReason) -> Result<(), EngineError> {
+        let Some(mut session) = self.sessions.remove(&id) else {
+            return Err(EngineError::UnknownSession(id));
+        };
+        for addr in session.remotes() {
+            self.by_remote.remove(addr);
+        }
+        crate::logging::with_session(id, || {
+            session.close(now, &mut self.out, &mut self.stats);
+            let duration = session.connected_at().map(|at| now.saturating_duration_since(at));
+            log::info!("ended ({reason}) after {:?}", duration.unwrap_or_default());
+            self.out.push_back(Output::Ended { session: id, reason, duration });
+        });
+        Ok(())
+    }
+
+    fn shutdown(&mut self, now: Instant) {
+        self.shutting_down = true;
+        let ids: Vec<SessionId> = self.sessions.keys().copied().collect();
+        for id in ids {
+            let _ = self.end_session(now, id, EndReason::Shutdown);
+        }
+    }
+}

@@ -1,0 +1,217 @@
+//! One caller: its `Rtc`, the negotiated audio stream and the timers the engine keeps for it.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use str0m::media::{Frequency, MediaTime, Mid, Pt};
+use str0m::{Event, IceConnectionState, Rtc};
+
+use super::{Accepted, EndReason, EngineConfig, EngineStats, Output, SessionId};
+use crate::media::recording::Packet;
+
+/// How long closing may take to drain the DTLS close_notify before the `Rtc` is dropped.
+const CLOSE_DRAIN_LIMIT: usize = 64;
+
+#[derive(Debug, Clone, Copy)]
+enum State {
+    Connecting { since: Instant },
+    Connected { at: Instant, disconnected_since: Option<Instant> },
+}
+
+pub(super) struct Session {
+    id: SessionId,
+    rtc: Rtc,
+    mid: Mid,
+    pt: Pt,
+    sends: bool,
+    state: State,
+    rtc_deadline: Instant,
+    remotes: Vec<SocketAddr>,
+}
+
+impl Session {
+    pub fn new(accepted: Accepted, now: Instant) -> Self {
+        Session {
+            id: accepted.id,
+            rtc: accepted.rtc,
+            mid: accepted.mid,
+            pt: accepted.pt,
+            sends: accepted.sends,
+            state: State::Connecting { since: now },
+            rtc_deadline: now,
+            remotes: Vec::new(),
+        }
+    }
+
+    pub fn id(&self) -> SessionId {
+        self.id
+    }
+
+    pub fn accepts(&self, input: &str0m::Input<'_>) -> bool {
+        self.rtc.accepts(input)
+    }
+
+    pub fn add_remote(&mut self, addr: SocketAddr) {
+        if !self.remotes.contains(&addr) {
+            self.remotes.push(addr);
+        }
+    }
+
+    pub fn remotes(&self) -> &[SocketAddr] {
+        &self.remotes
+    }
+
+    pub fn is_alive(&self) -> bool {
+        self.rtc.is_alive()
+    }
+
+    pub fn is_connected(&self) -> bool {
+        matches!(self.state, State::Connected { .. })
+    }
+
+    pub fn connected_at(&self) -> Option<Instant> {
+        match self.state {
+            State::Connected { at, .. } => Some(at),
+            State::Connecting { .. } => None,
+        }
+    }
+
+    /// When this session next needs the engine: its `Rtc`'s timeout or one of our timers.
+    pub fn wake_at(&self, config: &EngineConfig) -> Instant {
+        let timer = match self.state {
+            State::Connecting { since } => since + config.connect_timeout,
+            State::Connected { disconnected_since: Some(t), .. } => t + config.disconnect_timeout,
+            State::Connected { disconnected_since: None, .. } => self.rtc_deadline,
+        };
+        timer.min(self.rtc_deadline)
+    }
+
+    /// Whether a timer of ours ended the session.
+    pub fn expired(&self, now: Instant, config: &EngineConfig) -> Option<EndReason> {
+        if !self.rtc.is_alive() {
+            return Some(EndReason::Closed);
+        }
+        match self.state {
+            State::Connecting { since } if now >= since + config.connect_timeout => Some(EndReason::ConnectTimeout),
+            State::Connected { disconnected_since: Some(t), .. } if now >= t + config.disconnect_timeout => {
+                Some(EndReason::IceTimeout)
+            }
+            _ => None,
+        }
+    }
+
+    /// Feeds one input to the `Rtc`; false if str0m reported an error.
+    pub fn handle(&mut self, now: Instant, input: str0m::Input<'_>) -> bool {
+        let _ = now;
+        match self.rtc.handle_input(input) {
+            Ok(()) => true,
+            Err(e) => {
+                log::warn!("str0m refused input: {e}");
+                false
+            }
+        }
+    }
+
+    /// Writes one frame of the sample; false if str0m reported an error.
+    pub fn write_sample(&mut self, now: Instant, rtp: u64, frame: &Arc<[u8]>) -> bool {
+        if !self.sends {
+            return true;
+        }
+        let Some(writer) = self.rtc.writer(self.mid) else {
+            // Closing: nothing more to send.
+            return true;
+        };
+        let time = MediaTime::new(rtp, Frequency::FORTY_EIGHT_KHZ);
+        match writer.write(self.pt, now, time, frame.clone()) {
+            Ok(()) => true,
+            Err(e) => {
+                log::warn!("writing the sample failed: {e}");
+                false
+            }
+        }
+    }
+
+    /// Drains the `Rtc` until its timeout; false if str0m reported an error.
+    pub fn drain(&mut self, now: Instant, out: &mut VecDeque<Output>, stats: &mut EngineStats) -> bool {
+        loop {
+            match self.rtc.poll_output() {
+                Ok(str0m::Output::Timeout(t)) => {
+                    self.rtc_deadline = t;
+                    return true;
+                }
+                Ok(str0m::Output::Transmit(t)) => {
+                    stats.transmits += 1;
+                    out.push_back(Output::Transmit {
+                        source: t.source,
+                        destination: t.destination,
+                        contents: t.contents.into(),
+                    });
+                }
+                Ok(str0m::Output::Event(e)) => self.handle_event(now, e, out),
+                Err(e) => {
+                    log::warn!("str0m failed: {e}");
+                    return false;
+                }
+            }
+        }
+    }
+
+    /// Starts a local close (DTLS close_notify) and sends what it produces.
+    pub fn close(&mut self, now: Instant, out: &mut VecDeque<Output>, stats: &mut EngineStats) {
+        if !self.rtc.is_alive() {
+            return;
+        }
+        if let Err(e) = self.rtc.close() {
+            log::debug!("close failed: {e}");
+        }
+        for _ in 0..CLOSE_DRAIN_LIMIT {
+            if !self.rtc.is_alive() || !self.drain(now, out, stats) {
+                break;
+            }
+            if self.rtc_deadline > now {
+                break;
+            }
+            let _ = self.rtc.handle_input(str0m::Input::Timeout(now));
+        }
+        self.rtc.disconnect();
+    }
+
+    fn handle_event(&mut self, now: Instant, event: Event, out: &mut VecDeque<Output>) {
+        match event {
+            Event::Connected => {
+                if let State::Connecting { since } = self.state {
+                    log::info!("connected after {:?}", now.saturating_duration_since(since));
+                    self.state = State::Connected { at: now, disconnected_since: None };
+                    out.push_back(Output::Connected { session: self.id, at: now });
+                }
+            }
+            Event::IceConnectionStateChange(ice) => {
+                log::debug!("ICE {ice:?}");
+                if let State::Connected { disconnected_since, .. } = &mut self.state {
+                    *disconnected_since = match ice {
+                        IceConnectionState::Disconnected => Some(disconnected_since.unwrap_or(now)),
+                        _ => None,
+                    };
+                }
+            }
+            Event::MediaData(data) => {
+                let State::Connected { at, .. } = self.state else { return };
+                if data.mid != self.mid {
+                    return;
+                }
+                let packet = Packet {
+                    seq: **data.seq_range.start(),
+                    rtp_time: data.time.rebase(Frequency::FORTY_EIGHT_KHZ).numer(),
+                    payload: data.data,
+                    arrival: data.network_time.saturating_duration_since(at),
+                };
+                log::trace!("media seq {} rtp {} {} bytes", packet.seq, packet.rtp_time, packet.payload.len());
+                out.push_back(Output::Media { session: self.id, packet });
+            }
+            Event::MediaAdded(m) => log::debug!("media {} {:?} {:?}", m.mid, m.kind, m.direction),
+            _ => {}
+        }
+    }
+}

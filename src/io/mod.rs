@@ -1,0 +1,169 @@
+//! The I/O shell: the mio event loop around the engine, and the HTTP signalling threads.
+//!
+//! Each turn the loop reads the clock once, drains the UDP socket until `WouldBlock`,
+//! drains the command channel, tops up the engine's sample frames, lets the engine catch up
+//! with time, performs everything the engine asks (sends datagrams, hands media to the
+//! recorders), and sleeps until the engine's next deadline or a wake-up. It never touches a
+//! file, a codec or anything else measured in milliseconds.
+
+pub mod api;
+pub mod http;
+
+use std::collections::HashMap;
+use std::io::ErrorKind;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender, TryRecvError};
+use mio::net::UdpSocket;
+use mio::{Events, Interest, Poll, Token};
+
+use crate::engine::{Accepted, Engine, EngineError, Input, Output, SessionId};
+use crate::workers::recorder::{RecorderMsg, RecorderPool};
+
+/// The UDP socket's token.
+pub const UDP: Token = Token(0);
+/// The waker's token (signalling commands, signals).
+pub const WAKER: Token = Token(1);
+/// Largest datagram read; WebRTC keeps packets under the 1200-byte MTU.
+const RECV_BUF: usize = 2048;
+/// Longest the loop sleeps even without a deadline, to notice a shutdown flag.
+const MAX_SLEEP: Duration = Duration::from_millis(500);
+
+/// What the signalling threads ask of the loop.
+pub enum Command {
+    /// Add the session; reply when the engine took it.
+    Offer { accepted: Box<Accepted>, recording: PathBuf, reply: Sender<Result<(), EngineError>> },
+    /// End the session.
+    Hangup { session: SessionId, reply: Sender<Result<(), EngineError>> },
+}
+
+/// The event loop and everything it owns.
+pub struct EventLoop {
+    pub poll: Poll,
+    pub socket: UdpSocket,
+    /// The address in the ICE candidate; str0m wants it as every datagram's destination.
+    pub candidate: SocketAddr,
+    pub engine: Engine,
+    pub commands: Receiver<Command>,
+    pub frames: Receiver<Arc<[u8]>>,
+    pub recorders: RecorderPool,
+    pub shutdown: Arc<AtomicBool>,
+}
+
+impl EventLoop {
+    /// Runs until a shutdown was asked for and every session has ended; then finalizes
+    /// every recording and returns.
+    pub fn run(mut self) -> std::io::Result<()> {
+        self.poll.registry().register(&mut self.socket, UDP, Interest::READABLE)?;
+        let mut events = Events::with_capacity(64);
+        let mut buf = vec![0u8; RECV_BUF];
+        let mut paths: HashMap<SessionId, PathBuf> = HashMap::new();
+        let mut shutdown_sent = false;
+        loop {
+            #[allow(clippy::disallowed_methods)] // the shell reads the clock, once a turn
+            let now = Instant::now();
+            self.read_socket(now, &mut buf);
+            self.handle_commands(now, &mut paths);
+            if !shutdown_sent && self.shutdown.load(Ordering::Relaxed) {
+                log::info!("shutting down: ending {} sessions", self.engine.session_count());
+                shutdown_sent = true;
+                let _ = self.engine.handle_input(now, Input::Shutdown);
+            }
+            self.top_up_frames(now);
+            let _ = self.engine.handle_input(now, Input::Timeout);
+            let deadline = self.perform(&mut paths);
+            if self.engine.is_done() {
+                break;
+            }
+            #[allow(clippy::disallowed_methods)] // the shell reads the clock
+            let wait = deadline.saturating_duration_since(Instant::now()).min(MAX_SLEEP);
+            match self.poll.poll(&mut events, Some(wait)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        log::info!("event loop stopped; finalizing recordings");
+        self.recorders.finish();
+        Ok(())
+    }
+
+    fn read_socket(&mut self, now: Instant, buf: &mut [u8]) {
+        loop {
+            match self.socket.recv_from(buf) {
+                Ok((n, source)) => {
+                    let input = Input::Datagram { source, destination: self.candidate, contents: &buf[..n] };
+                    let _ = self.engine.handle_input(now, input);
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => {
+                    // ICMP errors surface here on some systems; they concern one peer only.
+                    log::debug!("UDP receive error: {e}");
+                    return;
+                }
+            }
+        }
+    }
+
+    fn handle_commands(&mut self, now: Instant, paths: &mut HashMap<SessionId, PathBuf>) {
+        loop {
+            match self.commands.try_recv() {
+                Ok(Command::Offer { accepted, recording, reply }) => {
+                    let id = accepted.id;
+                    let result = self.engine.handle_input(now, Input::AddSession(accepted));
+                    if result.is_ok() {
+                        paths.insert(id, recording);
+                    }
+                    let _ = reply.send(result);
+                }
+                Ok(Command::Hangup { session, reply }) => {
+                    let _ = reply.send(self.engine.handle_input(now, Input::Hangup(session)));
+                }
+                Err(TryRecvError::Empty | TryRecvError::Disconnected) => return,
+            }
+        }
+    }
+
+    fn top_up_frames(&mut self, now: Instant) {
+        for _ in 0..self.engine.wants_frames() {
+            match self.frames.try_recv() {
+                Ok(frame) => {
+                    let _ = self.engine.handle_input(now, Input::SampleFrame(frame));
+                }
+                Err(_) => return,
+            }
+        }
+    }
+
+    /// Carries out the engine's outputs; returns its next deadline.
+    fn perform(&mut self, paths: &mut HashMap<SessionId, PathBuf>) -> Instant {
+        loop {
+            match self.engine.poll_output() {
+                Output::Transmit { destination, contents, .. } => match self.socket.send_to(&contents, destination) {
+                    Ok(_) => {}
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                        log::debug!("UDP send buffer full; dropped a datagram")
+                    }
+                    Err(e) => log::debug!("UDP send to {destination} failed: {e}"),
+                },
+                Output::Connected { session, at } => match paths.get(&session) {
+                    Some(path) => self.recorders.send(RecorderMsg::Start { session, at, path: path.clone() }),
+                    None => log::error!("[session {session}] connected without a recording path"),
+                },
+                Output::Media { session, packet } => self.recorders.send(RecorderMsg::Packet { session, packet }),
+                Output::Ended { session, duration, .. } => {
+                    paths.remove(&session);
+                    if let Some(duration) = duration {
+                        self.recorders.send(RecorderMsg::End { session, duration });
+                    }
+                }
+                Output::Timeout(t) => return t,
+            }
+        }
+    }
+}

@@ -1,0 +1,38 @@
+//! tapedeck: a WebRTC audio daemon. A caller posts an SDP offer over HTTP; tapedeck answers,
+//! records everything the caller says to a WAV file, and plays one looped sample back to
+//! every caller at once.
+//!
+//! # Threads
+//!
+//! ```text
+//!  HTTP (tiny_http)                        UDP (one socket)
+//!  signalling threads --Command+Waker-->   event loop (mio, main thread)
+//!  parse, build Rtc, answer                 reads the clock once a turn
+//!                                           Engine (sans-IO, every Rtc)
+//!                 Opus payloads + RTP time |        ^ the sample's Opus frames
+//!                                          v        |
+//!                          recorder workers       sample encoder thread
+//!                          jitter buffer, decode,  one encoder for all callers,
+//!                          WAV (hound)             a fixed number of frames ahead
+//! ```
+//!
+//! # The run loop
+//!
+//! The [`engine::Engine`] is driven by two calls only: `handle_input(now, input)` and
+//! `poll_output()`, drained until it returns `Output::Timeout(deadline)`. The shell in
+//! [`io`] does the rest each turn: read the clock, drain the socket until `WouldBlock`,
+//! drain the command channel, feed everything to the engine with that one `now`, carry out
+//! every output, then sleep until the deadline or a wake-up. Because the engine never reads
+//! a clock, opens a socket or spawns a thread, the same engine runs in the simulated-network
+//! tests.
+//!
+//! Errors are bad input (an `Err` with a clear message); panics are broken invariants, and
+//! every `expect` says why it cannot fail. Network input never panics.
+
+pub mod client;
+pub mod config;
+pub mod engine;
+pub mod io;
+pub mod logging;
+pub mod media;
+pub mod workers;

@@ -1,0 +1,144 @@
+//! The `tapedeck` daemon: command line, logging, threads and shutdown.
+#![allow(clippy::disallowed_methods)] // main wires the threads and reads the clock
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use clap::Parser;
+use crossbeam_channel::unbounded;
+
+use tapedeck::config::{Cli, Config};
+use tapedeck::engine::{Engine, EngineConfig, OfferParams};
+use tapedeck::io::http::{Shared, Signalling};
+use tapedeck::io::{EventLoop, WAKER};
+use tapedeck::media::recording::RecordingConfig;
+use tapedeck::media::sample::{self, LoopEncoder};
+use tapedeck::workers::{encoder, recorder::RecorderPool};
+
+/// Everything that can stop the daemon from starting.
+#[derive(Debug, thiserror::Error)]
+enum StartError {
+    #[error(transparent)]
+    Config(#[from] tapedeck::config::ConfigError),
+    #[error("cannot create {0}: {1}")]
+    Dir(String, std::io::Error),
+    #[error("cannot start logging: {0}")]
+    Log(std::io::Error),
+    #[error(transparent)]
+    Sample(#[from] sample::SampleError),
+    #[error("cannot generate the DTLS certificate")]
+    Certificate,
+    #[error("cannot bind UDP {0}: {1}")]
+    Udp(SocketAddr, std::io::Error),
+    #[error("cannot bind HTTP {0}: {1}")]
+    Http(SocketAddr, String),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tapedeck: {e}");
+            log::error!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<(), StartError> {
+    let config = Config::try_from(cli)?;
+    let stamp = tapedeck::logging::file_stamp(SystemTime::now());
+    for dir in [&config.recordings, &config.logs] {
+        std::fs::create_dir_all(dir).map_err(|e| StartError::Dir(dir.display().to_string(), e))?;
+    }
+    let log_path = tapedeck::logging::init(&config.logs, config.log_level, &stamp).map_err(StartError::Log)?;
+
+    let pcm = sample::load(&config.sample)?;
+    log::info!("sample {}: {:.2} s", config.sample.display(), pcm.len() as f64 / 48_000.0);
+    let loop_encoder = LoopEncoder::new(pcm.into(), config.ptime)?;
+
+    let provider = str0m::crypto::from_feature_flags();
+    let cert = provider.dtls_provider.generate_certificate().ok_or(StartError::Certificate)?;
+
+    let socket = std::net::UdpSocket::bind(config.udp_addr).map_err(|e| StartError::Udp(config.udp_addr, e))?;
+    socket.set_nonblocking(true)?;
+    let udp_local = socket.local_addr()?;
+    let candidate = SocketAddr::new(config.public_ip.unwrap_or(udp_local.ip()), udp_local.port());
+    let server =
+        tiny_http::Server::http(config.http_addr).map_err(|e| StartError::Http(config.http_addr, e.to_string()))?;
+    let http_local =
+        server.server_addr().to_ip().ok_or_else(|| StartError::Http(config.http_addr, "not an IP address".into()))?;
+
+    let poll = mio::Poll::new()?;
+    let waker = Arc::new(mio::Waker::new(poll.registry(), WAKER)?);
+    let shutdown = Arc::new(AtomicBool::new(false));
+    watch_signals(shutdown.clone(), waker.clone())?;
+
+    let (frames, encoder_thread) = encoder::spawn(loop_encoder)?;
+    let recorders =
+        RecorderPool::spawn(config.recorder_threads.get(), RecordingConfig { jitter_depth: config.jitter_buffer })?;
+    let (commands_tx, commands) = unbounded();
+    let signalling = Signalling::start(
+        server,
+        config.http_threads.get(),
+        Shared {
+            params: OfferParams { cert, candidate },
+            commands: commands_tx,
+            waker,
+            shutting_down: shutdown.clone(),
+            recordings: config.recordings.clone(),
+        },
+    )?;
+
+    let engine = Engine::new(
+        EngineConfig {
+            ptime: config.ptime,
+            disconnect_timeout: config.disconnect_timeout,
+            connect_timeout: config.connect_timeout,
+            max_sessions: config.max_sessions.get(),
+        },
+        Instant::now(),
+    );
+    println!("tapedeck listening: http http://{http_local} udp {candidate}");
+    log::info!(
+        "http {http_local}, udp {udp_local} (candidate {candidate}), recordings {}, log {}",
+        config.recordings.display(),
+        log_path.display()
+    );
+    let event_loop = EventLoop {
+        poll,
+        socket: mio::net::UdpSocket::from_std(socket),
+        candidate,
+        engine,
+        commands,
+        frames,
+        recorders,
+        shutdown,
+    };
+    let result = event_loop.run();
+    signalling.stop();
+    drop(encoder_thread); // it stops by itself now that its receiver is gone
+    result?;
+    log::info!("stopped");
+    Ok(())
+}
+
+/// SIGINT and SIGTERM ask for a graceful shutdown: refuse offers, finalize recordings, exit 0.
+fn watch_signals(flag: Arc<AtomicBool>, waker: Arc<mio::Waker>) -> std::io::Result<()> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
+    std::thread::Builder::new().name("signals".into()).spawn(move || {
+        for sig in signals.forever() {
+            log::info!("signal {sig}: shutting down");
+            flag.store(true, Ordering::Relaxed);
+            let _ = waker.wake();
+        }
+    })?;
+    Ok(())
+}

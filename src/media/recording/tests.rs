@@ -1,0 +1,466 @@
+//! Tests: real Opus packets of a 440 Hz tone, recorded into an in-memory WAV.
+
+use super::*;
+use rustfft::{num_complex::Complex, FftPlanner};
+use std::io::Cursor;
+
+const FRAME: usize = 960;
+const TONE_HZ: f64 = 440.0;
+const AMP: f64 = 0.3;
+const SEQ0: u64 = 70_000;
+const RTP0: u64 = 5_000_000_000;
+
+/// Tiny deterministic xorshift64 PRNG.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        x
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+fn idx(t: Duration) -> usize {
+    samples_floor(t) as usize
+}
+
+/// `frames` consecutive 20 ms Opus packets of a continuous 440 Hz tone.
+fn encode_tone(frames: usize, stereo: bool) -> Vec<Arc<[u8]>> {
+    let ch = if stereo { opus::Channels::Stereo } else { opus::Channels::Mono };
+    let mut enc = opus::Encoder::new(SAMPLE_RATE, ch, opus::Application::Voip).unwrap();
+    enc.set_inband_fec(true).unwrap();
+    enc.set_packet_loss_perc(10).unwrap();
+    let nch = if stereo { 2 } else { 1 };
+    let mut pcm = vec![0i16; FRAME * nch];
+    let mut t = 0usize;
+    (0..frames)
+        .map(|_| {
+            for frame in pcm.chunks_mut(nch) {
+                let phase = 2.0 * std::f64::consts::PI * TONE_HZ * t as f64 / 48_000.0;
+                let v = (phase.sin() * AMP * 32767.0) as i16;
+                frame.iter_mut().for_each(|s| *s = v);
+                t += 1;
+            }
+            Arc::from(enc.encode_vec(&pcm, 4000).unwrap())
+        })
+        .collect()
+}
+
+/// Packets for `payloads`, frame `i` at rtp RTP0 + 960 i, seq SEQ0 + i, and
+/// arrival `start + 20 ms * i + jitter` (jitter uniform in 0..max_jitter_ms,
+/// none on the first packet).
+fn packets(payloads: &[Arc<[u8]>], start: Duration, max_jitter_ms: u64, rng: &mut Rng) -> Vec<Packet> {
+    payloads
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let jitter = if i == 0 || max_jitter_ms == 0 { 0 } else { rng.below(max_jitter_ms) };
+            Packet {
+                seq: SEQ0 + i as u64,
+                rtp_time: RTP0 + (i * FRAME) as u64,
+                payload: p.clone(),
+                arrival: start + ms(20 * i as u64 + jitter),
+            }
+        })
+        .collect()
+}
+
+/// Records `pkts` in push order with `config` and finishes at `end`.
+fn record_with(pkts: &[Packet], end: Duration, config: RecordingConfig) -> (Vec<i16>, RecordingStats, Vec<u8>) {
+    let mut cur = Cursor::new(Vec::new());
+    let mut rec = Recording::new(&mut cur, config).unwrap();
+    for p in pkts {
+        rec.push(p.clone()).unwrap();
+    }
+    let stats = rec.finish(end).unwrap();
+    let bytes = cur.into_inner();
+    (read_wav(&bytes), stats, bytes)
+}
+
+fn record(pkts: &[Packet], end: Duration) -> (Vec<i16>, RecordingStats, Vec<u8>) {
+    record_with(pkts, end, RecordingConfig::default())
+}
+
+fn read_wav(bytes: &[u8]) -> Vec<i16> {
+    let mut r = hound::WavReader::new(Cursor::new(bytes)).unwrap();
+    let spec = r.spec();
+    assert_eq!((spec.channels, spec.sample_rate, spec.bits_per_sample), (1, 48_000, 16));
+    assert_eq!(spec.sample_format, hound::SampleFormat::Int);
+    r.samples::<i16>().map(|s| s.unwrap()).collect()
+}
+
+/// RMS relative to full scale.
+fn rms(s: &[i16]) -> f64 {
+    let sum: f64 = s.iter().map(|&v| (v as f64 / 32768.0).powi(2)).sum();
+    (sum / s.len().max(1) as f64).sqrt()
+}
+
+/// Frequency (Hz) of the FFT peak of one second of samples starting at `from`.
+fn dominant_freq(s: &[i16], from: usize) -> f64 {
+    let n = 48_000;
+    let win = &s[from..from + n];
+    let mut buf: Vec<Complex<f64>> = win
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| {
+            let hann = 0.5 - 0.5 * (2.0 * std::f64::consts::PI * i as f64 / n as f64).cos();
+            Complex::new(v as f64 * hann, 0.0)
+        })
+        .collect();
+    FftPlanner::new().plan_fft_forward(n).process(&mut buf);
+    let peak = (1..n / 2).max_by(|&a, &b| buf[a].norm().total_cmp(&buf[b].norm())).unwrap();
+    peak as f64 * 48_000.0 / n as f64
+}
+
+fn assert_tone(s: &[i16], from: usize, what: &str) {
+    let f = dominant_freq(s, from);
+    assert!((f - TONE_HZ).abs() <= 3.0, "{what}: dominant frequency {f} Hz");
+}
+
+/// Asserts every 20 ms block of `s[from..to]` has RMS above `min`.
+fn assert_no_holes(s: &[i16], from: usize, to: usize, min: f64, what: &str) {
+    for (i, block) in s[from..to].chunks(FRAME).enumerate() {
+        let r = rms(block);
+        assert!(r > min, "{what}: block at {} ms has RMS {r:.4}", (from + i * FRAME) / 48);
+    }
+}
+
+/// Longest run of exact zeros: (start, length).
+fn longest_zero_run(s: &[i16]) -> (usize, usize) {
+    let (mut best, mut cur_start, mut cur_len) = ((0, 0), 0, 0);
+    for (i, &v) in s.iter().enumerate() {
+        if v == 0 {
+            if cur_len == 0 {
+                cur_start = i;
+            }
+            cur_len += 1;
+            if cur_len > best.1 {
+                best = (cur_start, cur_len);
+            }
+        } else {
+            cur_len = 0;
+        }
+    }
+    best
+}
+
+const IN_RMS: f64 = AMP / std::f64::consts::SQRT_2;
+
+#[test]
+fn clean_call() {
+    let mut rng = Rng(0x1234_5678);
+    let pkts = packets(&encode_tone(150, false), ms(0), 15, &mut rng);
+    let end = Duration::from_nanos(3_123_456_789);
+    let (s, stats, _) = record(&pkts, end);
+    assert_eq!(s.len(), 149_925, "floor(3.123456789 * 48000)");
+    assert_eq!(stats.samples_written, s.len() as u64);
+    assert_tone(&s, 48_000, "middle");
+    let r = rms(&s[24_000..120_000]);
+    assert!((r / IN_RMS - 1.0).abs() < 0.3, "rms {r} vs input {IN_RMS}");
+    let expect = RecordingStats {
+        packets: 150,
+        samples_written: s.len() as u64,
+        silence_samples: stats.silence_samples,
+        ..Default::default()
+    };
+    assert_eq!(stats, expect);
+    // Silence only after the last packet (3.0 s .. 3.1234 s).
+    assert_eq!(stats.silence_samples, 149_925 - 150 * 960);
+}
+
+#[test]
+fn random_loss_is_concealed() {
+    let seed = 0x9e37_79b9_7f4a_7c15;
+    let mut rng = Rng(seed);
+    let all = packets(&encode_tone(150, false), ms(0), 10, &mut rng);
+    let last = all.len() - 1;
+    let mut dropped = 0;
+    let kept: Vec<Packet> = all
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| {
+            let drop = *i != 0 && *i != last && rng.below(100) < 10;
+            dropped += drop as u64;
+            !drop
+        })
+        .map(|(_, p)| p)
+        .collect();
+    let (s, stats, _) = record(&kept, ms(3_000));
+    assert_eq!(s.len(), 144_000, "seed {seed:#x}");
+    assert!(dropped > 5, "seed {seed:#x}: only {dropped} dropped");
+    assert_eq!(stats.lost, dropped, "seed {seed:#x}: {stats:?}");
+    assert!(stats.concealed_fec > 0, "seed {seed:#x}: {stats:?}");
+    assert_eq!(stats.late + stats.duplicates + stats.decode_errors, 0, "seed {seed:#x}");
+    assert_tone(&s, 48_000, &format!("seed {seed:#x}"));
+    assert_no_holes(&s, 24_000, 120_000, 0.05, &format!("seed {seed:#x}"));
+}
+
+#[test]
+fn reordering_and_duplicates_within_depth() {
+    let mut rng = Rng(42);
+    let ordered = packets(&encode_tone(150, false), ms(0), 0, &mut rng);
+    let (clean, _, _) = record(&ordered, ms(3_000));
+    let mut shuffled = ordered.clone();
+    // Swap random neighbours (keeping the anchoring first packet) and
+    // delay each swapped packet's arrival by up to 300 ms.
+    for i in 1..shuffled.len() - 1 {
+        if rng.below(4) == 0 {
+            shuffled.swap(i, i + 1);
+        }
+    }
+    let mut pushes = Vec::new();
+    let mut dups = 0;
+    for (i, p) in shuffled.iter().enumerate() {
+        let mut p = p.clone();
+        p.arrival = ms(20 * i as u64);
+        pushes.push(p.clone());
+        if i % 7 == 3 {
+            p.arrival += ms(rng.below(300));
+            pushes.push(p);
+            dups += 1;
+        }
+    }
+    let (s, stats, _) = record(&pushes, ms(3_000));
+    assert_eq!(s.len(), clean.len());
+    assert_eq!(stats.duplicates, dups);
+    assert_eq!(stats.late + stats.lost, 0, "{stats:?}");
+    assert!(s == clean, "reordered output differs from in-order output");
+    assert_tone(&s, 48_000, "reordered");
+}
+
+#[test]
+fn dtx_pause_is_silence() {
+    let mut rng = Rng(7);
+    let mut pkts = packets(&encode_tone(100, false), ms(0), 10, &mut rng);
+    for p in &mut pkts[50..] {
+        p.rtp_time += 96_000;
+        p.arrival += ms(2_000);
+    }
+    let (s, stats, _) = record(&pkts, ms(4_000));
+    assert_eq!(s.len(), 192_000);
+    assert_eq!(stats.lost, 0);
+    let (start, len) = longest_zero_run(&s);
+    assert!(start.abs_diff(48_000) <= 960, "pause starts at {start}");
+    assert!(len.abs_diff(96_000) <= 960, "pause is {len} samples");
+    assert_tone(&s, 0, "before pause");
+    assert_tone(&s, 144_000, "after pause");
+}
+
+#[test]
+fn finish_drains_the_buffer() {
+    let mut rng = Rng(99);
+    let pkts = packets(&encode_tone(100, false), ms(0), 10, &mut rng);
+    let mut cur = Cursor::new(Vec::new());
+    let mut rec = Recording::new(&mut cur, RecordingConfig::default()).unwrap();
+    for p in &pkts {
+        rec.push(p.clone()).unwrap();
+    }
+    let pending = 96_000 - rec.samples_written();
+    assert!(pending >= 45_000, "only {pending} samples were still buffered");
+    let stats = rec.finish(ms(2_050)).unwrap();
+    let s = read_wav(&cur.into_inner());
+    assert_eq!(s.len(), 98_400);
+    assert_eq!(stats.samples_written, 98_400);
+    assert_tone(&s, 48_000, "last second");
+    assert_no_holes(&s, 48_000, 96_000, 0.1, "last second");
+}
+
+#[test]
+fn finish_before_last_packets_truncates() {
+    let mut rng = Rng(5);
+    let pkts = packets(&encode_tone(100, false), ms(0), 10, &mut rng);
+    let (s, stats, _) = record(&pkts, ms(1_500));
+    assert_eq!(s.len(), 72_000);
+    assert_eq!(stats.samples_written, 72_000);
+    assert_eq!(stats.silence_samples, 0);
+    assert_no_holes(&s, 48_000, 72_000, 0.1, "up to the end");
+}
+
+#[test]
+fn garbage_never_panics() {
+    let tone = encode_tone(50, false);
+    for depth in [0, 20, 1_000, 700_000] {
+        let seed = 0xdead_beef_u64 + depth;
+        let mut rng = Rng(seed);
+        let config = RecordingConfig { jitter_depth: ms(depth) };
+        let mut cur = Cursor::new(Vec::new());
+        let mut rec = Recording::new(&mut cur, config).unwrap();
+        for i in 0..600u64 {
+            let payload: Arc<[u8]> = match rng.below(4) {
+                0 => tone[rng.below(50) as usize].clone(),
+                1 => Arc::from(Vec::new()),
+                _ => (0..rng.below(400)).map(|_| rng.next() as u8).collect(),
+            };
+            let pick = |r: &mut Rng| match r.below(5) {
+                0 => u64::MAX,
+                1 => 0,
+                2 => u64::MAX - r.below(3),
+                3 => r.next(),
+                _ => SEQ0 + i + r.below(5),
+            };
+            let seq = if i % 2 == 0 { u64::MAX } else { pick(&mut rng) };
+            let rtp_time = if i % 2 == 0 { 0 } else { pick(&mut rng) };
+            let arrival = ms(rng.below(5_000));
+            rec.push(Packet { seq, rtp_time, payload, arrival }).unwrap();
+            if i % 50 == 0 {
+                rec.advance(ms(rng.below(5_000))).unwrap();
+                rec.flush().unwrap();
+            }
+        }
+        assert!(matches!(rec.advance(Duration::MAX), Err(RecordingError::TooLong { .. })));
+        let stats = rec.finish(ms(5_000)).unwrap();
+        let s = read_wav(&cur.into_inner());
+        assert_eq!(s.len(), 240_000, "seed {seed:#x}");
+        assert_eq!(stats.samples_written, 240_000, "seed {seed:#x}");
+        assert_eq!(stats.packets, 600, "seed {seed:#x}");
+    }
+}
+
+#[test]
+fn stereo_opus_decodes_to_mono() {
+    let mut rng = Rng(11);
+    let pkts = packets(&encode_tone(100, true), ms(0), 10, &mut rng);
+    assert_eq!(opus::packet::get_nb_channels(&pkts[10].payload).unwrap(), opus::Channels::Stereo);
+    let (s, stats, _) = record(&pkts, ms(2_000));
+    assert_eq!(s.len(), 96_000);
+    assert_eq!(stats.decode_errors, 0);
+    assert_tone(&s, 24_000, "stereo");
+    let r = rms(&s[24_000..72_000]);
+    assert!((r / IN_RMS - 1.0).abs() < 0.3, "rms {r}");
+}
+
+#[test]
+fn deterministic_output() {
+    let run = || {
+        let mut rng = Rng(3);
+        let pkts: Vec<Packet> =
+            packets(&encode_tone(100, false), ms(0), 30, &mut rng).into_iter().filter(|_| rng.below(10) != 0).collect();
+        record(&pkts, ms(2_345)).2
+    };
+    let (a, b) = (run(), run());
+    assert!(a == b, "two identical runs produced different WAV bytes");
+}
+
+#[test]
+fn first_packet_late_start_is_silence() {
+    let mut rng = Rng(13);
+    let pkts = packets(&encode_tone(50, false), ms(300), 10, &mut rng);
+    let (s, stats, _) = record(&pkts, ms(1_500));
+    assert_eq!(s.len(), 72_000);
+    let first = s.iter().position(|&v| v != 0).unwrap();
+    assert!((14_400..14_400 + 480).contains(&first), "tone starts at {first}");
+    assert!(stats.silence_samples >= 14_400);
+    assert_no_holes(&s, 14_400 + 960, 14_400 + 48_000, 0.1, "after 300 ms");
+}
+
+#[test]
+fn packet_later_than_depth_is_late_and_concealed() {
+    let mut rng = Rng(17);
+    let mut pkts = packets(&encode_tone(150, false), ms(0), 5, &mut rng);
+    let delayed = pkts.remove(60);
+    pkts.push(Packet { arrival: delayed.arrival + ms(1_500), ..delayed });
+    let (s, stats, _) = record(&pkts, ms(3_000));
+    assert_eq!(s.len(), 144_000);
+    assert_eq!((stats.late, stats.lost, stats.concealed_fec), (1, 1, 1), "{stats:?}");
+    assert_eq!(stats.concealed_samples, 960);
+    assert_no_holes(&s, 24_000, 120_000, 0.1, "around the loss");
+}
+
+#[test]
+fn long_outage_caps_plc_then_silence() {
+    let mut rng = Rng(19);
+    let mut pkts = packets(&encode_tone(150, false), ms(0), 5, &mut rng);
+    pkts.drain(50..75); // 500 ms lost, seq skipped
+    let (s, stats, _) = record(&pkts, ms(3_000));
+    assert_eq!(s.len(), 144_000);
+    assert_eq!(stats.lost, 25);
+    assert_eq!(stats.concealed_fec, 1);
+    assert_eq!(stats.concealed_samples, 5_760 + 960, "{stats:?}");
+    let (start, len) = longest_zero_run(&s);
+    assert!(start.abs_diff(48_000 + 5_760) <= 960, "silence starts at {start}");
+    assert!(len.abs_diff(24_000 - 5_760 - 960) <= 960, "silence is {len}");
+}
+
+#[test]
+fn idle_advance_writes_silence_and_flush_is_readable() {
+    let mut cur = Cursor::new(Vec::new());
+    let mut rec = Recording::new(&mut cur, RecordingConfig::default()).unwrap();
+    rec.advance(ms(3_000)).unwrap();
+    rec.advance(ms(2_000)).unwrap(); // backwards: ignored
+    assert_eq!(rec.samples_written(), 96_000);
+    rec.flush().unwrap();
+    let stats = rec.stats();
+    assert_eq!(stats.silence_samples, 96_000);
+    // A packet for the already written region is late.
+    let tone = encode_tone(1, false);
+    rec.push(Packet { seq: 1, rtp_time: 0, payload: tone[0].clone(), arrival: ms(1_000) }).unwrap();
+    assert_eq!(rec.stats().late, 1);
+    drop(rec);
+    let s = read_wav(cur.get_ref());
+    assert_eq!(s.len(), 96_000);
+    assert!(s.iter().all(|&v| v == 0));
+}
+
+#[test]
+fn zz_debug() {
+    for bitrate in [0, 16000, 24000, 32000] {
+        let tone = {
+            let mut enc = opus::Encoder::new(SAMPLE_RATE, opus::Channels::Mono, opus::Application::Voip).unwrap();
+            enc.set_inband_fec(true).unwrap();
+            enc.set_packet_loss_perc(10).unwrap();
+            if bitrate > 0 {
+                enc.set_bitrate(opus::Bitrate::Bits(bitrate)).unwrap();
+            }
+            let mut t = 0usize;
+            (0..100)
+                .map(|_| {
+                    let pcm: Vec<i16> = (0..960)
+                        .map(|_| {
+                            t += 1;
+                            ((2.0 * std::f64::consts::PI * 440.0 * t as f64 / 48000.0).sin() * 0.3 * 32767.0) as i16
+                        })
+                        .collect();
+                    enc.encode_vec(&pcm, 4000).unwrap()
+                })
+                .collect::<Vec<_>>()
+        };
+        for mode in ["fec", "plc", "none"] {
+            let mut dec = opus::Decoder::new(48000, opus::Channels::Mono).unwrap();
+            let mut out = vec![0i16; 5760];
+            let mut r = vec![];
+            for (i, p) in tone.iter().enumerate() {
+                if i == 60 && mode != "none" {
+                    continue;
+                }
+                if i == 61 && mode == "fec" {
+                    let n = dec.decode(p, &mut out[..960], true).unwrap();
+                    r.push(rms(&out[..n]));
+                }
+                if i == 61 && mode == "plc" {
+                    let n = dec.decode(&[], &mut out[..960], false).unwrap();
+                    r.push(rms(&out[..n]));
+                }
+                let n = dec.decode(p, &mut out, false).unwrap();
+                if (58..64).contains(&i) {
+                    r.push(rms(&out[..n]));
+                }
+            }
+            eprintln!(
+                "bitrate {bitrate} toc {} {mode}: {:?}",
+                tone[50][0] >> 3,
+                r.iter().map(|x| format!("{x:.3}")).collect::<Vec<_>>()
+            );
+        }
+    }
+}

@@ -1,0 +1,196 @@
+//! Recorder workers: a small pool of threads; each session is pinned to one of them.
+//!
+//! A worker owns, per session, a [`Recording`] (jitter buffer, decoder, WAV writer). It
+//! advances every recording about five times a second from its own clock, so audio is
+//! written even while a caller is silent, and refreshes each WAV header every second, so a
+//! killed process leaves a playable file. When the session ends, what is still buffered is
+//! written and the file is made exactly as long as the call.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::hash::{Hash, Hasher};
+use std::io::BufWriter;
+use std::path::PathBuf;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{unbounded, Receiver, RecvTimeoutError, Sender};
+
+use crate::engine::SessionId;
+use crate::media::recording::{Packet, Recording, RecordingConfig};
+
+/// How often a worker advances its recordings without new packets.
+const TICK: Duration = Duration::from_millis(200);
+/// How often each WAV header is rewritten.
+const HEADER_REFRESH: Duration = Duration::from_secs(1);
+
+/// What the event loop tells the recorders.
+#[derive(Debug)]
+pub enum RecorderMsg {
+    /// The session connected at `at`; record it to `path`.
+    Start { session: SessionId, at: Instant, path: PathBuf },
+    /// One received packet.
+    Packet { session: SessionId, packet: Packet },
+    /// The session ended `duration` after it connected.
+    End { session: SessionId, duration: Duration },
+}
+
+impl RecorderMsg {
+    fn session(&self) -> SessionId {
+        match self {
+            RecorderMsg::Start { session, .. }
+            | RecorderMsg::Packet { session, .. }
+            | RecorderMsg::End { session, .. } => *session,
+        }
+    }
+}
+
+/// The pool. Dropping the senders (via [`RecorderPool::finish`]) finalizes every open file.
+pub struct RecorderPool {
+    senders: Vec<Sender<RecorderMsg>>,
+    handles: Vec<JoinHandle<()>>,
+}
+
+impl RecorderPool {
+    /// Starts `threads` workers.
+    pub fn spawn(threads: usize, config: RecordingConfig) -> std::io::Result<Self> {
+        let mut senders = Vec::new();
+        let mut handles = Vec::new();
+        for i in 0..threads.max(1) {
+            let (tx, rx) = unbounded();
+            #[allow(clippy::disallowed_methods)] // workers own their threads
+            let handle =
+                std::thread::Builder::new().name(format!("recorder-{i}")).spawn(move || Worker::new(config).run(rx))?;
+            senders.push(tx);
+            handles.push(handle);
+        }
+        Ok(RecorderPool { senders, handles })
+    }
+
+    /// Hands a message to the session's worker.
+    pub fn send(&self, msg: RecorderMsg) {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        msg.session().hash(&mut h);
+        let i = (h.finish() % self.senders.len() as u64) as usize;
+        if let Err(e) = self.senders[i].send(msg) {
+            log::error!("recorder worker {i} is gone; lost {:?}", e.into_inner().session());
+        }
+    }
+
+    /// Closes the pool: every worker finalizes its files and stops. Waits for them.
+    pub fn finish(self) {
+        drop(self.senders);
+        for h in self.handles {
+            if h.join().is_err() {
+                log::error!("a recorder worker panicked");
+            }
+        }
+    }
+}
+
+struct Open {
+    at: Instant,
+    path: PathBuf,
+    recording: Recording<BufWriter<File>>,
+    flushed: Instant,
+}
+
+struct Worker {
+    config: RecordingConfig,
+    open: HashMap<SessionId, Open>,
+}
+
+impl Worker {
+    fn new(config: RecordingConfig) -> Self {
+        Worker { config, open: HashMap::new() }
+    }
+
+    #[allow(clippy::disallowed_methods)] // workers read the clock
+    fn run(mut self, rx: Receiver<RecorderMsg>) {
+        let mut last_tick = Instant::now();
+        loop {
+            match rx.recv_timeout(TICK) {
+                Ok(msg) => self.handle(msg),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+            let now = Instant::now();
+            if now.duration_since(last_tick) >= TICK {
+                last_tick = now;
+                self.tick(now);
+            }
+        }
+        let now = Instant::now();
+        let ids: Vec<SessionId> = self.open.keys().copied().collect();
+        for id in ids {
+            let duration = self.open.get(&id).map_or(Duration::ZERO, |o| now.duration_since(o.at));
+            self.end(id, duration);
+        }
+    }
+
+    fn handle(&mut self, msg: RecorderMsg) {
+        match msg {
+            RecorderMsg::Start { session, at, path } => self.start(session, at, path),
+            RecorderMsg::Packet { session, packet } => {
+                let Some(open) = self.open.get_mut(&session) else { return };
+                if let Err(e) = open.recording.push(packet) {
+                    crate::logging::with_session(session, || log::error!("recording failed: {e}"));
+                }
+            }
+            RecorderMsg::End { session, duration } => self.end(session, duration),
+        }
+    }
+
+    fn start(&mut self, session: SessionId, at: Instant, path: PathBuf) {
+        crate::logging::with_session(session, || {
+            let file = match File::create(&path) {
+                Ok(f) => f,
+                Err(e) => {
+                    log::error!("cannot create the recording {}: {e}", path.display());
+                    return;
+                }
+            };
+            match Recording::new(BufWriter::new(file), self.config) {
+                Ok(recording) => {
+                    log::info!("recording to {}", path.display());
+                    self.open.insert(session, Open { at, path, recording, flushed: at });
+                }
+                Err(e) => log::error!("cannot start the recording {}: {e}", path.display()),
+            }
+        });
+    }
+
+    fn tick(&mut self, now: Instant) {
+        for (id, open) in &mut self.open {
+            let result = open.recording.advance(now.saturating_duration_since(open.at)).and_then(|()| {
+                if now.duration_since(open.flushed) >= HEADER_REFRESH {
+                    open.flushed = now;
+                    open.recording.flush()
+                } else {
+                    Ok(())
+                }
+            });
+            if let Err(e) = result {
+                crate::logging::with_session(*id, || log::error!("recording {} failed: {e}", open.path.display()));
+            }
+        }
+    }
+
+    fn end(&mut self, session: SessionId, duration: Duration) {
+        let Some(open) = self.open.remove(&session) else { return };
+        crate::logging::with_session(session, || match open.recording.finish(duration) {
+            Ok(stats) => log::info!(
+                "recording {} finalized: {:.3} s, {} packets, {} lost, {} late, {} concealed (fec {}, plc {})",
+                open.path.display(),
+                duration.as_secs_f64(),
+                stats.packets,
+                stats.lost,
+                stats.late,
+                stats.concealed_fec + stats.concealed_plc,
+                stats.concealed_fec,
+                stats.concealed_plc,
+            ),
+            Err(e) => log::error!("finalizing {} failed: {e}", open.path.display()),
+        });
+    }
+}
