@@ -9,7 +9,7 @@ use str0m::change::SdpOffer;
 use str0m::config::DtlsCert;
 use str0m::format::Codec;
 use str0m::media::{Direction, MediaKind, Mid, Pt};
-use str0m::{Candidate, Event, Rtc};
+use str0m::{Candidate, Rtc};
 
 use super::SessionId;
 
@@ -75,28 +75,32 @@ pub fn accept_offer(sdp: &str, params: &OfferParams, id: SessionId, now: Instant
         return Err(OfferError::Candidate(params.candidate, "refused by str0m".into()));
     }
     let answer = rtc.sdp_api().accept_offer(offer).map_err(|e| OfferError::Refused(e.to_string()))?;
-    let (mid, direction) = audio_mid(&mut rtc)?;
+    let answer = answer.to_sdp_string();
+    let (mid, direction) = audio_mid(&rtc, &answer)?;
     let pt = opus_pt(&mut rtc, mid)?;
     let sends = matches!(direction, Direction::SendRecv | Direction::SendOnly);
-    Ok(Accepted { id, rtc, mid, pt, sends, answer: answer.to_sdp_string() })
+    Ok(Accepted { id, rtc, mid, pt, sends, answer })
 }
 
-/// The first audio section that can carry audio in either direction.
-fn audio_mid(rtc: &mut Rtc) -> Result<(Mid, Direction), OfferError> {
-    let mut found = None;
-    // Nothing is sent before the caller's STUN arrives, so only events come out here.
-    while let Ok(out) = rtc.poll_output() {
-        match out {
-            str0m::Output::Event(Event::MediaAdded(m))
-                if m.kind == MediaKind::Audio && m.direction != Direction::Inactive && found.is_none() =>
-            {
-                found = Some((m.mid, m.direction));
+/// The first audio section of the answer that carries audio in either direction.
+///
+/// The mids come from our own answer (str0m reports `MediaAdded` only once connected);
+/// str0m's view of each media then gives kind and direction.
+fn audio_mid(rtc: &Rtc, answer: &str) -> Result<(Mid, Direction), OfferError> {
+    let mut in_audio = false;
+    for line in answer.lines() {
+        if let Some(m) = line.strip_prefix("m=") {
+            // A refused section has port 0.
+            in_audio = m.starts_with("audio ") && !m.starts_with("audio 0 ");
+        } else if let Some(mid) = line.strip_prefix("a=mid:").filter(|_| in_audio) {
+            let mid = Mid::from(mid.trim());
+            let Some(media) = rtc.media(mid) else { continue };
+            if media.kind() == MediaKind::Audio && media.direction() != Direction::Inactive {
+                return Ok((mid, media.direction()));
             }
-            str0m::Output::Timeout(_) => break,
-            _ => {}
         }
     }
-    found.ok_or(OfferError::NoAudio)
+    Err(OfferError::NoAudio)
 }
 
 fn opus_pt(rtc: &mut Rtc, mid: Mid) -> Result<Pt, OfferError> {

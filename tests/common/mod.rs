@@ -1,0 +1,116 @@
+//! Shared helpers for the end-to-end tests: the real `tapedeck` binary on free ports with
+//! temporary folders, and audio measurements.
+#![allow(dead_code)] // each test file uses part of this
+#![allow(clippy::disallowed_methods)] // tests own their threads and clocks
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub mod audio;
+
+/// A running daemon; killed when dropped.
+pub struct Daemon {
+    pub child: Child,
+    pub http: SocketAddr,
+    pub udp: SocketAddr,
+    pub dir: tempfile::TempDir,
+}
+
+impl Daemon {
+    /// Starts `tapedeck` with the given extra flags, on free ports, with its own folders.
+    pub fn start(extra: &[&str]) -> Daemon {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/sample.wav");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_tapedeck"))
+            .args(["--http-addr", "127.0.0.1:0", "--udp-addr", "127.0.0.1:0", "--log-level", "warn"])
+            .arg("--sample")
+            .arg(&sample)
+            .arg("--recordings")
+            .arg(dir.path().join("recordings"))
+            .arg("--logs")
+            .arg(dir.path().join("logs"))
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start tapedeck");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).expect("read the listening line");
+        let (http, udp) = parse_listening(&line).unwrap_or_else(|| panic!("unexpected first line: {line:?}"));
+        Daemon { child, http, udp, dir }
+    }
+
+    pub fn recordings_dir(&self) -> PathBuf {
+        self.dir.path().join("recordings")
+    }
+
+    /// Every WAV in the recordings folder.
+    pub fn recordings(&self) -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> = std::fs::read_dir(self.recordings_dir())
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .map(|e| e.path())
+                    .filter(|p| p.extension().is_some_and(|x| x == "wav"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    }
+
+    /// The recording named in an answer.
+    pub fn recording(&self, name: &str) -> PathBuf {
+        self.recordings_dir().join(name)
+    }
+
+    /// Sends a signal and waits (bounded) for the exit code.
+    pub fn signal_and_wait(&mut self, signal: &str, limit: Duration) -> Option<i32> {
+        let _ = Command::new("kill").args(["-s", signal, &self.child.id().to_string()]).status();
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// Waits until the daemon has written the recording's final header (bounded).
+    pub fn wait_for_final(&self, path: &Path, limit: Duration) {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if std::fs::metadata(path).is_ok() && hound::WavReader::open(path).is_ok() && self.log_mentions(path) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn log_mentions(&self, path: &Path) -> bool {
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        std::fs::read_dir(self.dir.path().join("logs"))
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.ok())
+            .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+            .any(|text| text.lines().any(|l| l.contains(name) && l.contains("finalized")))
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn parse_listening(line: &str) -> Option<(SocketAddr, SocketAddr)> {
+    let http = line.split("http://").nth(1)?.split_whitespace().next()?.parse().ok()?;
+    let udp = line.split(" udp ").nth(1)?.split_whitespace().next()?.parse().ok()?;
+    Some((http, udp))
+}
