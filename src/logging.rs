@@ -31,6 +31,7 @@ pub fn init(dir: &Path, console: log::LevelFilter, stamp: &str) -> Result<PathBu
     let path = dir.join(format!("tapedeck_{stamp}.log"));
     let file = fern::log_file(&path)?;
     let format = |out: fern::FormatCallback, message: &std::fmt::Arguments, record: &log::Record| {
+        #[allow(clippy::disallowed_methods)] // a log line's timestamp is read where it is written
         let t = humantime::format_rfc3339_millis(std::time::SystemTime::now());
         out.finish(format_args!("{t} {:<5} {}: {}{message}", record.level(), record.target(), session_prefix()))
     };

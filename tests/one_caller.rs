@@ -1,6 +1,8 @@
 //! One caller, end to end: the real binary, real UDP and HTTP, a str0m caller sending a
 //! 440 Hz tone for 3 s, receiving the sample, and hanging up with DELETE.
 
+#![allow(clippy::disallowed_methods)] // end-to-end tests own their threads and clocks
+
 mod common;
 
 use std::path::Path;

@@ -1,6 +1,7 @@
 //! Signalling: tiny_http on a few threads. Parses and validates requests, builds each
 //! session's `Rtc` (off the event loop), hands it to the loop over a channel, waits for the
 //! loop's acknowledgement with a timeout, and answers.
+#![allow(clippy::disallowed_methods)] // the I/O shell reads the clock and owns its threads
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -48,7 +49,6 @@ impl Signalling {
         let mut handles = Vec::new();
         for i in 0..threads.max(1) {
             let (server, shared, stop) = (server.clone(), shared.clone(), stop.clone());
-            #[allow(clippy::disallowed_methods)] // the I/O shell owns its threads
             let h = std::thread::Builder::new().name(format!("http-{i}")).spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
                     match server.recv_timeout(RECV_POLL) {
@@ -113,7 +113,6 @@ fn offer(request: &mut Request, shared: &Shared) -> Result<String, ApiError> {
         return Err(ApiError::Unavailable("shutting down".into()));
     }
     let id = SessionId::from_uuid(uuid::Uuid::new_v4());
-    #[allow(clippy::disallowed_methods)] // the shell reads the clock
     let now = Instant::now();
     let accepted = crate::logging::with_session(id, || accept_offer(&sdp, &shared.params, id, now))?;
     let answer = accepted.answer.clone();

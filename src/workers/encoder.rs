@@ -10,8 +10,11 @@ use crate::media::sample::LoopEncoder;
 /// Encoded frames kept ready beyond what the engine holds (at 10 ms, half a second).
 pub const LOOKAHEAD_FRAMES: usize = 50;
 
+/// The encoded frames of the looped sample, in order.
+pub type Frames = Receiver<Arc<[u8]>>;
+
 /// Starts the encoder thread. It stops by itself when the receiver is dropped.
-pub fn spawn(mut encoder: LoopEncoder) -> std::io::Result<(Receiver<Arc<[u8]>>, JoinHandle<()>)> {
+pub fn spawn(mut encoder: LoopEncoder) -> std::io::Result<(Frames, JoinHandle<()>)> {
     let (tx, rx) = bounded(LOOKAHEAD_FRAMES);
     #[allow(clippy::disallowed_methods)] // workers own their threads
     let handle = std::thread::Builder::new().name("sample-encoder".into()).spawn(move || loop {

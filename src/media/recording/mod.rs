@@ -88,7 +88,7 @@ pub struct RecordingStats {
     /// already buffered or written.
     pub duplicates: u64,
     /// Packets dropped because their place on the timeline was already
-    /// written (or was absurdly far away).
+    /// written (or was absurdly far away, or the jitter buffer was full).
     pub late: u64,
     /// Sequence numbers that were skipped when writing.
     pub lost: u64,
@@ -145,6 +145,8 @@ pub struct Recording<W: Write + Seek> {
     decoder: opus::Decoder,
     /// Jitter depth in samples.
     depth: u64,
+    /// Most packets the jitter buffer may hold (bounds memory on hostile input).
+    max_buffered: usize,
     /// Jitter buffer keyed by timeline position (= RTP order).
     buffer: BTreeMap<u64, Buffered>,
     /// (timeline position, rtp_time) of the anchoring packet.
@@ -186,10 +188,32 @@ fn plc_len(n: usize) -> usize {
     (n.div_ceil(PLC_STEP) * PLC_STEP).clamp(PLC_STEP, MAX_FRAME)
 }
 
-/// True if the packet's TOC says SILK-only or hybrid mode, i.e. it can carry
-/// in-band FEC (CELT-only packets cannot).
-fn may_carry_fec(payload: &[u8]) -> bool {
-    payload.first().is_some_and(|toc| toc >> 3 < 16)
+/// True if the packet carries in-band FEC (LBRR) data for the previous frame:
+/// SILK or hybrid mode with the LBRR flag set (in libopus 1.5 this is
+/// `opus_packet_has_lbrr`). The flag is the bit after the VAD flags at the
+/// start of the first frame's range-coded data. Only called on losses.
+fn has_lbrr(payload: &[u8]) -> bool {
+    let Some(&toc) = payload.first() else {
+        return false;
+    };
+    let config = toc >> 3;
+    if config >= 16 {
+        return false; // CELT-only: no FEC
+    }
+    // SILK-only configs 0..=11 cycle 10/20/40/60 ms; hybrid 12..=15 are 10/20 ms.
+    let silk_frames: u32 = if config < 12 { (u32::from(config % 4)).max(1) } else { 1 };
+    let stereo = toc & 0x04 != 0;
+    let Ok(parsed) = opus::packet::parse(payload) else {
+        return false;
+    };
+    let Some(&first) = parsed.frames.first().and_then(|f| f.first()) else {
+        return false;
+    };
+    let mut lbrr = (first >> (7 - silk_frames)) & 1 == 1;
+    if stereo {
+        lbrr |= (first >> (6 - 2 * silk_frames)) & 1 == 1;
+    }
+    lbrr
 }
 
 /// Appends samples through hound's buffered 16-bit writer (one write call).
@@ -214,12 +238,20 @@ impl<W: Write + Seek> Recording<W> {
             bits_per_sample: 16,
             sample_format: hound::SampleFormat::Int,
         };
+        let depth = samples_floor(config.jitter_depth);
+        // Twice the packets of the shortest (2.5 ms) frames over the depth.
+        let max_buffered = usize::try_from(depth / PLC_STEP as u64)
+            .unwrap_or(usize::MAX)
+            .saturating_mul(2)
+            .saturating_add(64)
+            .min(1 << 16);
         let wav = hound::WavWriter::new(writer, spec)?;
         let decoder = opus::Decoder::new(SAMPLE_RATE, opus::Channels::Mono)?;
         Ok(Self {
             wav,
             decoder,
-            depth: samples_floor(config.jitter_depth),
+            depth,
+            max_buffered,
             buffer: BTreeMap::new(),
             anchor: None,
             cursor: 0,
@@ -268,8 +300,13 @@ impl<W: Write + Seek> Recording<W> {
             }
         };
         let dur = frame_len(&payload).unwrap_or(self.last_frame);
+        let full = self.buffer.len() >= self.max_buffered;
         match self.buffer.entry(pos) {
             Entry::Occupied(_) => self.stats.duplicates += 1,
+            Entry::Vacant(_) if full => {
+                log::trace!("recording: jitter buffer full, seq {seq} dropped");
+                self.stats.late += 1;
+            }
             Entry::Vacant(v) => {
                 v.insert(Buffered { seq, dur, payload });
             }
@@ -409,7 +446,7 @@ impl<W: Write + Seek> Recording<W> {
         self.fill_silence(fec_start)?;
         match self.decode(&b.payload, fec_len, true) {
             Some(n) => {
-                if may_carry_fec(&b.payload) {
+                if has_lbrr(&b.payload) {
                     self.stats.concealed_fec += 1;
                 } else {
                     self.stats.concealed_plc += 1;
@@ -513,5 +550,5 @@ impl<W: Write + Seek> Recording<W> {
     }
 }
 
-#[cfg(any())]
+#[cfg(test)]
 mod tests;
