@@ -79,7 +79,8 @@ pub struct Cli {
     #[arg(long, default_value = "info")]
     pub log_level: log::LevelFilter,
 
-    /// Milliseconds an ICE disconnection may last before the session is ended.
+    /// Milliseconds an ICE disconnection may last before the session is ended (a caller that
+    /// sends nothing at all is ended after twice this).
     #[arg(long, default_value_t = DEFAULT_DISCONNECT_TIMEOUT_MS)]
     pub disconnect_timeout: u64,
 

@@ -8,13 +8,13 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::audio;
-use tapedeck::client::{call, CallPlan};
+use tapedeck::client::{call, CallPlan, Ending};
 
 #[test]
 fn a_vanished_caller_is_ended_after_the_timeout_and_its_wav_finalized() {
     let daemon = common::Daemon::start(&["--disconnect-timeout", "1000"]);
     let mut plan = CallPlan::tone(daemon.http, 440.0, Duration::from_secs(2));
-    plan.hangup = false;
+    plan.ending = Ending::Vanish;
     let report = call(&plan);
     assert_eq!(report.error, None, "{report:?}");
     let vanished = report.hangup_at.unwrap();

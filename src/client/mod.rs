@@ -28,6 +28,17 @@ pub enum Segment {
     Silence(Duration),
 }
 
+/// How a caller ends its call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// `DELETE /sessions/{id}`.
+    Delete,
+    /// Close DTLS (close_notify), as a browser's `pc.close()` does.
+    DtlsClose,
+    /// Just stop sending anything, as a crashed or disconnected caller does.
+    Vanish,
+}
+
 /// What a caller does.
 #[derive(Debug, Clone)]
 pub struct CallPlan {
@@ -43,8 +54,8 @@ pub struct CallPlan {
     pub send_loss: f64,
     /// Seed of the loss pattern.
     pub seed: u64,
-    /// Hang up with DELETE when the plan ends (else just stop).
-    pub hangup: bool,
+    /// How the call ends when the plan is over.
+    pub ending: Ending,
     /// Give up if not connected within this time.
     pub connect_timeout: Duration,
 }
@@ -59,7 +70,7 @@ impl CallPlan {
             ptime: Duration::from_millis(20),
             send_loss: 0.0,
             seed: 1,
-            hangup: true,
+            ending: Ending::Delete,
             connect_timeout: Duration::from_secs(10),
         }
     }
@@ -180,7 +191,7 @@ fn run_call(plan: &CallPlan, report: &mut CallReport) -> Result<(), String> {
         while next_send <= now {
             let at = next_send - connected;
             if at >= plan.length() {
-                return hang_up(plan, report);
+                return hang_up(plan, report, &mut rtc, &socket);
             }
             media.send(&mut rtc, plan, plan.sends_at(at), next_send)?;
             if plan.sends_at(at) {
@@ -211,10 +222,24 @@ fn accept(rtc: &mut Rtc, pending: SdpPendingOffer, answer: SdpAnswer) -> Result<
     rtc.sdp_api().accept_answer(pending, answer).map_err(|e| format!("accept_answer: {e}"))
 }
 
-fn hang_up(plan: &CallPlan, report: &mut CallReport) -> Result<(), String> {
+fn hang_up(plan: &CallPlan, report: &mut CallReport, rtc: &mut Rtc, socket: &UdpSocket) -> Result<(), String> {
     report.hangup_at = Some(Instant::now());
-    if !plan.hangup {
-        return Ok(());
+    match plan.ending {
+        Ending::Vanish => return Ok(()),
+        Ending::DtlsClose => {
+            rtc.close().map_err(|e| format!("close: {e}"))?;
+            while let Ok(out) = rtc.poll_output() {
+                match out {
+                    Output::Transmit(t) => {
+                        let _ = socket.send_to(&t.contents, t.destination);
+                    }
+                    Output::Timeout(_) => break,
+                    Output::Event(_) => {}
+                }
+            }
+            return Ok(());
+        }
+        Ending::Delete => {}
     }
     let id = report.session.clone().ok_or("no session id to hang up")?;
     let r = http::request(plan.server, "DELETE", &format!("/sessions/{id}"), None, b"", Duration::from_secs(5))

@@ -91,7 +91,8 @@ pub enum EndReason {
     Hangup,
     /// The peer closed DTLS (or the `Rtc` closed itself).
     Closed,
-    /// ICE was disconnected for longer than the disconnect timeout.
+    /// ICE was disconnected for longer than the disconnect timeout, or the caller sent
+    /// nothing at all for twice that long.
     IceTimeout,
     /// ICE never connected within the connect timeout.
     ConnectTimeout,
@@ -106,7 +107,7 @@ impl fmt::Display for EndReason {
         let s = match self {
             EndReason::Hangup => "hang-up",
             EndReason::Closed => "closed by peer",
-            EndReason::IceTimeout => "ICE disconnected too long",
+            EndReason::IceTimeout => "caller gone (ICE disconnected or silent too long)",
             EndReason::ConnectTimeout => "never connected",
             EndReason::Shutdown => "shutdown",
             EndReason::Error => "error",

@@ -28,8 +28,15 @@ pub(super) struct Session {
     sends: bool,
     state: State,
     rtc_deadline: Instant,
+    /// When the last datagram for this session arrived.
+    last_rx: Instant,
     remotes: Vec<SocketAddr>,
 }
+
+/// A connected session whose caller sends no datagram at all (no media, RTCP or ICE
+/// consent checks, which browsers send at least every 6 s) for this many disconnect
+/// timeouts is treated as gone, even before str0m's ICE-lite agent (15 s) says so.
+const SILENT_TIMEOUTS: u32 = 2;
 
 impl Session {
     pub fn new(accepted: Accepted, now: Instant) -> Self {
@@ -41,6 +48,7 @@ impl Session {
             sends: accepted.sends,
             state: State::Connecting { since: now },
             rtc_deadline: now,
+            last_rx: now,
             remotes: Vec::new(),
         }
     }
@@ -83,7 +91,7 @@ impl Session {
         let timer = match self.state {
             State::Connecting { since } => since + config.connect_timeout,
             State::Connected { disconnected_since: Some(t), .. } => t + config.disconnect_timeout,
-            State::Connected { disconnected_since: None, .. } => self.rtc_deadline,
+            State::Connected { disconnected_since: None, .. } => self.last_rx + config.disconnect_timeout * SILENT_TIMEOUTS,
         };
         timer.min(self.rtc_deadline)
     }
@@ -98,13 +106,18 @@ impl Session {
             State::Connected { disconnected_since: Some(t), .. } if now >= t + config.disconnect_timeout => {
                 Some(EndReason::IceTimeout)
             }
+            State::Connected { .. } if now >= self.last_rx + config.disconnect_timeout * SILENT_TIMEOUTS => {
+                Some(EndReason::IceTimeout)
+            }
             _ => None,
         }
     }
 
     /// Feeds one input to the `Rtc`; false if str0m reported an error.
     pub fn handle(&mut self, now: Instant, input: str0m::Input<'_>) -> bool {
-        let _ = now;
+        if matches!(input, str0m::Input::Receive(..)) {
+            self.last_rx = now;
+        }
         match self.rtc.handle_input(input) {
             Ok(()) => true,
             Err(e) => {
