@@ -91,7 +91,9 @@ impl Session {
         let timer = match self.state {
             State::Connecting { since } => since + config.connect_timeout,
             State::Connected { disconnected_since: Some(t), .. } => t + config.disconnect_timeout,
-            State::Connected { disconnected_since: None, .. } => self.last_rx + config.disconnect_timeout * SILENT_TIMEOUTS,
+            State::Connected { disconnected_since: None, .. } => {
+                self.last_rx + config.disconnect_timeout * SILENT_TIMEOUTS
+            }
         };
         timer.min(self.rtc_deadline)
     }
