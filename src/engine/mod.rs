@@ -388,3 +388,6 @@ impl Engine {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,274 @@
+//! The engine against an in-memory str0m caller on a virtual clock: no sockets, no threads.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use str0m::change::SdpAnswer;
+use str0m::format::Codec;
+use str0m::media::{Direction, Frequency, MediaKind, MediaTime, Mid, Pt};
+use str0m::net::{Protocol, Receive};
+use str0m::{Candidate, Event, Rtc};
+
+use super::*;
+
+const SERVER: &str = "127.0.0.1:50000";
+
+fn config() -> EngineConfig {
+    EngineConfig {
+        ptime: Duration::from_millis(10),
+        disconnect_timeout: Duration::from_secs(1),
+        connect_timeout: Duration::from_secs(3),
+        max_sessions: 2,
+    }
+}
+
+fn params() -> OfferParams {
+    let cert = str0m::crypto::from_feature_flags().dtls_provider.generate_certificate().expect("certificate");
+    OfferParams { cert, candidate: SERVER.parse().unwrap() }
+}
+
+/// An offering caller living in memory.
+struct Caller {
+    rtc: Rtc,
+    addr: SocketAddr,
+    mid: Mid,
+    pt: Option<Pt>,
+    connected: bool,
+    received: usize,
+    deadline: Instant,
+    rtp: u64,
+}
+
+/// The engine and its callers on one virtual clock, with an instant lossless network.
+struct World {
+    now: Instant,
+    engine: Engine,
+    callers: Vec<Caller>,
+    outputs: Vec<Output>,
+    params: OfferParams,
+}
+
+impl World {
+    fn new() -> Self {
+        let now = Instant::now_for_test();
+        World { now, engine: Engine::new(config(), now), callers: Vec::new(), outputs: Vec::new(), params: params() }
+    }
+
+    /// Offers from a new caller; returns the session id and the engine's verdict.
+    fn offer(&mut self, n: u128) -> (SessionId, Result<(), EngineError>) {
+        let addr: SocketAddr = format!("127.0.0.1:{}", 40_000 + n).parse().unwrap();
+        let mut rtc = Rtc::builder().clear_codecs().enable_opus(true, false).build(self.now);
+        rtc.add_local_candidate(Candidate::host(addr, "udp").unwrap());
+        let mut api = rtc.sdp_api();
+        let mid = api.add_media(MediaKind::Audio, Direction::SendRecv, None, None, None);
+        let (offer, pending) = api.apply().unwrap();
+        let id = SessionId::from_u128(n);
+        let accepted = accept_offer(&offer.to_sdp_string(), &self.params, id, self.now).expect("offer accepted");
+        let answer = SdpAnswer::from_sdp_string(&accepted.answer).unwrap();
+        rtc.sdp_api().accept_answer(pending, answer).unwrap();
+        let verdict = self.engine.handle_input(self.now, Input::AddSession(Box::new(accepted)));
+        let caller = Caller { rtc, addr, mid, pt: None, connected: false, received: 0, deadline: self.now, rtp: 0 };
+        self.callers.push(caller);
+        (id, verdict)
+    }
+
+    /// Runs the world for `d` of virtual time; callers send 20 ms of Opus-like payload.
+    fn run(&mut self, d: Duration) {
+        let end = self.now + d;
+        while self.now < end {
+            self.turn();
+        }
+    }
+
+    fn turn(&mut self) {
+        let now = self.now;
+        if self.engine.wants_frames() > 0 {
+            let _ = self.engine.handle_input(now, Input::SampleFrame(Arc::from(&[0xf8u8, 0xff, 0xfe][..])));
+        }
+        let _ = self.engine.handle_input(now, Input::Timeout);
+        let mut to_callers = Vec::new();
+        let mut next = now + Duration::from_millis(20);
+        loop {
+            match self.engine.poll_output() {
+                Output::Transmit { destination, contents, .. } => to_callers.push((destination, contents)),
+                Output::Timeout(t) => {
+                    next = next.min(t);
+                    break;
+                }
+                other => self.outputs.push(other),
+            }
+        }
+        let server: SocketAddr = SERVER.parse().unwrap();
+        let mut to_server = VecDeque::new();
+        for c in &mut self.callers {
+            if !c.rtc.is_alive() {
+                continue;
+            }
+            for (dest, data) in to_callers.iter().filter(|(d, _)| *d == c.addr) {
+                let r = Receive::new(Protocol::Udp, server, *dest, data).unwrap();
+                let _ = c.rtc.handle_input(str0m::Input::Receive(now, r));
+            }
+            if c.deadline <= now {
+                let _ = c.rtc.handle_input(str0m::Input::Timeout(now));
+            }
+            if c.connected {
+                c.send_frame(now);
+            }
+            while let Ok(out) = c.rtc.poll_output() {
+                match out {
+                    str0m::Output::Transmit(t) => to_server.push_back((c.addr, t.contents.to_vec())),
+                    str0m::Output::Event(Event::Connected) => c.connected = true,
+                    str0m::Output::Event(Event::MediaData(_)) => c.received += 1,
+                    str0m::Output::Event(_) => {}
+                    str0m::Output::Timeout(t) => {
+                        c.deadline = t;
+                        next = next.min(t.max(now + Duration::from_millis(1)));
+                        break;
+                    }
+                }
+            }
+        }
+        for (source, data) in to_server {
+            let input = Input::Datagram { source, destination: server, contents: &data };
+            let _ = self.engine.handle_input(now, input);
+        }
+        self.now = next.max(now + Duration::from_micros(100)).min(now + Duration::from_millis(20));
+    }
+
+    fn media_count(&self, id: SessionId) -> usize {
+        self.outputs.iter().filter(|o| matches!(o, Output::Media { session, .. } if *session == id)).count()
+    }
+
+    fn ended(&self, id: SessionId) -> Option<(EndReason, Option<Duration>)> {
+        self.outputs.iter().find_map(|o| match o {
+            Output::Ended { session, reason, duration } if *session == id => Some((*reason, *duration)),
+            _ => None,
+        })
+    }
+}
+
+impl Caller {
+    fn send_frame(&mut self, now: Instant) {
+        let Some(mut writer) = self.rtc.writer(self.mid) else { return };
+        let pt = *self
+            .pt
+            .get_or_insert_with(|| writer.payload_params().find(|p| p.spec().codec == Codec::Opus).unwrap().pt());
+        writer = self.rtc.writer(self.mid).unwrap();
+        // A valid 20 ms Opus packet (SILK WB, no audio) is all the engine needs to forward.
+        let _ = writer.write(pt, now, MediaTime::new(self.rtp, Frequency::FORTY_EIGHT_KHZ), &[0x48u8, 0x00][..]);
+        self.rtp += 960;
+    }
+}
+
+trait NowForTest {
+    fn now_for_test() -> Instant;
+}
+
+impl NowForTest for Instant {
+    #[allow(clippy::disallowed_methods)] // one real instant as the virtual clock's origin
+    fn now_for_test() -> Instant {
+        Instant::now()
+    }
+}
+
+#[test]
+fn a_call_connects_carries_media_both_ways_and_hangs_up() {
+    let mut w = World::new();
+    let (id, verdict) = w.offer(1);
+    assert_eq!(verdict, Ok(()));
+    w.run(Duration::from_secs(2));
+    assert!(w.outputs.iter().any(|o| matches!(o, Output::Connected { session, .. } if *session == id)));
+    let media = w.media_count(id);
+    assert!(media > 80, "only {media} packets reached the recorder");
+    assert!(w.callers[0].received > 150, "the caller got only {} sample frames", w.callers[0].received);
+    let seqs: Vec<u64> = w
+        .outputs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Media { packet, .. } => Some(packet.seq),
+            _ => None,
+        })
+        .collect();
+    assert!(seqs.windows(2).all(|p| p[1] > p[0]), "sequence numbers go backwards");
+    assert_eq!(w.engine.handle_input(w.now, Input::Hangup(id)), Ok(()));
+    w.turn();
+    let (reason, duration) = w.ended(id).expect("ended");
+    assert_eq!(reason, EndReason::Hangup);
+    assert!(duration.unwrap() > Duration::from_millis(1800));
+    assert_eq!(w.engine.session_count(), 0);
+    assert_eq!(w.engine.handle_input(w.now, Input::Hangup(id)), Err(EngineError::UnknownSession(id)));
+}
+
+#[test]
+fn garbage_datagrams_are_dropped_without_harm() {
+    let mut w = World::new();
+    let (id, _) = w.offer(1);
+    w.run(Duration::from_millis(500));
+    let caller = w.callers[0].addr;
+    let stranger: SocketAddr = "127.0.0.1:9".parse().unwrap();
+    let server: SocketAddr = SERVER.parse().unwrap();
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    for i in 0..2000usize {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let len = (seed % 1300) as usize;
+        let mut bytes: Vec<u8> = (0..len).map(|j| (seed >> (j % 56)) as u8).collect();
+        // Make some look like STUN, DTLS or RTP so they reach deeper parsers.
+        if let Some(b) = bytes.first_mut() {
+            *b = [0x00, 0x01, 0x16, 0x17, 0x80, 0x90][i % 6];
+        }
+        let source = if i % 2 == 0 { caller } else { stranger };
+        let _ = w.engine.handle_input(w.now, Input::Datagram { source, destination: server, contents: &bytes });
+    }
+    let before = w.media_count(id);
+    w.run(Duration::from_millis(500));
+    assert!(w.media_count(id) > before + 15, "the call stopped after garbage");
+    assert!(w.engine.stats().datagrams_bad + w.engine.stats().datagrams_unknown > 0);
+}
+
+#[test]
+fn the_session_limit_and_shutdown_refuse_offers() {
+    let mut w = World::new();
+    assert_eq!(w.offer(1).1, Ok(()));
+    assert_eq!(w.offer(2).1, Ok(()));
+    assert_eq!(w.offer(3).1, Err(EngineError::Full(2)));
+    w.run(Duration::from_millis(300));
+    let _ = w.engine.handle_input(w.now, Input::Shutdown);
+    w.turn();
+    for n in [1, 2] {
+        assert_eq!(w.ended(SessionId::from_u128(n)).map(|e| e.0), Some(EndReason::Shutdown));
+    }
+    assert!(w.engine.is_done());
+    assert_eq!(w.offer(4).1, Err(EngineError::ShuttingDown));
+}
+
+#[test]
+fn a_session_that_never_connects_is_dropped_after_the_connect_timeout() {
+    let mut w = World::new();
+    let (id, _) = w.offer(1);
+    // The caller never talks: cut it off before its first STUN.
+    w.callers[0].rtc.disconnect();
+    w.run(Duration::from_millis(2900));
+    assert_eq!(w.ended(id), None);
+    w.run(Duration::from_millis(200));
+    assert_eq!(w.ended(id), Some((EndReason::ConnectTimeout, None)));
+}
+
+#[test]
+fn a_caller_that_goes_quiet_is_ended_after_twice_the_disconnect_timeout() {
+    let mut w = World::new();
+    let (id, _) = w.offer(1);
+    w.run(Duration::from_secs(1));
+    w.callers[0].rtc.disconnect();
+    w.run(Duration::from_millis(1800));
+    assert_eq!(w.ended(id), None, "ended too early");
+    w.run(Duration::from_millis(400));
+    let (reason, duration) = w.ended(id).expect("ended");
+    assert_eq!(reason, EndReason::IceTimeout);
+    // Connected within the first second, quiet from 1 s, ended 2 s (twice the timeout) later.
+    let d = duration.unwrap();
+    assert!(d > Duration::from_millis(2500) && d <= Duration::from_millis(3100), "ended after {d:?}");
+}
