@@ -108,3 +108,65 @@ fn opus_pt(rtc: &mut Rtc, mid: Mid) -> Result<Pt, OfferError> {
     let pt = writer.payload_params().find(|p| p.spec().codec == Codec::Opus).map(|p| p.pt());
     pt.ok_or(OfferError::NoOpus)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[allow(clippy::disallowed_methods)] // a real instant as the test's clock origin
+    fn now() -> Instant {
+        Instant::now()
+    }
+
+    fn params() -> OfferParams {
+        let cert = str0m::crypto::from_feature_flags().dtls_provider.generate_certificate().expect("certificate");
+        OfferParams { cert, candidate: "127.0.0.1:50000".parse().unwrap() }
+    }
+
+    /// A real offer from a str0m caller with Opus at payload type 111 and the given sections.
+    fn offer(kinds: &[MediaKind]) -> String {
+        let mut rtc = Rtc::builder().build(now());
+        rtc.add_local_candidate(Candidate::host("127.0.0.1:40000".parse().unwrap(), "udp").unwrap());
+        let mut api = rtc.sdp_api();
+        for &k in kinds {
+            api.add_media(k, Direction::SendRecv, None, None, None);
+        }
+        api.apply().unwrap().0.to_sdp_string()
+    }
+
+    #[test]
+    fn the_payload_type_comes_from_the_offer() {
+        let params = params();
+        let base = offer(&[MediaKind::Audio]);
+        assert!(base.contains("a=rtpmap:111 opus/48000/2"), "{base}");
+        // Chrome uses 111, Firefox 109, aiortc 96.
+        for pt in [111u8, 109, 96] {
+            let sdp = base.replace("111", &pt.to_string());
+            let a = accept_offer(&sdp, &params, SessionId::from_u128(1), now()).unwrap();
+            assert_eq!(*a.pt, pt);
+            assert!(a.answer.contains(&format!("a=rtpmap:{pt} opus/48000/2")), "{}", a.answer);
+            assert!(a.answer.contains("useinbandfec=1"), "{}", a.answer);
+            assert!(a.sends);
+        }
+    }
+
+    #[test]
+    fn the_answer_is_ice_lite_audio_only_with_the_host_candidate() {
+        let sdp = offer(&[MediaKind::Audio, MediaKind::Video]);
+        let a = accept_offer(&sdp, &params(), SessionId::from_u128(1), now()).unwrap();
+        assert!(a.answer.contains("a=ice-lite"), "{}", a.answer);
+        assert!(a.answer.contains("127.0.0.1 50000 typ host"), "{}", a.answer);
+        assert!(a.answer.contains("m=video 0 "), "video not refused: {}", a.answer);
+        assert!(!a.answer.to_lowercase().contains("vp8"), "{}", a.answer);
+    }
+
+    #[test]
+    fn offers_without_audio_or_sdp_are_refused() {
+        let p = params();
+        let id = SessionId::from_u128(1);
+        assert!(matches!(accept_offer(&offer(&[MediaKind::Video]), &p, id, now()), Err(OfferError::NoAudio)));
+        assert!(matches!(accept_offer("v=0\r\nnonsense", &p, id, now()), Err(OfferError::Sdp(_))));
+        let inactive = offer(&[MediaKind::Audio]).replace("a=sendrecv", "a=inactive");
+        assert!(accept_offer(&inactive, &p, id, now()).is_err());
+    }
+}
