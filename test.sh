@@ -1,10 +1,20 @@
 #!/usr/bin/env bash
-# Runs every test: unit tests and the end-to-end tests against the real binary on 127.0.0.1.
-# Needs cmake (for the bundled libopus): `apt-get install -y cmake` on Debian.
+# Runs every test: unit tests, the end-to-end tests against the real binary on 127.0.0.1,
+# and the demo page in Debian's chromium.
+# Needs cmake (bundled libopus), chromium, node and npm; on Debian:
+#   apt-get install -y cmake chromium nodejs npm
 set -euo pipefail
 cd "$(dirname "$0")"
-if ! command -v cmake >/dev/null 2>&1; then
-  echo "test.sh: cmake is missing; install it first (Debian: apt-get install -y cmake)" >&2
+missing=()
+for tool in cmake chromium node npm; do
+  command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "test.sh: missing ${missing[*]}; on Debian: apt-get install -y cmake chromium nodejs npm" >&2
   exit 1
+fi
+# The browser driver (playwright-core, pinned by tests/browser/package-lock.json).
+if [ ! -d tests/browser/node_modules/playwright-core ]; then
+  (cd tests/browser && npm ci --no-audit --no-fund)
 fi
 exec cargo test --locked "$@"

@@ -104,12 +104,16 @@ pub fn parse_offer(body: &[u8]) -> Result<String, ApiError> {
 pub enum Route {
     Offer,
     Session(String),
+    Asset(super::assets::Asset),
 }
 
 /// Maps method and path to a route.
 pub fn route(method: &str, url: &str) -> Result<Route, ApiError> {
     let path = url.split('?').next().unwrap_or("");
     let wrong = || ApiError::MethodNotAllowed(method.to_string());
+    if let Some(asset) = super::assets::get(path) {
+        return if method == "GET" || method == "HEAD" { Ok(Route::Asset(asset)) } else { Err(wrong()) };
+    }
     if path == "/offer" {
         return if method == "POST" { Ok(Route::Offer) } else { Err(wrong()) };
     }
@@ -164,5 +168,7 @@ mod tests {
         assert_eq!(route("DELETE", "/sessions/abc"), Ok(Route::Session("abc".into())));
         assert_eq!(route("DELETE", "/sessions/").unwrap_err().status(), 404);
         assert_eq!(route("GET", "/nope").unwrap_err().status(), 404);
+        assert!(matches!(route("GET", "/?x=1"), Ok(Route::Asset(_))));
+        assert_eq!(route("POST", "/").unwrap_err().status(), 405);
     }
 }

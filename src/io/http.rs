@@ -77,6 +77,13 @@ fn serve(mut request: Request, shared: &Shared) {
     let url = request.url().to_string();
     let started = Instant::now();
     let result = match api::route(&method, &url) {
+        Ok(Route::Asset((content_type, body))) => {
+            let response = Response::from_string(body).with_header(header("Content-Type", content_type));
+            if let Err(e) = request.respond(response) {
+                log::debug!("{method} {url}: the client left before the answer: {e}");
+            }
+            return;
+        }
         Ok(Route::Offer) => offer(&mut request, shared),
         Ok(Route::Session(id)) => hangup(&id, shared),
         Err(e) => Err(e),

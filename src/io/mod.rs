@@ -7,6 +7,7 @@
 //! file, a codec or anything else measured in milliseconds.
 
 pub mod api;
+pub mod assets;
 pub mod http;
 
 use std::collections::HashMap;
