@@ -37,8 +37,12 @@ pub const PTIMES_MS: [u64; 4] = [10, 20, 40, 60];
 /// tapedeck: a WebRTC audio daemon. Records every caller to a WAV file and plays one looped
 /// sample back to all callers at once.
 #[derive(Debug, Parser)]
-#[command(version, about, long_about = None)]
+#[command(version, about, long_about = None, args_conflicts_with_subcommands = true)]
 pub struct Cli {
+    /// Without a subcommand, tapedeck runs the daemon.
+    #[command(subcommand)]
+    pub command: Option<Subcommand>,
+
     /// Address the HTTP signalling server binds (port 0: any free port).
     #[arg(long, default_value = DEFAULT_HTTP_ADDR)]
     pub http_addr: SocketAddr,
@@ -92,9 +96,28 @@ pub struct Cli {
     #[arg(long, default_value_t = 0)]
     pub recorder_threads: usize,
 
+    /// Also write, per session, what the recorder was handed (RTP time, sequence number,
+    /// payload, arrival time) to DIR/<recording name>.tdcap, for `tapedeck replay`.
+    #[arg(long, value_name = "DIR")]
+    pub capture: Option<PathBuf>,
+
     /// Number of HTTP signalling threads.
     #[arg(long, default_value_t = NonZeroUsize::new(2).expect("non-zero constant"))]
     pub http_threads: NonZeroUsize,
+}
+
+/// Tools beside the daemon.
+#[derive(Debug, clap::Subcommand)]
+pub enum Subcommand {
+    /// Rebuild a recording from a capture (made with --capture): byte for byte the WAV the
+    /// live recorder wrote from the same packets.
+    Replay {
+        /// The capture file (.tdcap).
+        capture: PathBuf,
+        /// Where to write the WAV.
+        #[arg(short, long)]
+        output: PathBuf,
+    },
 }
 
 fn parse_ptime(s: &str) -> Result<u64, String> {
@@ -123,6 +146,7 @@ pub struct Config {
     pub connect_timeout: Duration,
     pub recorder_threads: NonZeroUsize,
     pub http_threads: NonZeroUsize,
+    pub capture: Option<PathBuf>,
 }
 
 /// A setting that cannot work.
@@ -162,6 +186,7 @@ impl TryFrom<Cli> for Config {
             connect_timeout: Duration::from_millis(cli.connect_timeout),
             recorder_threads,
             http_threads: cli.http_threads,
+            capture: cli.capture,
         })
     }
 }
@@ -198,5 +223,12 @@ mod tests {
         let e = parse(&["--udp-addr", "0.0.0.0:0"]).unwrap_err();
         assert!(e.contains("--public-ip"), "{e}");
         assert!(parse(&["--udp-addr", "0.0.0.0:0", "--public-ip", "10.1.2.3"]).is_ok());
+    }
+
+    #[test]
+    fn replay_is_a_subcommand() {
+        let cli = Cli::try_parse_from(["tapedeck", "replay", "a.tdcap", "-o", "b.wav"]).unwrap();
+        assert!(matches!(cli.command, Some(Subcommand::Replay { .. })));
+        assert!(Cli::try_parse_from(["tapedeck", "--ptime", "20", "replay", "a", "-o", "b"]).is_err());
     }
 }

@@ -10,7 +10,7 @@ use std::time::{Instant, SystemTime};
 use clap::Parser;
 use crossbeam_channel::unbounded;
 
-use tapedeck::config::{Cli, Config};
+use tapedeck::config::{Cli, Config, Subcommand};
 use tapedeck::engine::{Engine, EngineConfig, OfferParams};
 use tapedeck::io::http::{Shared, Signalling};
 use tapedeck::io::{EventLoop, WAKER};
@@ -40,7 +40,10 @@ enum StartError {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
+    if let Some(Subcommand::Replay { capture, output }) = cli.command.take() {
+        return replay(&capture, &output);
+    }
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -54,7 +57,7 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<(), StartError> {
     let config = Config::try_from(cli)?;
     let stamp = tapedeck::logging::file_stamp(SystemTime::now());
-    for dir in [&config.recordings, &config.logs] {
+    for dir in [Some(&config.recordings), Some(&config.logs), config.capture.as_ref()].into_iter().flatten() {
         std::fs::create_dir_all(dir).map_err(|e| StartError::Dir(dir.display().to_string(), e))?;
     }
     let log_path = tapedeck::logging::init(&config.logs, config.log_level, &stamp).map_err(StartError::Log)?;
@@ -81,8 +84,11 @@ fn run(cli: Cli) -> Result<(), StartError> {
     watch_signals(shutdown.clone(), waker.clone())?;
 
     let (frames, encoder_thread) = encoder::spawn(loop_encoder)?;
-    let recorders =
-        RecorderPool::spawn(config.recorder_threads.get(), RecordingConfig { jitter_depth: config.jitter_buffer })?;
+    let recorders = RecorderPool::spawn(
+        config.recorder_threads.get(),
+        RecordingConfig { jitter_depth: config.jitter_buffer },
+        config.capture.clone(),
+    )?;
     let (commands_tx, commands) = unbounded();
     let signalling = Signalling::start(
         server,
@@ -141,4 +147,31 @@ fn watch_signals(flag: Arc<AtomicBool>, waker: Arc<mio::Waker>) -> std::io::Resu
         }
     })?;
     Ok(())
+}
+
+/// `tapedeck replay CAPTURE -o OUT.wav`.
+fn replay(capture: &std::path::Path, output: &std::path::Path) -> ExitCode {
+    let result =
+        std::fs::read(capture).map_err(|e| format!("cannot read {}: {e}", capture.display())).and_then(|bytes| {
+            let file = std::fs::File::create(output).map_err(|e| format!("cannot create {}: {e}", output.display()))?;
+            tapedeck::media::capture::replay(&bytes, std::io::BufWriter::new(file)).map_err(|e| e.to_string())
+        });
+    match result {
+        Ok(stats) => {
+            println!(
+                "{}: {:.3} s, {} packets, {} lost, {} late, {} duplicates",
+                output.display(),
+                stats.samples_written as f64 / 48_000.0,
+                stats.packets,
+                stats.lost,
+                stats.late,
+                stats.duplicates
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("tapedeck replay: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }

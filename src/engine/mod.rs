@@ -9,7 +9,7 @@
 mod offer;
 mod session;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -159,7 +159,8 @@ pub struct EngineStats {
 /// The sans-IO core. See the module docs for its contract.
 pub struct Engine {
     config: EngineConfig,
-    sessions: HashMap<SessionId, Session>,
+    /// Ordered, so every run visits sessions in the same order (deterministic replays).
+    sessions: BTreeMap<SessionId, Session>,
     by_remote: HashMap<SocketAddr, SessionId>,
     out: VecDeque<Output>,
     frames: VecDeque<Arc<[u8]>>,
@@ -176,7 +177,7 @@ impl Engine {
         let samples_per_frame = config.ptime.as_micros() as u64 * 48 / 1000;
         Engine {
             config,
-            sessions: HashMap::new(),
+            sessions: BTreeMap::new(),
             by_remote: HashMap::new(),
             out: VecDeque::new(),
             frames: VecDeque::with_capacity(SAMPLE_QUEUE),

@@ -2,5 +2,6 @@
 //! looped sample (loading, conversion, Opus encoding). Sans-IO: callers pass the writers,
 //! the PCM and the time.
 
+pub mod capture;
 pub mod recording;
 pub mod sample;

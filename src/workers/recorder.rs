@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{unbounded, Receiver, RecvTimeoutError, Sender};
 
 use crate::engine::SessionId;
+use crate::media::capture::{CaptureWriter, Op, Recorder};
 use crate::media::recording::{Packet, Recording, RecordingConfig};
 
 /// How often a worker advances its recordings without new packets.
@@ -52,15 +53,18 @@ pub struct RecorderPool {
 }
 
 impl RecorderPool {
-    /// Starts `threads` workers.
-    pub fn spawn(threads: usize, config: RecordingConfig) -> std::io::Result<Self> {
+    /// Starts `threads` workers; with `capture`, each recording's operations also go to
+    /// `<capture>/<recording name>.tdcap` (see `media::capture`).
+    pub fn spawn(threads: usize, config: RecordingConfig, capture: Option<PathBuf>) -> std::io::Result<Self> {
         let mut senders = Vec::new();
         let mut handles = Vec::new();
         for i in 0..threads.max(1) {
             let (tx, rx) = unbounded();
+            let capture = capture.clone();
             #[allow(clippy::disallowed_methods)] // workers own their threads
-            let handle =
-                std::thread::Builder::new().name(format!("recorder-{i}")).spawn(move || Worker::new(config).run(rx))?;
+            let handle = std::thread::Builder::new()
+                .name(format!("recorder-{i}"))
+                .spawn(move || Worker::new(config, capture).run(rx))?;
             senders.push(tx);
             handles.push(handle);
         }
@@ -91,18 +95,19 @@ impl RecorderPool {
 struct Open {
     at: Instant,
     path: PathBuf,
-    recording: Recording<BufWriter<File>>,
+    recorder: Recorder<BufWriter<File>, BufWriter<File>>,
     flushed: Instant,
 }
 
 struct Worker {
     config: RecordingConfig,
+    capture: Option<PathBuf>,
     open: HashMap<SessionId, Open>,
 }
 
 impl Worker {
-    fn new(config: RecordingConfig) -> Self {
-        Worker { config, open: HashMap::new() }
+    fn new(config: RecordingConfig, capture: Option<PathBuf>) -> Self {
+        Worker { config, capture, open: HashMap::new() }
     }
 
     #[allow(clippy::disallowed_methods)] // workers read the clock
@@ -133,7 +138,7 @@ impl Worker {
             RecorderMsg::Start { session, at, path } => self.start(session, at, path),
             RecorderMsg::Packet { session, packet } => {
                 let Some(open) = self.open.get_mut(&session) else { return };
-                if let Err(e) = open.recording.push(packet) {
+                if let Err(e) = open.recorder.apply(Op::Packet(packet)) {
                     crate::logging::with_session(session, || log::error!("recording failed: {e}"));
                 }
             }
@@ -153,19 +158,36 @@ impl Worker {
             match Recording::new(BufWriter::new(file), self.config) {
                 Ok(recording) => {
                     log::info!("recording to {}", path.display());
-                    self.open.insert(session, Open { at, path, recording, flushed: at });
+                    let recorder = Recorder::new(recording, self.open_capture(&path));
+                    self.open.insert(session, Open { at, path, recorder, flushed: at });
                 }
                 Err(e) => log::error!("cannot start the recording {}: {e}", path.display()),
             }
         });
     }
 
+    fn open_capture(&self, recording: &std::path::Path) -> Option<CaptureWriter<BufWriter<File>>> {
+        let dir = self.capture.as_ref()?;
+        let name = recording.file_stem()?.to_string_lossy().into_owned() + ".tdcap";
+        let path = dir.join(name);
+        match File::create(&path).map_err(Into::into).and_then(|f| CaptureWriter::new(BufWriter::new(f), self.config)) {
+            Ok(c) => {
+                log::info!("capturing to {}", path.display());
+                Some(c)
+            }
+            Err(e) => {
+                log::error!("cannot capture to {}: {e}", path.display());
+                None
+            }
+        }
+    }
+
     fn tick(&mut self, now: Instant) {
         for (id, open) in &mut self.open {
-            let result = open.recording.advance(now.saturating_duration_since(open.at)).and_then(|()| {
+            let result = open.recorder.apply(Op::Advance(now.saturating_duration_since(open.at))).and_then(|()| {
                 if now.duration_since(open.flushed) >= HEADER_REFRESH {
                     open.flushed = now;
-                    open.recording.flush()
+                    open.recorder.apply(Op::Flush)
                 } else {
                     Ok(())
                 }
@@ -178,8 +200,8 @@ impl Worker {
 
     fn end(&mut self, session: SessionId, duration: Duration) {
         let Some(open) = self.open.remove(&session) else { return };
-        crate::logging::with_session(session, || match open.recording.finish(duration) {
-            Ok(stats) => log::info!(
+        crate::logging::with_session(session, || match open.recorder.finish(duration) {
+            Ok((stats, _)) => log::info!(
                 "recording {} finalized: {:.3} s, {} packets, {} lost, {} late, {} concealed (fec {}, plc {})",
                 open.path.display(),
                 duration.as_secs_f64(),
