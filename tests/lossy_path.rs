@@ -34,13 +34,13 @@ fn ten_percent_loss_keeps_length_and_tone() {
     // No holes: every 20 ms block carries the tone, received or concealed. On a steady
     // synthetic tone libopus stops adding in-band FEC after its voice detector settles, so
     // most losses here are concealed by PLC, which keeps about a fifth of the level over a
-    // lost 20 ms frame; silence (a hole) would be zero.
+    // lost 20 ms frame and less over two in a row; silence (a hole) would be zero.
     let full = audio::rms(middle);
     let mut concealed = 0;
     for (i, block) in middle.chunks(960).enumerate() {
         let r = audio::rms(block);
         concealed += usize::from(r < full * 0.6);
-        assert!(r > full * 0.1, "block {i} at {:.2} s has RMS {r:.4} of {full:.4}", 1.0 + i as f64 * 0.02);
+        assert!(r > full * 0.02, "block {i} at {:.2} s has RMS {r:.4} of {full:.4}", 1.0 + i as f64 * 0.02);
     }
     assert!(concealed > 5, "only {concealed} blocks show concealment: was there loss?");
 }

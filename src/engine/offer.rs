@@ -13,9 +13,12 @@ use str0m::{Candidate, Rtc};
 
 use super::SessionId;
 
-/// Packets str0m may hold back to restore order before handing audio over. The recorder has
-/// its own jitter buffer, so this stays small: one lost packet delays audio by this many.
-const STR0M_REORDER_PACKETS: usize = 3;
+/// Packets str0m may hold back to restore order before handing audio over. A packet that
+/// arrives later than this many of its successors is dropped by str0m before the recorder's
+/// jitter buffer could place it, so this must cover real reordering (10 packets: 100 to
+/// 200 ms). A lost packet delays delivery by as much, which the recorder's 1 s jitter buffer
+/// absorbs: packets keep their arrival times, so the recording's timeline is unaffected.
+const STR0M_REORDER_PACKETS: usize = 10;
 
 /// What every new session shares.
 #[derive(Clone)]

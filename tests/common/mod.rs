@@ -114,3 +114,5 @@ fn parse_listening(line: &str) -> Option<(SocketAddr, SocketAddr)> {
     let udp = line.split(" udp ").nth(1)?.split_whitespace().next()?.parse().ok()?;
     Some((http, udp))
 }
+
+pub mod sim;
