@@ -32,6 +32,7 @@
 pub mod client;
 pub mod config;
 pub mod engine;
+pub mod fuzz;
 pub mod io;
 pub mod logging;
 pub mod media;

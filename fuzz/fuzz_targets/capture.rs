@@ -1,0 +1,3 @@
+#![no_main]
+// Thin wrapper: the logic lives in tapedeck::fuzz::capture (its corpus also runs in cargo test).
+libfuzzer_sys::fuzz_target!(|data: &[u8]| tapedeck::fuzz::capture(data));

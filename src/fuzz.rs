@@ -1,0 +1,336 @@
+//! Entry points for the cargo-fuzz targets in `fuzz/`: each target is a thin wrapper over one
+//! function here, so the logic compiles (and its corpus runs, see the tests below) in normal
+//! CI. Every function must return normally for any input: a panic is a bug.
+#![allow(clippy::disallowed_methods)] // fuzz drivers build sessions with a real clock origin
+
+use std::io::Cursor;
+use std::net::SocketAddr;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use str0m::change::SdpAnswer;
+use str0m::media::{Direction, MediaKind};
+use str0m::net::{Protocol, Receive};
+use str0m::{Candidate, Rtc};
+
+use crate::engine::{accept_offer, Engine, EngineConfig, Input, OfferParams, Output, SessionId};
+use crate::io::api;
+use crate::media::capture::{self, Op};
+use crate::media::recording::{Packet, Recording, RecordingConfig};
+
+const SERVER: &str = "127.0.0.1:50000";
+const PEER: &str = "127.0.0.1:40000";
+
+fn params() -> &'static OfferParams {
+    static PARAMS: OnceLock<OfferParams> = OnceLock::new();
+    PARAMS.get_or_init(|| {
+        let cert = str0m::crypto::from_feature_flags().dtls_provider.generate_certificate().expect("certificate");
+        OfferParams { cert, candidate: SERVER.parse().expect("constant address") }
+    })
+}
+
+/// Signalling: a request body through the JSON parser and, if it holds an offer, through
+/// offer handling (SDP parsing, negotiation, answer). Input not starting with `{` is taken
+/// as the SDP itself, so the fuzzer reaches the SDP parser directly too.
+pub fn signalling(data: &[u8]) {
+    let sdp = if data.first() == Some(&b'{') {
+        match api::parse_offer(data) {
+            Ok(sdp) => sdp,
+            Err(e) => {
+                assert!((400..500).contains(&e.status()), "a parse error must be the client's: {e}");
+                return;
+            }
+        }
+    } else {
+        String::from_utf8_lossy(data).into_owned()
+    };
+    if let Ok(accepted) = accept_offer(&sdp, params(), SessionId::from_u128(1), Instant::now()) {
+        assert!(accepted.answer.contains("a=ice-lite"), "an accepted offer must get an ICE-lite answer");
+    }
+}
+
+/// The engine with one live (connected) session, fed arbitrary datagrams and timeouts.
+///
+/// Input: records of `[op][len u16 LE][len bytes]`; op % 4 = 0: datagram from the caller,
+/// 1: datagram from a stranger, 2: time passes (first byte, in ms), 3: the caller hangs up.
+pub fn engine_datagrams(data: &[u8]) {
+    let Some((mut engine, mut now)) = connected_engine() else { return };
+    let server: SocketAddr = SERVER.parse().expect("constant address");
+    let peer: SocketAddr = PEER.parse().expect("constant address");
+    let stranger: SocketAddr = "127.0.0.1:9".parse().expect("constant address");
+    let mut rest = data;
+    while rest.len() >= 3 {
+        let op = rest[0];
+        let len = usize::from(u16::from_le_bytes([rest[1], rest[2]])).min(rest.len() - 3);
+        let bytes = &rest[3..3 + len];
+        rest = &rest[3 + len..];
+        let _ = match op % 4 {
+            0 | 1 => {
+                let source = if op % 4 == 0 { peer } else { stranger };
+                engine.handle_input(now, Input::Datagram { source, destination: server, contents: bytes })
+            }
+            2 => {
+                now += Duration::from_millis(u64::from(bytes.first().copied().unwrap_or(10)));
+                engine.handle_input(now, Input::Timeout)
+            }
+            _ => engine.handle_input(now, Input::Hangup(SessionId::from_u128(1))),
+        };
+        while !matches!(engine.poll_output(), Output::Timeout(_)) {}
+    }
+    let _ = engine.handle_input(now, Input::Shutdown);
+    while !matches!(engine.poll_output(), Output::Timeout(_)) {}
+    assert!(engine.is_done(), "shutdown must end every session");
+}
+
+/// An engine whose one session completed ICE and DTLS with an in-memory str0m caller.
+fn connected_engine() -> Option<(Engine, Instant)> {
+    let mut now = Instant::now();
+    let config = EngineConfig {
+        ptime: Duration::from_millis(20),
+        disconnect_timeout: Duration::from_secs(1),
+        connect_timeout: Duration::from_secs(5),
+        max_sessions: 4,
+    };
+    let mut engine = Engine::new(config, now);
+    let peer: SocketAddr = PEER.parse().ok()?;
+    let server: SocketAddr = SERVER.parse().ok()?;
+    let mut rtc = Rtc::builder().clear_codecs().enable_opus(true, false).build(now);
+    rtc.add_local_candidate(Candidate::host(peer, "udp").ok()?);
+    let mut sdp = rtc.sdp_api();
+    sdp.add_media(MediaKind::Audio, Direction::SendRecv, None, None, None);
+    let (offer, pending) = sdp.apply()?;
+    let accepted = accept_offer(&offer.to_sdp_string(), params(), SessionId::from_u128(1), now).ok()?;
+    rtc.sdp_api().accept_answer(pending, SdpAnswer::from_sdp_string(&accepted.answer).ok()?).ok()?;
+    engine.handle_input(now, Input::AddSession(Box::new(accepted))).ok()?;
+    for _ in 0..200 {
+        let mut to_peer = Vec::new();
+        let mut connected = false;
+        loop {
+            match engine.poll_output() {
+                Output::Transmit { contents, .. } => to_peer.push(contents),
+                Output::Connected { .. } => connected = true,
+                Output::Timeout(_) => break,
+                _ => {}
+            }
+        }
+        if connected {
+            return Some((engine, now));
+        }
+        for d in &to_peer {
+            let r = Receive::new(Protocol::Udp, server, peer, d).ok()?;
+            rtc.handle_input(str0m::Input::Receive(now, r)).ok()?;
+        }
+        let _ = rtc.handle_input(str0m::Input::Timeout(now));
+        while let Ok(out) = rtc.poll_output() {
+            match out {
+                str0m::Output::Transmit(t) => {
+                    let input = Input::Datagram { source: peer, destination: server, contents: &t.contents };
+                    let _ = engine.handle_input(now, input);
+                }
+                str0m::Output::Timeout(_) => break,
+                str0m::Output::Event(_) => {}
+            }
+        }
+        now += Duration::from_millis(5);
+        let _ = engine.handle_input(now, Input::Timeout);
+    }
+    None
+}
+
+/// The jitter buffer and decoder fed an arbitrary sequence of operations; checks that the
+/// finished WAV is exactly as long as the call.
+///
+/// Input: records; op % 4 = 0: packet `[seq u16][rtp u32][arrival ms u16][len u8][payload]`,
+/// 1: advance `[ms u16]`, 2: flush, 3: finish `[ms u16]` (ends the input).
+pub fn recording_ops(data: &[u8]) {
+    let config = RecordingConfig { jitter_depth: Duration::from_millis(200) };
+    let mut wav = Cursor::new(Vec::new());
+    let Ok(mut rec) = Recording::new(&mut wav, config) else { return };
+    let mut r = Bytes(data);
+    let mut end = Duration::ZERO;
+    while let Some(op) = r.u8() {
+        let result = match op % 4 {
+            0 => {
+                let (Some(seq), Some(rtp), Some(ms), Some(len)) = (r.u16(), r.u32(), r.u16(), r.u8()) else { break };
+                let payload = r.take(usize::from(len));
+                let arrival = Duration::from_millis(u64::from(ms));
+                end = end.max(arrival);
+                let p = Packet { seq: u64::from(seq), rtp_time: u64::from(rtp), payload: payload.into(), arrival };
+                rec.push(p)
+            }
+            1 => {
+                let t = Duration::from_millis(u64::from(r.u16().unwrap_or(0)));
+                end = end.max(t);
+                rec.advance(t)
+            }
+            2 => rec.flush(),
+            _ => {
+                end = end.max(Duration::from_millis(u64::from(r.u16().unwrap_or(0))));
+                break;
+            }
+        };
+        if result.is_err() {
+            return;
+        }
+    }
+    if rec.finish(end).is_err() {
+        return;
+    }
+    let len = hound::WavReader::new(Cursor::new(wav.into_inner())).map(|w| w.duration()).expect("a finished WAV reads");
+    let want = (end.as_nanos() * 48_000 / 1_000_000_000) as u32;
+    assert_eq!(len, want, "the WAV must be exactly as long as the call");
+}
+
+/// The capture parser and replay. Captures longer than a minute are skipped (replay would
+/// legitimately write that much audio).
+pub fn capture(data: &[u8]) {
+    let Ok((_, ops)) = capture::parse(data) else { return };
+    let too_long = ops.iter().any(|op| match op {
+        Op::Packet(p) => p.arrival > Duration::from_secs(60),
+        Op::Advance(t) | Op::End(t) => *t > Duration::from_secs(60),
+        Op::Flush => false,
+    });
+    if !too_long {
+        let _ = capture::replay(data, Cursor::new(Vec::new()));
+    }
+}
+
+struct Bytes<'a>(&'a [u8]);
+
+impl<'a> Bytes<'a> {
+    fn take(&mut self, n: usize) -> &'a [u8] {
+        let (a, b) = self.0.split_at(n.min(self.0.len()));
+        self.0 = b;
+        a
+    }
+    fn u8(&mut self) -> Option<u8> {
+        self.take(1).first().copied()
+    }
+    fn u16(&mut self) -> Option<u16> {
+        self.take(2).try_into().ok().map(u16::from_le_bytes)
+    }
+    fn u32(&mut self) -> Option<u32> {
+        self.take(4).try_into().ok().map(u32::from_le_bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Every committed seed and every crash the fuzzers found runs here, in normal CI.
+    use super::*;
+
+    fn corpus(target: &str) -> Vec<(String, Vec<u8>)> {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus").join(target);
+        let mut files: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            .filter_map(|e| e.ok())
+            .map(|e| (e.file_name().to_string_lossy().into_owned(), std::fs::read(e.path()).unwrap()))
+            .collect();
+        files.sort();
+        assert!(!files.is_empty(), "no seeds for {target}");
+        files
+    }
+
+    /// Writes the seed corpora (run with TAPEDECK_WRITE_CORPUS=1 to refresh them).
+    #[test]
+    fn seeds_exist() {
+        if std::env::var_os("TAPEDECK_WRITE_CORPUS").is_none() {
+            for t in ["signalling", "engine_datagrams", "recording_ops", "capture"] {
+                assert!(!corpus(t).is_empty());
+            }
+            return;
+        }
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus");
+        let write = |t: &str, name: &str, data: &[u8]| {
+            std::fs::create_dir_all(root.join(t)).unwrap();
+            std::fs::write(root.join(t).join(name), data).unwrap();
+        };
+        // Signalling: real offers from str0m, as JSON and as bare SDP.
+        let offer = |kinds: &[MediaKind]| {
+            let mut rtc = Rtc::builder().build(Instant::now());
+            rtc.add_local_candidate(Candidate::host(PEER.parse().unwrap(), "udp").unwrap());
+            let mut api = rtc.sdp_api();
+            for &k in kinds {
+                api.add_media(k, Direction::SendRecv, None, None, None);
+            }
+            api.apply().unwrap().0.to_sdp_string()
+        };
+        let audio = offer(&[MediaKind::Audio]);
+        write("signalling", "json_offer", serde_json::json!({"type": "offer", "sdp": audio}).to_string().as_bytes());
+        write("signalling", "sdp_audio", audio.as_bytes());
+        write("signalling", "sdp_audio_video", offer(&[MediaKind::Audio, MediaKind::Video]).as_bytes());
+        write("signalling", "sdp_firefox_pt", audio.replace("111", "109").as_bytes());
+        write("signalling", "json_wrong_type", br#"{"type":"answer","sdp":"v=0"}"#);
+        // Engine: STUN-, DTLS-, RTP- and RTCP-shaped datagrams, time, hang-up.
+        let rec = |op: u8, bytes: &[u8]| {
+            let mut v = vec![op];
+            v.extend_from_slice(&(bytes.len() as u16).to_le_bytes());
+            v.extend_from_slice(bytes);
+            v
+        };
+        let stun = [&[0x00u8, 0x01, 0x00, 0x00, 0x21, 0x12, 0xa4, 0x42][..], &[7; 12]].concat();
+        let dtls = [&[0x16u8, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 1, 0, 12][..], &[1; 12]].concat();
+        let rtp = [&[0x80u8, 0x6f, 0x12, 0x34, 0, 0, 0x10, 0, 0xde, 0xad, 0xbe, 0xef][..], &[0xf8; 40]].concat();
+        let rtcp = [&[0x81u8, 0xc9, 0, 7][..], &[0; 28]].concat();
+        let mut mix = Vec::new();
+        for (op, b) in [(0, &stun), (1, &stun), (0, &dtls), (0, &rtp), (0, &rtcp), (2, &vec![50]), (0, &rtp)] {
+            mix.extend(rec(op, b));
+        }
+        write("engine_datagrams", "mixed", &mix);
+        write("engine_datagrams", "hangup", &[rec(0, &rtp), rec(3, &[])].concat());
+        write("engine_datagrams", "time_passes", &[rec(2, &[200]), rec(2, &[255]), rec(0, &stun)].concat());
+        // Recording: real Opus packets in order, reordered, with a gap, then finish.
+        let mut enc = opus::Encoder::new(48_000, opus::Channels::Mono, opus::Application::Voip).unwrap();
+        let mut out = vec![0u8; 255];
+        let mut ops = Vec::new();
+        for i in [0u16, 1, 3, 2, 5, 6, 7] {
+            let pcm: Vec<i16> = (0..960).map(|j| ((f64::from(i) * 960.0 + f64::from(j)) * 0.06).sin() as i16 * 8000).collect();
+            let n = enc.encode(&pcm, &mut out).unwrap();
+            ops.push(0u8);
+            ops.extend_from_slice(&(100 + i).to_le_bytes());
+            ops.extend_from_slice(&(u32::from(i) * 960).to_le_bytes());
+            ops.extend_from_slice(&(u16::from(i) * 20 + 5).to_le_bytes());
+            ops.push(n as u8);
+            ops.extend_from_slice(&out[..n]);
+            if i == 3 {
+                ops.extend_from_slice(&[1, 100, 0, 2]);
+            }
+        }
+        ops.extend_from_slice(&[3, 0x2c, 0x01]);
+        write("recording_ops", "opus_reordered_gap", &ops);
+        // Captures: the committed regression captures.
+        for name in ["clean", "dtx"] {
+            let data = std::fs::read(root.join(format!("../../tests/data/{name}.tdcap"))).unwrap();
+            write("capture", name, &data);
+        }
+    }
+
+    #[test]
+    fn signalling_corpus() {
+        for (_, data) in corpus("signalling") {
+            signalling(&data);
+        }
+    }
+
+    #[test]
+    fn engine_datagrams_corpus() {
+        assert!(connected_engine().is_some(), "the fuzz harness must reach a connected session");
+        for (_, data) in corpus("engine_datagrams") {
+            engine_datagrams(&data);
+        }
+    }
+
+    #[test]
+    fn recording_ops_corpus() {
+        for (_, data) in corpus("recording_ops") {
+            recording_ops(&data);
+        }
+    }
+
+    #[test]
+    fn capture_corpus() {
+        for (_, data) in corpus("capture") {
+            capture(&data);
+        }
+    }
+}
