@@ -284,7 +284,8 @@ mod tests {
         let mut out = vec![0u8; 255];
         let mut ops = Vec::new();
         for i in [0u16, 1, 3, 2, 5, 6, 7] {
-            let pcm: Vec<i16> = (0..960).map(|j| ((f64::from(i) * 960.0 + f64::from(j)) * 0.06).sin() as i16 * 8000).collect();
+            let pcm: Vec<i16> =
+                (0..960).map(|j| (((f64::from(i) * 960.0 + f64::from(j)) * 0.06).sin() * 8000.0) as i16).collect();
             let n = enc.encode(&pcm, &mut out).unwrap();
             ops.push(0u8);
             ops.extend_from_slice(&(100 + i).to_le_bytes());

@@ -70,8 +70,11 @@ fn committed_captures_hold_what_their_names_say() {
         let capture = std::fs::read(data().join(format!("{name}.tdcap"))).unwrap();
         let mut wav = std::io::Cursor::new(Vec::new());
         let stats = tapedeck::media::capture::replay(&capture, &mut wav).unwrap();
-        let samples: Vec<i16> =
-            hound::WavReader::new(std::io::Cursor::new(wav.into_inner())).unwrap().samples().map(|s| s.unwrap()).collect();
+        let samples: Vec<i16> = hound::WavReader::new(std::io::Cursor::new(wav.into_inner()))
+            .unwrap()
+            .samples()
+            .map(|s| s.unwrap())
+            .collect();
         let got = common::audio::dominant_hz(&samples, 48_000);
         assert!((got - hz).abs() <= 3.0, "{name}: {got} Hz");
         match name {
