@@ -66,7 +66,7 @@ pub fn engine_datagrams(data: &[u8]) {
         rest = &rest[3 + len..];
         let _ = match op % 4 {
             0 | 1 => {
-                let source = if op % 4 == 0 { peer } else { stranger };
+                let source = if op.is_multiple_of(4) { peer } else { stranger };
                 engine.handle_input(now, Input::Datagram { source, destination: server, contents: bytes })
             }
             2 => {
@@ -290,7 +290,7 @@ mod tests {
             ops.push(0u8);
             ops.extend_from_slice(&(100 + i).to_le_bytes());
             ops.extend_from_slice(&(u32::from(i) * 960).to_le_bytes());
-            ops.extend_from_slice(&(u16::from(i) * 20 + 5).to_le_bytes());
+            ops.extend_from_slice(&(i * 20 + 5).to_le_bytes());
             ops.push(n as u8);
             ops.extend_from_slice(&out[..n]);
             if i == 3 {
