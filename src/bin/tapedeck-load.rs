@@ -1,15 +1,17 @@
-//! `tapedeck-load`: opens N real WebRTC callers against a running tapedeck, each sending its
-//! own tone for S seconds, then hanging up; prints a summary and, last, one JSON line.
+//! `tapedeck-load`: opens N real WebRTC callers against a running tapedeck (str0m, offering,
+//! each with its own UDP socket on 127.0.0.1, full ICE, DTLS and SRTP), each sending its own
+//! pre-encoded tone at 20 ms pacing and counting what the server plays, then hanging up with
+//! DELETE. All callers run on one media thread (see `tapedeck::client::load`).
 //!
-//! This first version runs one thread per caller (fine for tens of callers); the benchmark
-//! issue makes it cheap enough for hundreds.
-#![allow(clippy::disallowed_methods)] // a load generator owns its threads and clock
+//! Prints a readable summary and, as its last line, one JSON object.
+#![allow(clippy::disallowed_methods)] // a load generator owns its clock
 
 use std::net::SocketAddr;
+use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use tapedeck::client::{call, CallPlan, CallReport};
+use tapedeck::client::load::{run, CallerResult, LoadConfig};
 
 /// Load generator for tapedeck.
 #[derive(Debug, Parser)]
@@ -21,7 +23,7 @@ struct Args {
     /// Number of callers.
     #[arg(long, default_value_t = 10)]
     callers: usize,
-    /// Seconds each caller talks.
+    /// Seconds each caller talks after connecting.
     #[arg(long, default_value_t = 10.0)]
     seconds: f64,
     /// Callers started per second.
@@ -30,90 +32,175 @@ struct Args {
     /// Packet time of what the callers send, in ms.
     #[arg(long, default_value_t = 20)]
     ptime: u64,
-    /// Packet time the server sends, in ms (for the expected count).
+    /// Packet time the server sends, in ms (its --ptime).
     #[arg(long, default_value_t = 10)]
     server_ptime: u64,
+    /// The daemon's recordings folder: check every call's WAV (length within 1 % of the
+    /// call, the caller's tone) and report how many are complete.
+    #[arg(long, value_name = "DIR")]
+    check_recordings: Option<std::path::PathBuf>,
 }
 
-fn main() -> std::process::ExitCode {
+fn main() -> ExitCode {
     let args = Args::parse();
-    let Some(server) = parse_url(&args.url) else {
+    let Some(server) =
+        args.url.strip_prefix("http://").and_then(|s| s.trim_end_matches('/').parse::<SocketAddr>().ok())
+    else {
         eprintln!("tapedeck-load: --url must look like http://127.0.0.1:8080");
-        return std::process::ExitCode::FAILURE;
+        return ExitCode::FAILURE;
     };
-    let talk = Duration::from_secs_f64(args.seconds);
-    let gap = Duration::from_secs_f64(1.0 / args.ramp.max(0.001));
+    let config = LoadConfig {
+        server,
+        callers: args.callers,
+        talk: Duration::from_secs_f64(args.seconds),
+        ramp: args.ramp,
+        ptime: Duration::from_millis(args.ptime),
+        server_ptime: Duration::from_millis(args.server_ptime),
+    };
     let start = Instant::now();
-    let reports: Vec<CallReport> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..args.callers)
-            .map(|i| {
-                std::thread::sleep(gap);
-                let mut plan = CallPlan::tone(server, 200.0 + 20.0 * (i % 40) as f32, talk);
-                plan.ptime = Duration::from_millis(args.ptime);
-                s.spawn(move || call(&plan))
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap_or_default()).collect()
-    });
-    summarize(&args, &reports, start.elapsed());
-    std::process::ExitCode::SUCCESS
+    match run(&config) {
+        Ok(results) => {
+            let checked = args.check_recordings.as_deref().map(|dir| check_recordings(dir, &results));
+            summarize(&config, &results, start.elapsed(), checked);
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("tapedeck-load: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
-fn parse_url(url: &str) -> Option<SocketAddr> {
-    url.strip_prefix("http://")?.trim_end_matches('/').parse().ok()
-}
-
-fn percentile(mut v: Vec<f64>, p: f64) -> f64 {
+fn percentile(mut v: Vec<f64>, p: f64) -> Option<f64> {
     if v.is_empty() {
-        return f64::NAN;
+        return None;
     }
     v.sort_by(f64::total_cmp);
-    v[((v.len() - 1) as f64 * p).round() as usize]
+    Some(v[((v.len() - 1) as f64 * p).round() as usize])
 }
 
-fn summarize(args: &Args, reports: &[CallReport], wall: Duration) {
-    let connected: Vec<&CallReport> = reports.iter().filter(|r| r.connected_at.is_some()).collect();
-    let failed: Vec<String> = reports.iter().filter_map(|r| r.error.clone()).collect();
-    let answer_ms: Vec<f64> =
-        reports.iter().filter_map(|r| Some((r.answered_at? - r.offered_at?).as_secs_f64() * 1000.0)).collect();
-    let connect_ms: Vec<f64> =
-        reports.iter().filter_map(|r| Some((r.connected_at? - r.answered_at?).as_secs_f64() * 1000.0)).collect();
-    let sent: u64 = reports.iter().map(|r| r.sent).sum();
-    let received: usize = reports.iter().map(|r| r.received.len()).sum();
-    let expected: f64 = connected
-        .iter()
-        .filter_map(|r| Some((r.hangup_at? - r.connected_at?).as_secs_f64() * 1000.0 / args.server_ptime as f64))
-        .sum();
-    let max_gap_ms = reports
-        .iter()
-        .flat_map(|r| r.received.windows(2).map(|w| (w[1].arrival - w[0].arrival).as_secs_f64() * 1000.0))
-        .fold(0.0, f64::max);
+/// What the recordings check found: (complete, problems).
+type Checked = (usize, Vec<String>);
+
+fn check_recordings(dir: &std::path::Path, results: &[CallerResult]) -> Checked {
+    let mut complete = 0;
+    let mut problems = Vec::new();
+    for r in results {
+        let (Some(name), Some(talked)) = (&r.recording, r.talked) else { continue };
+        let path = dir.join(name);
+        // The daemon finalizes a recording right after the hang-up; give it a moment.
+        let started = Instant::now();
+        let mut wav = hound::WavReader::open(&path);
+        while wav.as_ref().map_or(true, |w| w.duration() == 0) && started.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_millis(100));
+            wav = hound::WavReader::open(&path);
+        }
+        let samples: Vec<i16> = match wav {
+            Ok(mut w) => w.samples::<i16>().filter_map(Result::ok).collect(),
+            Err(e) => {
+                problems.push(format!("{name}: {e}"));
+                continue;
+            }
+        };
+        let len = samples.len() as f64 / 48_000.0;
+        let call = talked.as_secs_f64();
+        if (len - call).abs() > call * 0.01 + 0.02 {
+            problems.push(format!("{name}: {len:.3} s for a {call:.3} s call"));
+            continue;
+        }
+        let middle = &samples[samples.len() / 4..samples.len() * 3 / 4];
+        let share = tone_share(middle, f64::from(r.tone_hz));
+        if share < 0.5 {
+            problems.push(format!("{name}: only {:.0} % of the energy at {} Hz", share * 100.0, r.tone_hz));
+            continue;
+        }
+        complete += 1;
+    }
+    (complete, problems)
+}
+
+/// Energy at `hz` relative to all energy (Goertzel), 0..1.
+fn tone_share(samples: &[i16], hz: f64) -> f64 {
+    let w = 2.0 * std::f64::consts::PI * hz / 48_000.0;
+    let coeff = 2.0 * w.cos();
+    let (mut s1, mut s2, mut total) = (0.0f64, 0.0f64, 0.0f64);
+    for &x in samples {
+        let x = f64::from(x);
+        let s0 = x + coeff * s1 - s2;
+        s2 = s1;
+        s1 = s0;
+        total += x * x;
+    }
+    let power = s1 * s1 + s2 * s2 - coeff * s1 * s2;
+    if total == 0.0 {
+        0.0
+    } else {
+        2.0 * power / (samples.len() as f64 * total)
+    }
+}
+
+fn summarize(config: &LoadConfig, results: &[CallerResult], wall: Duration, checked: Option<Checked>) {
+    let connected = results.iter().filter(|r| r.connect_ms.is_some()).count();
+    let failed: Vec<&str> = results.iter().filter_map(|r| r.error.as_deref()).collect();
+    let answer: Vec<f64> = results.iter().filter_map(|r| r.answer_ms).collect();
+    let connect: Vec<f64> = results.iter().filter_map(|r| r.connect_ms).collect();
+    let sent: u64 = results.iter().map(|r| r.sent).sum();
+    let received: u64 = results.iter().map(|r| r.received).sum();
+    let expected: f64 =
+        results.iter().filter_map(|r| r.talked).map(|t| t.as_secs_f64() / config.server_ptime.as_secs_f64()).sum();
+    let max_gap = results.iter().map(|r| r.max_gap_ms).fold(0.0, f64::max);
+    let deviations: Vec<f64> = results.iter().flat_map(|r| r.deviations_ms.iter().copied()).collect();
+    let p99_dev = percentile(deviations, 0.99);
+    let hangups_ok = results.iter().filter(|r| r.hangup_status == Some(200)).count();
+    let mut reasons: Vec<(String, usize)> = Vec::new();
+    for f in &failed {
+        match reasons.iter_mut().find(|(r, _)| r == f) {
+            Some((_, n)) => *n += 1,
+            None => reasons.push(((*f).to_string(), 1)),
+        }
+    }
+    let fmt = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1}"));
     println!(
-        "{} callers, {} connected, {} failed in {:.1} s; answer p50 {:.1} ms p99 {:.1} ms; connect p50 {:.1} ms p99 {:.1} ms",
-        reports.len(),
-        connected.len(),
+        "{} callers: {connected} connected, {} failed, {hangups_ok} hung up cleanly, in {:.1} s",
+        results.len(),
         failed.len(),
-        wall.as_secs_f64(),
-        percentile(answer_ms.clone(), 0.5),
-        percentile(answer_ms.clone(), 0.99),
-        percentile(connect_ms.clone(), 0.5),
-        percentile(connect_ms.clone(), 0.99)
+        wall.as_secs_f64()
     );
-    println!("packets sent {sent}, received {received} of {expected:.0} expected; largest gap {max_gap_ms:.1} ms");
-    for f in failed.iter().take(5) {
-        println!("failure: {f}");
+    println!(
+        "answer p50 {} ms p99 {} ms; connect p50 {} ms p99 {} ms",
+        fmt(percentile(answer.clone(), 0.5)),
+        fmt(percentile(answer.clone(), 0.99)),
+        fmt(percentile(connect.clone(), 0.5)),
+        fmt(percentile(connect.clone(), 0.99))
+    );
+    println!(
+        "packets sent {sent}; received {received} of {expected:.0} expected ({:.1} %); largest gap {max_gap:.1} ms; pacing p99 deviation {} ms",
+        100.0 * received as f64 / expected.max(1.0),
+        fmt(p99_dev)
+    );
+    for (reason, n) in &reasons {
+        println!("failure x{n}: {reason}");
+    }
+    if let Some((complete, problems)) = &checked {
+        println!("recordings complete: {complete} of {}", results.len());
+        for p in problems.iter().take(10) {
+            println!("recording problem: {p}");
+        }
     }
     let json = serde_json::json!({
-        "callers": reports.len(),
-        "connected": connected.len(),
+        "callers": results.len(),
+        "connected": connected,
         "failed": failed.len(),
-        "failures": failed,
-        "answer_ms": { "p50": percentile(answer_ms.clone(), 0.5), "p99": percentile(answer_ms, 0.99) },
-        "connect_ms": { "p50": percentile(connect_ms.clone(), 0.5), "p99": percentile(connect_ms, 0.99) },
+        "failures": reasons.iter().map(|(r, n)| serde_json::json!({"reason": r, "count": n})).collect::<Vec<_>>(),
+        "answer_ms": { "p50": percentile(answer.clone(), 0.5), "p99": percentile(answer, 0.99) },
+        "connect_ms": { "p50": percentile(connect.clone(), 0.5), "p99": percentile(connect, 0.99) },
         "packets_sent": sent,
         "packets_received": received,
         "packets_expected": expected.round(),
-        "max_gap_ms": max_gap_ms,
+        "max_gap_ms": max_gap,
+        "pacing_p99_ms": p99_dev,
+        "hangups_ok": hangups_ok,
+        "recordings_complete": checked.as_ref().map(|c| c.0),
     });
     println!("{json}");
 }

@@ -7,6 +7,7 @@
 #![allow(clippy::disallowed_methods)] // a caller is a shell of its own: it reads the clock
 
 pub mod http;
+pub mod load;
 
 use std::f32::consts::TAU;
 use std::io::ErrorKind;

@@ -1,0 +1,454 @@
+//! Many callers from one thread: the engine of `tapedeck-load`.
+//!
+//! One signalling thread posts offers at the ramp rate (blocking HTTP, about 3 ms each) and
+//! hands each negotiated `Rtc` and its own UDP socket to the media loop, a single mio loop
+//! that runs every caller: ICE, DTLS, SRTP, a pre-encoded tone at 20 ms pacing, and counting
+//! what the server sends. Hang-ups go back to the signalling thread, so the loop never
+//! blocks. Received audio is not decoded: the load generator measures, it does not listen.
+#![allow(clippy::disallowed_methods)] // a load generator owns its threads and its clock
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::io::ErrorKind;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{unbounded, Receiver, Sender};
+use mio::net::UdpSocket;
+use mio::{Events, Interest, Poll, Token, Waker};
+use str0m::change::SdpAnswer;
+use str0m::config::DtlsCert;
+use str0m::format::Codec;
+use str0m::media::{Direction, Frequency, MediaKind, MediaTime, Mid, Pt};
+use str0m::net::{Protocol, Receive};
+use str0m::{Candidate, Event, Rtc};
+
+use super::http;
+
+const WAKER: Token = Token(usize::MAX);
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct LoadConfig {
+    pub server: SocketAddr,
+    pub callers: usize,
+    /// How long each caller talks after connecting.
+    pub talk: Duration,
+    /// Offers per second.
+    pub ramp: f64,
+    /// Packet time of what the callers send.
+    pub ptime: Duration,
+    /// Packet time the server sends (for the expected count and the pacing schedule).
+    pub server_ptime: Duration,
+}
+
+/// One caller's outcome.
+#[derive(Debug, Clone, Default)]
+pub struct CallerResult {
+    pub error: Option<String>,
+    pub answer_ms: Option<f64>,
+    pub connect_ms: Option<f64>,
+    pub talked: Option<Duration>,
+    pub sent: u64,
+    pub received: u64,
+    /// Largest gap between two received packets, ms.
+    pub max_gap_ms: f64,
+    /// Deviations of arrival times from the ideal schedule (ms, after removing the median).
+    pub deviations_ms: Vec<f64>,
+    pub hangup_status: Option<u16>,
+    /// The recording's file name, from the answer.
+    pub recording: Option<String>,
+    /// The tone this caller sent, Hz.
+    pub tone_hz: u32,
+}
+
+struct Caller {
+    index: usize,
+    socket: UdpSocket,
+    local: SocketAddr,
+    rtc: Rtc,
+    mid: Mid,
+    pt: Option<Pt>,
+    session: String,
+    answered_at: Instant,
+    connected_at: Option<Instant>,
+    next_send: Option<Instant>,
+    wake: Instant,
+    rtp: u64,
+    frame_samples: u64,
+    frame: usize,
+    tone: Arc<Vec<Arc<[u8]>>>,
+    last_rx: Option<Instant>,
+    first_rx: Option<(Instant, u64)>,
+    arrivals: Vec<(Instant, u64)>,
+    result: CallerResult,
+    done: bool,
+}
+
+enum ToLoop {
+    Caller(Box<Caller>),
+    Failed(usize, CallerResult),
+}
+
+enum ToSignalling {
+    Hangup(usize, String),
+}
+
+/// Runs the load; returns one result per caller, in order.
+pub fn run(config: &LoadConfig) -> std::io::Result<Vec<CallerResult>> {
+    let mut poll = Poll::new()?;
+    let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+    let (to_loop, from_signalling) = unbounded();
+    let (to_signalling, hangups) = unbounded();
+    let signalling = {
+        let config = config.clone();
+        let waker = waker.clone();
+        std::thread::Builder::new()
+            .name("load-signalling".into())
+            .spawn(move || signalling(&config, &to_loop, &hangups, &waker))?
+    };
+    let results = media_loop(config, &mut poll, &from_signalling, &to_signalling);
+    drop(to_signalling);
+    let hangup_statuses = signalling.join().unwrap_or_default();
+    let mut results = results?;
+    for (i, status) in hangup_statuses {
+        if let Some(r) = results.get_mut(i) {
+            r.hangup_status = Some(status);
+        }
+    }
+    Ok(results)
+}
+
+fn signalling(
+    config: &LoadConfig,
+    to_loop: &Sender<ToLoop>,
+    hangups: &Receiver<ToSignalling>,
+    waker: &Waker,
+) -> Vec<(usize, u16)> {
+    let cert = str0m::crypto::from_feature_flags().dtls_provider.generate_certificate();
+    let gap = Duration::from_secs_f64(1.0 / config.ramp.max(0.01));
+    let start = Instant::now();
+    let mut statuses = Vec::new();
+    let hang_up = |msg: ToSignalling, statuses: &mut Vec<(usize, u16)>| {
+        let ToSignalling::Hangup(i, session) = msg;
+        let path = format!("/sessions/{session}");
+        if let Ok(r) = http::request(config.server, "DELETE", &path, None, b"", Duration::from_secs(5)) {
+            statuses.push((i, r.status));
+        }
+    };
+    for i in 0..config.callers {
+        let due = start + gap * i as u32;
+        while let Ok(msg) = hangups.recv_deadline(due) {
+            hang_up(msg, &mut statuses);
+        }
+        let msg = match offer(config, i, cert.clone()) {
+            Ok(c) => ToLoop::Caller(Box::new(c)),
+            Err(e) => ToLoop::Failed(i, CallerResult { error: Some(e), ..Default::default() }),
+        };
+        if to_loop.send(msg).is_err() {
+            break;
+        }
+        let _ = waker.wake();
+    }
+    for msg in hangups.iter() {
+        hang_up(msg, &mut statuses);
+    }
+    statuses
+}
+
+fn offer(config: &LoadConfig, index: usize, cert: Option<DtlsCert>) -> Result<Caller, String> {
+    let std_socket = std::net::UdpSocket::bind("127.0.0.1:0").map_err(|e| format!("bind: {e}"))?;
+    std_socket.set_nonblocking(true).map_err(|e| e.to_string())?;
+    let local = std_socket.local_addr().map_err(|e| e.to_string())?;
+    let now = Instant::now();
+    let mut builder = Rtc::builder().clear_codecs().enable_opus(true, false).set_stats_interval(None);
+    if let Some(cert) = cert {
+        builder = builder.set_dtls_cert(cert);
+    }
+    let mut rtc = builder.build(now);
+    rtc.add_local_candidate(Candidate::host(local, "udp").map_err(|e| e.to_string())?);
+    let mut api = rtc.sdp_api();
+    let mid = api.add_media(MediaKind::Audio, Direction::SendRecv, None, None, None);
+    let (offer, pending) = api.apply().ok_or("no offer")?;
+    let body = serde_json::json!({ "type": "offer", "sdp": offer.to_sdp_string() }).to_string();
+    let r = http::request(
+        config.server,
+        "POST",
+        "/offer",
+        Some("application/json"),
+        body.as_bytes(),
+        Duration::from_secs(5),
+    )
+    .map_err(|e| format!("POST /offer: {e}"))?;
+    if r.status != 200 {
+        return Err(format!("POST /offer: {} {}", r.status, String::from_utf8_lossy(&r.body)));
+    }
+    let answered_at = Instant::now();
+    let json = r.json();
+    let session = json["session"].as_str().ok_or("no session in the answer")?.to_string();
+    let answer = SdpAnswer::from_sdp_string(json["sdp"].as_str().ok_or("no sdp")?).map_err(|e| e.to_string())?;
+    rtc.sdp_api().accept_answer(pending, answer).map_err(|e| e.to_string())?;
+    let tone_hz = 200 + 20 * (index % 40) as u32;
+    let tone = tone(tone_hz, config.ptime);
+    Ok(Caller {
+        index,
+        socket: UdpSocket::from_std(std_socket),
+        local,
+        rtc,
+        mid,
+        pt: None,
+        session,
+        answered_at,
+        connected_at: None,
+        next_send: None,
+        wake: answered_at,
+        rtp: 0,
+        frame_samples: config.ptime.as_micros() as u64 * 48 / 1000,
+        frame: 0,
+        tone,
+        last_rx: None,
+        first_rx: None,
+        arrivals: Vec::new(),
+        result: CallerResult {
+            answer_ms: Some((answered_at - now).as_secs_f64() * 1000.0),
+            recording: json["recording"].as_str().map(str::to_string),
+            tone_hz,
+            ..Default::default()
+        },
+        done: false,
+    })
+}
+
+/// One second of a tone, Opus-encoded once and shared by every caller with that tone.
+fn tone(hz: u32, ptime: Duration) -> Arc<Vec<Arc<[u8]>>> {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    type Tones = Mutex<HashMap<(u32, Duration), Arc<Vec<Arc<[u8]>>>>>;
+    static TONES: OnceLock<Tones> = OnceLock::new();
+    let tones = TONES.get_or_init(Default::default);
+    let mut tones = tones.lock().unwrap_or_else(|p| p.into_inner());
+    tones
+        .entry((hz, ptime))
+        .or_insert_with(|| {
+            let len = (ptime.as_micros() * 48 / 1000) as usize;
+            let frames = 48_000 / len;
+            let mut enc = opus::Encoder::new(48_000, opus::Channels::Mono, opus::Application::Voip).expect("encoder");
+            let _ = enc.set_inband_fec(true);
+            let mut out = vec![0u8; 1500];
+            let encoded = (0..frames * 2)
+                .map(|f| {
+                    let pcm: Vec<i16> = (0..len)
+                        .map(|i| {
+                            let t = (f * len + i) as f64 / 48_000.0;
+                            ((2.0 * std::f64::consts::PI * f64::from(hz) * t).sin() * 0.3 * 32767.0) as i16
+                        })
+                        .collect();
+                    let n = enc.encode(&pcm, &mut out).unwrap_or(0);
+                    Arc::from(&out[..n])
+                })
+                .skip(frames)
+                .collect();
+            Arc::new(encoded)
+        })
+        .clone()
+}
+
+fn media_loop(
+    config: &LoadConfig,
+    poll: &mut Poll,
+    from_signalling: &Receiver<ToLoop>,
+    to_signalling: &Sender<ToSignalling>,
+) -> std::io::Result<Vec<CallerResult>> {
+    let mut callers: Vec<Option<Caller>> = (0..config.callers).map(|_| None).collect();
+    let mut results: Vec<Option<CallerResult>> = vec![None; config.callers];
+    let mut timers: BinaryHeap<Reverse<(Instant, usize)>> = BinaryHeap::new();
+    let mut events = Events::with_capacity(1024);
+    let mut buf = vec![0u8; 2048];
+    let deadline = Instant::now()
+        + Duration::from_secs_f64(config.callers as f64 / config.ramp.max(0.01))
+        + config.talk
+        + Duration::from_secs(30);
+    while results.iter().any(Option::is_none) && Instant::now() < deadline {
+        let now = Instant::now();
+        let next = timers.peek().map_or(now + Duration::from_millis(50), |Reverse((t, _))| *t);
+        poll.poll(&mut events, Some(next.saturating_duration_since(now).min(Duration::from_millis(50))))?;
+        let now = Instant::now();
+        for msg in from_signalling.try_iter() {
+            match msg {
+                ToLoop::Failed(i, r) => results[i] = Some(r),
+                ToLoop::Caller(mut c) => {
+                    let i = c.index;
+                    poll.registry().register(&mut c.socket, Token(i), Interest::READABLE)?;
+                    c.wake = now;
+                    timers.push(Reverse((now, i)));
+                    callers[i] = Some(*c);
+                }
+            }
+        }
+        for ev in events.iter() {
+            if ev.token() == WAKER {
+                continue;
+            }
+            if let Some(c) = callers.get_mut(ev.token().0).and_then(Option::as_mut) {
+                c.read(&mut buf, now);
+                c.turn(now, config, to_signalling);
+                if !c.done {
+                    timers.push(Reverse((c.wake, c.index)));
+                }
+            }
+        }
+        let mut due = Vec::new();
+        while let Some(&Reverse((t, i))) = timers.peek() {
+            if t > now {
+                break;
+            }
+            timers.pop();
+            if callers[i].as_ref().is_some_and(|c| c.wake == t) {
+                due.push(i); // else superseded by a later wake-up
+            }
+        }
+        for i in due {
+            let Some(c) = callers[i].as_mut() else { continue };
+            c.turn(now, config, to_signalling);
+            if !c.done {
+                timers.push(Reverse((c.wake, i)));
+            }
+        }
+        for slot in callers.iter_mut() {
+            if slot.as_ref().is_some_and(|c| c.done) {
+                let mut c = slot.take().expect("checked above");
+                let _ = poll.registry().deregister(&mut c.socket);
+                let i = c.index;
+                results[i] = Some(c.finish());
+            }
+        }
+    }
+    for c in callers.into_iter().flatten() {
+        let i = c.index;
+        let mut r = c.finish();
+        r.error.get_or_insert_with(|| "did not finish in time".into());
+        results[i] = Some(r);
+    }
+    Ok(results.into_iter().map(Option::unwrap_or_default).collect())
+}
+
+impl Caller {
+    fn read(&mut self, buf: &mut [u8], now: Instant) {
+        loop {
+            match self.socket.recv_from(buf) {
+                Ok((n, source)) => {
+                    if let Ok(r) = Receive::new(Protocol::Udp, source, self.local, &buf[..n]) {
+                        let _ = self.rtc.handle_input(str0m::Input::Receive(now, r));
+                    }
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(_) => return,
+            }
+        }
+    }
+
+    /// Timeouts, sending, draining; sets the next wake-up.
+    fn turn(&mut self, now: Instant, config: &LoadConfig, hangups: &Sender<ToSignalling>) {
+        if self.done {
+            return;
+        }
+        let _ = self.rtc.handle_input(str0m::Input::Timeout(now));
+        if let Some(connected) = self.connected_at {
+            if now - connected >= config.talk {
+                self.result.talked = Some(now - connected);
+                let _ = hangups.send(ToSignalling::Hangup(self.index, self.session.clone()));
+                self.done = true;
+                return;
+            }
+            while let Some(t) = self.next_send.filter(|t| *t <= now) {
+                self.send_frame(t);
+                self.next_send = Some(t + config.ptime);
+            }
+        } else if now - self.answered_at > Duration::from_secs(15) {
+            self.result.error = Some("did not connect within 15 s".into());
+            self.done = true;
+            return;
+        }
+        self.drain(now);
+    }
+
+    fn drain(&mut self, now: Instant) {
+        loop {
+            match self.rtc.poll_output() {
+                Ok(str0m::Output::Transmit(t)) => {
+                    let _ = self.socket.send_to(&t.contents, t.destination);
+                }
+                Ok(str0m::Output::Event(Event::Connected)) => {
+                    self.connected_at = Some(now);
+                    self.next_send = Some(now);
+                    self.result.connect_ms = Some((now - self.answered_at).as_secs_f64() * 1000.0);
+                }
+                Ok(str0m::Output::Event(Event::MediaData(d))) => {
+                    let rtp = d.time.rebase(Frequency::FORTY_EIGHT_KHZ).numer();
+                    self.result.received += 1;
+                    if let Some(last) = self.last_rx {
+                        self.result.max_gap_ms = self.result.max_gap_ms.max((now - last).as_secs_f64() * 1000.0);
+                    }
+                    self.last_rx = Some(now);
+                    self.first_rx.get_or_insert((now, rtp));
+                    self.arrivals.push((now, rtp));
+                }
+                Ok(str0m::Output::Event(_)) => {}
+                Ok(str0m::Output::Timeout(t)) => {
+                    self.wake = self.next_send.map_or(t, |s| s.min(t)).max(now);
+                    return;
+                }
+                Err(e) => {
+                    self.result.error = Some(format!("str0m: {e}"));
+                    self.done = true;
+                    return;
+                }
+            }
+        }
+    }
+
+    fn send_frame(&mut self, at: Instant) {
+        let rtp = self.rtp;
+        self.rtp += self.frame_samples;
+        let frame = self.tone[self.frame % self.tone.len()].clone();
+        self.frame += 1;
+        let pt = match self.pt {
+            Some(pt) => pt,
+            None => {
+                let Some(w) = self.rtc.writer(self.mid) else { return };
+                let Some(pt) = w.payload_params().find(|p| p.spec().codec == Codec::Opus).map(|p| p.pt()) else {
+                    return;
+                };
+                self.pt = Some(pt);
+                pt
+            }
+        };
+        let Some(writer) = self.rtc.writer(self.mid) else { return };
+        if writer.write(pt, at, MediaTime::new(rtp, Frequency::FORTY_EIGHT_KHZ), frame).is_ok() {
+            self.result.sent += 1;
+        }
+    }
+
+    fn finish(self) -> CallerResult {
+        let mut r = self.result;
+        if let Some((t0, rtp0)) = self.first_rx {
+            let mut dev: Vec<f64> = self
+                .arrivals
+                .iter()
+                .map(|(t, rtp)| {
+                    let ideal = (rtp.wrapping_sub(rtp0)) as f64 / 48.0;
+                    (*t - t0).as_secs_f64() * 1000.0 - ideal
+                })
+                .collect();
+            let mut sorted = dev.clone();
+            sorted.sort_by(f64::total_cmp);
+            let median = sorted.get(sorted.len() / 2).copied().unwrap_or(0.0);
+            for d in &mut dev {
+                *d = (*d - median).abs();
+            }
+            r.deviations_ms = dev;
+        }
+        r
+    }
+}
