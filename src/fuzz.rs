@@ -5,29 +5,14 @@
 
 use std::io::Cursor;
 use std::net::SocketAddr;
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use str0m::change::SdpAnswer;
-use str0m::media::{Direction, MediaKind};
-use str0m::net::{Protocol, Receive};
-use str0m::{Candidate, Rtc};
-
-use crate::engine::{accept_offer, Engine, EngineConfig, Input, OfferParams, Output, SessionId};
+use crate::engine::{accept_offer, Input, Output, SessionId};
 use crate::io::api;
 use crate::media::capture::{self, Op};
 use crate::media::recording::{Packet, Recording, RecordingConfig};
 
-const SERVER: &str = "127.0.0.1:50000";
-const PEER: &str = "127.0.0.1:40000";
-
-fn params() -> &'static OfferParams {
-    static PARAMS: OnceLock<OfferParams> = OnceLock::new();
-    PARAMS.get_or_init(|| {
-        let cert = str0m::crypto::from_feature_flags().dtls_provider.generate_certificate().expect("certificate");
-        OfferParams { cert, candidate: SERVER.parse().expect("constant address") }
-    })
-}
+use crate::testkit::SERVER;
 
 /// Signalling: a request body through the JSON parser and, if it holds an offer, through
 /// offer handling (SDP parsing, negotiation, answer). Input not starting with `{` is taken
@@ -44,7 +29,7 @@ pub fn signalling(data: &[u8]) {
     } else {
         String::from_utf8_lossy(data).into_owned()
     };
-    if let Ok(accepted) = accept_offer(&sdp, params(), SessionId::from_u128(1), Instant::now()) {
+    if let Ok(accepted) = accept_offer(&sdp, crate::testkit::params(), SessionId::from_u128(1), Instant::now()) {
         assert!(accepted.answer.contains("a=ice-lite"), "an accepted offer must get an ICE-lite answer");
     }
 }
@@ -54,9 +39,9 @@ pub fn signalling(data: &[u8]) {
 /// Input: records of `[op][len u16 LE][len bytes]`; op % 4 = 0: datagram from the caller,
 /// 1: datagram from a stranger, 2: time passes (first byte, in ms), 3: the caller hangs up.
 pub fn engine_datagrams(data: &[u8]) {
-    let Some((mut engine, mut now)) = connected_engine() else { return };
+    let Some((mut engine, _, mut now)) = crate::testkit::connected_pair(Duration::from_millis(20)) else { return };
     let server: SocketAddr = SERVER.parse().expect("constant address");
-    let peer: SocketAddr = PEER.parse().expect("constant address");
+    let peer: SocketAddr = crate::testkit::PEER.parse().expect("constant address");
     let stranger: SocketAddr = "127.0.0.1:9".parse().expect("constant address");
     let mut rest = data;
     while rest.len() >= 3 {
@@ -80,61 +65,6 @@ pub fn engine_datagrams(data: &[u8]) {
     let _ = engine.handle_input(now, Input::Shutdown);
     while !matches!(engine.poll_output(), Output::Timeout(_)) {}
     assert!(engine.is_done(), "shutdown must end every session");
-}
-
-/// An engine whose one session completed ICE and DTLS with an in-memory str0m caller.
-fn connected_engine() -> Option<(Engine, Instant)> {
-    let mut now = Instant::now();
-    let config = EngineConfig {
-        ptime: Duration::from_millis(20),
-        disconnect_timeout: Duration::from_secs(1),
-        connect_timeout: Duration::from_secs(5),
-        max_sessions: 4,
-    };
-    let mut engine = Engine::new(config, now);
-    let peer: SocketAddr = PEER.parse().ok()?;
-    let server: SocketAddr = SERVER.parse().ok()?;
-    let mut rtc = Rtc::builder().clear_codecs().enable_opus(true, false).build(now);
-    rtc.add_local_candidate(Candidate::host(peer, "udp").ok()?);
-    let mut sdp = rtc.sdp_api();
-    sdp.add_media(MediaKind::Audio, Direction::SendRecv, None, None, None);
-    let (offer, pending) = sdp.apply()?;
-    let accepted = accept_offer(&offer.to_sdp_string(), params(), SessionId::from_u128(1), now).ok()?;
-    rtc.sdp_api().accept_answer(pending, SdpAnswer::from_sdp_string(&accepted.answer).ok()?).ok()?;
-    engine.handle_input(now, Input::AddSession(Box::new(accepted))).ok()?;
-    for _ in 0..200 {
-        let mut to_peer = Vec::new();
-        let mut connected = false;
-        loop {
-            match engine.poll_output() {
-                Output::Transmit { contents, .. } => to_peer.push(contents),
-                Output::Connected { .. } => connected = true,
-                Output::Timeout(_) => break,
-                _ => {}
-            }
-        }
-        if connected {
-            return Some((engine, now));
-        }
-        for d in &to_peer {
-            let r = Receive::new(Protocol::Udp, server, peer, d).ok()?;
-            rtc.handle_input(str0m::Input::Receive(now, r)).ok()?;
-        }
-        let _ = rtc.handle_input(str0m::Input::Timeout(now));
-        while let Ok(out) = rtc.poll_output() {
-            match out {
-                str0m::Output::Transmit(t) => {
-                    let input = Input::Datagram { source: peer, destination: server, contents: &t.contents };
-                    let _ = engine.handle_input(now, input);
-                }
-                str0m::Output::Timeout(_) => break,
-                str0m::Output::Event(_) => {}
-            }
-        }
-        now += Duration::from_millis(5);
-        let _ = engine.handle_input(now, Input::Timeout);
-    }
-    None
 }
 
 /// The jitter buffer and decoder fed an arbitrary sequence of operations; checks that the
@@ -217,6 +147,9 @@ impl<'a> Bytes<'a> {
 #[cfg(test)]
 mod tests {
     //! Every committed seed and every crash the fuzzers found runs here, in normal CI.
+    use str0m::media::{Direction, MediaKind};
+    use str0m::{Candidate, Rtc};
+
     use super::*;
 
     fn corpus(target: &str) -> Vec<(String, Vec<u8>)> {
@@ -248,7 +181,7 @@ mod tests {
         // Signalling: real offers from str0m, as JSON and as bare SDP.
         let offer = |kinds: &[MediaKind]| {
             let mut rtc = Rtc::builder().build(Instant::now());
-            rtc.add_local_candidate(Candidate::host(PEER.parse().unwrap(), "udp").unwrap());
+            rtc.add_local_candidate(Candidate::host(crate::testkit::PEER.parse().unwrap(), "udp").unwrap());
             let mut api = rtc.sdp_api();
             for &k in kinds {
                 api.add_media(k, Direction::SendRecv, None, None, None);
@@ -315,7 +248,7 @@ mod tests {
 
     #[test]
     fn engine_datagrams_corpus() {
-        assert!(connected_engine().is_some(), "the fuzz harness must reach a connected session");
+        assert!(crate::testkit::connected_pair(Duration::from_millis(20)).is_some(), "no connected session");
         for (_, data) in corpus("engine_datagrams") {
             engine_datagrams(&data);
         }

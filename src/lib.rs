@@ -36,4 +36,5 @@ pub mod fuzz;
 pub mod io;
 pub mod logging;
 pub mod media;
+pub mod testkit;
 pub mod workers;

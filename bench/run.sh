@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# The benchmark: tapedeck (release) under tapedeck-load at several caller counts and both
+# packet times, CPU and memory from /proc, every recording checked, compared with the floor
+# measured on this machine. Writes BENCHMARKS.md (or $OUT).
+#
+#   bench/run.sh                      # N = 50 100 200 500, 30 s calls, ptime 10 and 20
+#   COUNTS="50 500" SECONDS_PER_CALL=60 PTIMES=10 bench/run.sh
+#
+# Everything runs on 127.0.0.1. The load generator shares the machine (and its cores) with
+# the daemon, as it would in any single-machine test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+COUNTS=${COUNTS:-"50 100 200 500"}
+SECS=${SECONDS_PER_CALL:-30}
+PTIMES=${PTIMES:-"10 20"}
+RAMP=${RAMP:-50}
+OUT=${OUT:-BENCHMARKS.md}
+cargo build --release --locked -q --bins
+bin=target/release
+work=$(mktemp -d)
+trap 'pkill -f "$work" 2>/dev/null || true; rm -rf "$work"' EXIT
+ticks=$(getconf CLK_TCK)
+rows=()
+floors=()
+
+rcvbuf_errors() { awk '/^Udp:/ { if (!h) { for (i=1;i<=NF;i++) if ($i=="RcvbufErrors") c=i; h=1 } else print $c }' /proc/net/snmp; }
+
+for ptime in $PTIMES; do
+  floor_json=$($bin/tapedeck-floor --ptime "$ptime")
+  floors+=("$floor_json")
+  floor=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["floor_ms_per_caller_second"])' "$floor_json")
+  for n in $COUNTS; do
+    dir="$work/run-$ptime-$n"
+    mkdir -p "$dir"
+    $bin/tapedeck --http-addr 127.0.0.1:0 --udp-addr 127.0.0.1:0 --log-level warn --ptime "$ptime" \
+      --max-sessions 2000 --recordings "$dir/rec" --logs "$dir/logs" >"$dir/out" 2>"$dir/err" &
+    pid=$!
+    for _ in $(seq 100); do grep -q listening "$dir/out" 2>/dev/null && break; sleep 0.1; done
+    url=$(sed -n 's/.*http \(http:[^ ]*\).*/\1/p' "$dir/out")
+    sleep 1
+    idle_rss=$(awk '/VmRSS/{print $2}' /proc/$pid/status)
+    errs0=$(rcvbuf_errors)
+    $bin/tapedeck-load --url "$url" --callers "$n" --seconds "$SECS" --ramp "$RAMP" --server-ptime "$ptime" \
+      --check-recordings "$dir/rec" >"$dir/load" 2>&1 &
+    lpid=$!
+    # Measure the steady middle: from everyone connected (ramp + 2 s) to 2 s before the first hang-up.
+    ramp_s=$(python3 -c "print($n / $RAMP + 2)")
+    sleep "$ramp_s"
+    window=$(python3 -c "print(max(5, $SECS - ($n / $RAMP) - 4))")
+    c0=$(awk '{print $14+$15}' /proc/$pid/stat); t0=$(date +%s.%N)
+    peak=0
+    end=$(python3 -c "import time; print(time.time() + $window)")
+    while python3 -c "import time,sys; sys.exit(0 if time.time() < $end else 1)"; do
+      r=$(awk '/VmRSS/{print $2}' /proc/$pid/status); [ "$r" -gt "$peak" ] && peak=$r
+      sleep 1
+    done
+    c1=$(awk '{print $14+$15}' /proc/$pid/stat); t1=$(date +%s.%N)
+    wait $lpid || true
+    errs1=$(rcvbuf_errors)
+    kill -TERM $pid; wait $pid || true
+    rows+=("$(python3 - "$dir/load" "$n" "$ptime" "$c0" "$c1" "$t0" "$t1" "$ticks" "$idle_rss" "$peak" "$floor" "$errs0" "$errs1" <<'PY'
+import json, sys
+load, n, ptime, c0, c1, t0, t1, ticks, idle, peak, floor, e0, e1 = sys.argv[1:]
+lines = open(load).read().strip().splitlines()
+j = json.loads(lines[-1])
+n = int(n); window = float(t1) - float(t0)
+cpu_ms = (float(c1) - float(c0)) * 1000 / int(ticks)
+per = cpu_ms / (window * n)
+rss_per = (int(peak) - int(idle)) / n
+f = lambda v: "-" if v is None else f"{v:.1f}"
+print(f"| {ptime} | {n} | {j['connected']}/{n} | {per:.2f} | {per/float(floor):.2f}x | {rss_per:.0f} | "
+      f"{f(j['answer_ms']['p50'])} / {f(j['answer_ms']['p99'])} | {f(j['connect_ms']['p50'])} / {f(j['connect_ms']['p99'])} | "
+      f"{100*j['packets_received']/max(1,j['packets_expected']):.1f} % | {f(j['pacing_p99_ms'])} | {j['max_gap_ms']:.1f} | "
+      f"{j['recordings_complete']}/{n} | {int(e1)-int(e0)} |")
+PY
+)")
+    echo "${rows[-1]}"
+  done
+done
+
+{
+  echo "# tapedeck benchmarks"
+  echo
+  echo "Made by \`bench/run.sh\` on $(date -u +%Y-%m-%d) on this machine: $(nproc) cores, $(awk '/model name/{for(i=4;i<=NF;i++) printf $i" "; print ""; exit}' /proc/cpuinfo)."
+  echo "Reproduce with \`COUNTS=\"$COUNTS\" SECONDS_PER_CALL=$SECS PTIMES=\"$PTIMES\" RAMP=$RAMP bench/run.sh\`."
+  echo "The load generator (\`tapedeck-load\`, one media thread) runs on the same machine, so the"
+  echo "daemon and its callers share the cores."
+  echo
+  echo "Callers send 20 ms Opus packets of their own tone; the daemon sends the sample at its"
+  echo "packet time (ptime). CPU is the daemon's, all threads, from /proc over the steady middle"
+  echo "of the calls; RSS per caller is the peak above the idle daemon. The floor is measured in"
+  echo "the same run by \`tapedeck-floor\` (see below); the ratio is CPU / floor."
+  echo
+  echo "| ptime ms | callers | connected | CPU ms per caller-s | vs floor | RSS KiB per caller | answer ms p50 / p99 | connect ms p50 / p99 | packets received | pacing p99 ms | largest gap ms | recordings complete | UDP rcvbuf errors |"
+  echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+  printf '%s\n' "${rows[@]}"
+  echo
+  echo "## The floor (per caller-second, measured by tapedeck-floor, medians of batches)"
+  echo
+  for f in "${floors[@]}"; do
+    python3 -c '
+import json,sys
+j = json.loads(sys.argv[1])
+print(f"- ptime {j[\"ptime_ms\"]} ms: Opus decode {j[\"opus_decode_us_per_frame\"]:.1f} us per 20 ms frame; UDP send+recv {j[\"udp_send_plus_recv_us\"]:.2f} us; WAV write {j[\"wav_write_us_per_frame\"]:.2f} us per frame; str0m + engine {j[\"str0m_ms_per_session_second\"]:.3f} ms per session-second; floor {j[\"floor_ms_per_caller_second\"]:.2f} ms per caller-second")' "$f"
+  done
+} >"$OUT"
+echo "wrote $OUT"

@@ -1,0 +1,116 @@
+//! `tapedeck-floor`: measures, on this machine, the parts every caller-second must pay at
+//! least once (the "floor"): Opus decoding, UDP send and receive on loopback, str0m's work
+//! for one session (ICE, DTLS keep-alive, SRTP, RTP/RTCP) and WAV writing. Prints one JSON
+//! object; `bench/run.sh` divides the daemon's measured cost by it.
+//!
+//! Each part is timed in batches and the median batch is reported (machines are noisy).
+#![allow(clippy::disallowed_methods)] // a benchmark reads the clock
+
+use std::io::BufWriter;
+use std::net::UdpSocket;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+
+/// Measures the floor's parts.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// Outgoing packet time of the daemon (ms) the per-caller floor is computed for.
+    #[arg(long, default_value_t = 10)]
+    ptime: u64,
+    /// Incoming packet time of the callers (ms).
+    #[arg(long, default_value_t = 20)]
+    caller_ptime: u64,
+}
+
+fn median_of_batches(batches: usize, per_batch: usize, mut f: impl FnMut()) -> f64 {
+    let mut times: Vec<f64> = (0..batches)
+        .map(|_| {
+            let t = Instant::now();
+            for _ in 0..per_batch {
+                f();
+            }
+            t.elapsed().as_secs_f64() * 1e6 / per_batch as f64
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
+}
+
+fn main() {
+    let args = Args::parse();
+    // Opus: decode a 20 ms voice-mode frame of a tone, as browsers and tapedeck-load send.
+    let mut enc = opus::Encoder::new(48_000, opus::Channels::Mono, opus::Application::Voip).expect("encoder");
+    let _ = enc.set_inband_fec(true);
+    let mut out = vec![0u8; 1500];
+    let frames: Vec<Vec<u8>> = (0..50)
+        .map(|f| {
+            let pcm: Vec<i16> = (0..960)
+                .map(|i| (((f * 960 + i) as f64 * 2.0 * std::f64::consts::PI * 440.0 / 48_000.0).sin() * 9000.0) as i16)
+                .collect();
+            let n = enc.encode(&pcm, &mut out).expect("encode");
+            out[..n].to_vec()
+        })
+        .collect();
+    let mut dec = opus::Decoder::new(48_000, opus::Channels::Mono).expect("decoder");
+    let mut pcm = vec![0i16; 5760];
+    let mut k = 0;
+    let decode_us = median_of_batches(21, 500, || {
+        let _ = dec.decode(&frames[k % frames.len()], &mut pcm, false);
+        k += 1;
+    });
+
+    // UDP on loopback: one send_to and one recv_from of a 150-byte datagram.
+    let a = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let b = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let b_addr = b.local_addr().expect("addr");
+    b.set_read_timeout(Some(Duration::from_secs(1))).expect("timeout");
+    let payload = [0x80u8; 150];
+    let mut buf = [0u8; 2048];
+    let send_us = median_of_batches(21, 2000, || {
+        let _ = a.send_to(&payload, b_addr);
+        let _ = b.recv_from(&mut buf);
+    });
+
+    // WAV: appending one 20 ms frame through hound and a buffered file.
+    let dir = std::env::temp_dir().join(format!("tapedeck-floor-{}", std::process::id()));
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 48_000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let file = std::fs::File::create(&dir).expect("temp file");
+    let mut wav = hound::WavWriter::new(BufWriter::new(file), spec).expect("wav");
+    let frame = vec![1000i16; 960];
+    let wav_us = median_of_batches(21, 2000, || {
+        let mut w = wav.get_i16_writer(960);
+        for &s in &frame {
+            w.write_sample(s);
+        }
+        let _ = w.flush();
+    });
+    let _ = wav.finalize();
+    let _ = std::fs::remove_file(&dir);
+
+    // str0m: one session's work per second of two-way audio, in memory.
+    let str0m_ms = tapedeck::testkit::str0m_session_second(
+        Duration::from_millis(args.ptime),
+        Duration::from_millis(args.caller_ptime),
+    );
+
+    let in_pps = 1000.0 / args.caller_ptime as f64;
+    let out_pps = 1000.0 / args.ptime as f64;
+    let floor_ms = (in_pps * decode_us + (in_pps + out_pps) * send_us / 2.0 + in_pps * wav_us) / 1000.0 + str0m_ms;
+    let json = serde_json::json!({
+        "opus_decode_us_per_frame": decode_us,
+        "udp_send_plus_recv_us": send_us,
+        "wav_write_us_per_frame": wav_us,
+        "str0m_ms_per_session_second": str0m_ms,
+        "ptime_ms": args.ptime,
+        "caller_ptime_ms": args.caller_ptime,
+        "floor_ms_per_caller_second": floor_ms,
+    });
+    println!("{json}");
+}

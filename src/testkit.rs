@@ -1,0 +1,166 @@
+//! An engine and an in-memory str0m caller, connected (ICE and DTLS done), with no sockets:
+//! shared by the fuzz targets and `tapedeck-floor`'s measurement of str0m's own cost.
+#![allow(clippy::disallowed_methods)] // the harness takes one real instant as its origin
+
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use str0m::change::SdpAnswer;
+use str0m::format::Codec;
+use str0m::media::{Direction, Frequency, MediaKind, MediaTime, Mid};
+use str0m::net::{Protocol, Receive};
+use str0m::{Candidate, Rtc};
+
+use crate::engine::{accept_offer, Engine, EngineConfig, Input, OfferParams, Output, SessionId};
+
+/// The engine's address in the harness.
+pub const SERVER: &str = "127.0.0.1:50000";
+/// The caller's address in the harness.
+pub const PEER: &str = "127.0.0.1:40000";
+
+/// Offer parameters with a certificate generated once per process.
+pub fn params() -> &'static OfferParams {
+    static PARAMS: OnceLock<OfferParams> = OnceLock::new();
+    PARAMS.get_or_init(|| {
+        let cert = str0m::crypto::from_feature_flags().dtls_provider.generate_certificate().expect("certificate");
+        OfferParams { cert, candidate: SERVER.parse().expect("constant address") }
+    })
+}
+
+/// A caller in memory: its `Rtc` and audio mid.
+pub struct Peer {
+    pub rtc: Rtc,
+    pub mid: Mid,
+}
+
+/// An engine (sample packet time `ptime`) whose one session, id 1, is connected to `Peer`.
+pub fn connected_pair(ptime: Duration) -> Option<(Engine, Peer, Instant)> {
+    let mut now = Instant::now();
+    let config = EngineConfig {
+        ptime,
+        disconnect_timeout: Duration::from_secs(5),
+        connect_timeout: Duration::from_secs(5),
+        max_sessions: 4,
+    };
+    let mut engine = Engine::new(config, now);
+    let peer: SocketAddr = PEER.parse().ok()?;
+    let mut rtc = Rtc::builder().clear_codecs().enable_opus(true, false).set_stats_interval(None).build(now);
+    rtc.add_local_candidate(Candidate::host(peer, "udp").ok()?);
+    let mut sdp = rtc.sdp_api();
+    let mid = sdp.add_media(MediaKind::Audio, Direction::SendRecv, None, None, None);
+    let (offer, pending) = sdp.apply()?;
+    let accepted = accept_offer(&offer.to_sdp_string(), params(), SessionId::from_u128(1), now).ok()?;
+    rtc.sdp_api().accept_answer(pending, SdpAnswer::from_sdp_string(&accepted.answer).ok()?).ok()?;
+    engine.handle_input(now, Input::AddSession(Box::new(accepted))).ok()?;
+    let mut peer = Peer { rtc, mid };
+    for _ in 0..200 {
+        let (to_peer, connected) = drain(&mut engine);
+        if connected {
+            return Some((engine, peer, now));
+        }
+        exchange(&mut engine, &mut peer, &to_peer, now);
+        now += Duration::from_millis(5);
+        let _ = engine.handle_input(now, Input::Timeout);
+    }
+    None
+}
+
+/// Drains the engine: the datagrams for the caller, and whether it reported a connection.
+fn drain(engine: &mut Engine) -> (Vec<Vec<u8>>, bool) {
+    let mut to_peer = Vec::new();
+    let mut connected = false;
+    loop {
+        match engine.poll_output() {
+            Output::Transmit { contents, .. } => to_peer.push(contents),
+            Output::Connected { .. } => connected = true,
+            Output::Timeout(_) => return (to_peer, connected),
+            _ => {}
+        }
+    }
+}
+
+/// Hands the engine's datagrams to the caller and the caller's to the engine.
+fn exchange(engine: &mut Engine, peer: &mut Peer, to_peer: &[Vec<u8>], now: Instant) {
+    let (server, peer_addr): (SocketAddr, SocketAddr) = (SERVER.parse().expect("const"), PEER.parse().expect("const"));
+    for d in to_peer {
+        if let Ok(r) = Receive::new(Protocol::Udp, server, peer_addr, d) {
+            let _ = peer.rtc.handle_input(str0m::Input::Receive(now, r));
+        }
+    }
+    let _ = peer.rtc.handle_input(str0m::Input::Timeout(now));
+    while let Ok(out) = peer.rtc.poll_output() {
+        match out {
+            str0m::Output::Transmit(t) => {
+                let input = Input::Datagram { source: peer_addr, destination: server, contents: &t.contents };
+                let _ = engine.handle_input(now, input);
+            }
+            str0m::Output::Timeout(_) => break,
+            str0m::Output::Event(_) => {}
+        }
+    }
+}
+
+/// Milliseconds of the engine's own work (str0m: ICE, SRTP, RTP/RTCP, plus the engine's
+/// bookkeeping) per second of one session's two-way audio: the server sends a frame every
+/// `ptime`, the caller every `caller_ptime`. Sockets and codecs are not included. Measured
+/// over 20 s of virtual time; only the engine's calls are timed, not the caller's.
+pub fn str0m_session_second(ptime: Duration, caller_ptime: Duration) -> f64 {
+    let Some((mut engine, mut peer, mut now)) = connected_pair(ptime) else { return f64::NAN };
+    let frame: Arc<[u8]> = Arc::from(vec![0x48u8; 60]);
+    let server: SocketAddr = SERVER.parse().expect("const");
+    let peer_addr: SocketAddr = PEER.parse().expect("const");
+    let pt = peer
+        .rtc
+        .writer(peer.mid)
+        .and_then(|w| w.payload_params().find(|p| p.spec().codec == Codec::Opus).map(|p| p.pt()));
+    let Some(pt) = pt else { return f64::NAN };
+    let end = now + Duration::from_secs(20);
+    let mut next_send = now;
+    let mut rtp = 0u64;
+    let mut spent = Duration::ZERO;
+    let mut to_server: Vec<Vec<u8>> = Vec::new();
+    while now < end {
+        // The caller (not timed).
+        if now >= next_send {
+            if let Some(w) = peer.rtc.writer(peer.mid) {
+                let _ = w.write(pt, now, MediaTime::new(rtp, Frequency::FORTY_EIGHT_KHZ), frame.clone());
+            }
+            rtp += caller_ptime.as_micros() as u64 * 48 / 1000;
+            next_send += caller_ptime;
+        }
+        let _ = peer.rtc.handle_input(str0m::Input::Timeout(now));
+        while let Ok(out) = peer.rtc.poll_output() {
+            match out {
+                str0m::Output::Transmit(t) => to_server.push(t.contents.into()),
+                str0m::Output::Timeout(_) => break,
+                str0m::Output::Event(_) => {}
+            }
+        }
+        // The engine (timed).
+        let t = Instant::now();
+        for d in to_server.drain(..) {
+            let _ = engine.handle_input(now, Input::Datagram { source: peer_addr, destination: server, contents: &d });
+        }
+        for _ in 0..engine.wants_frames() {
+            let _ = engine.handle_input(now, Input::SampleFrame(frame.clone()));
+        }
+        let _ = engine.handle_input(now, Input::Timeout);
+        let mut to_peer = Vec::new();
+        let deadline = loop {
+            match engine.poll_output() {
+                Output::Transmit { contents, .. } => to_peer.push(contents),
+                Output::Timeout(d) => break d,
+                _ => {}
+            }
+        };
+        spent += t.elapsed();
+        for d in &to_peer {
+            if let Ok(r) = Receive::new(Protocol::Udp, server, peer_addr, d) {
+                let _ = peer.rtc.handle_input(str0m::Input::Receive(now, r));
+            }
+        }
+        now = deadline.min(next_send).max(now + Duration::from_micros(100));
+    }
+    spent.as_secs_f64() * 1000.0 / 20.0
+}
