@@ -81,7 +81,7 @@ done
 {
   echo "# tapedeck benchmarks"
   echo
-  echo "Made by \`bench/run.sh\` on $(date -u +%Y-%m-%d) on this machine: $(nproc) cores, $(awk '/model name/{for(i=4;i<=NF;i++) printf $i" "; print ""; exit}' /proc/cpuinfo)."
+  echo "Made by \`bench/run.sh\` on $(date -u +%Y-%m-%d) on this machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')."
   echo "Reproduce with \`COUNTS=\"$COUNTS\" SECONDS_PER_CALL=$SECS PTIMES=\"$PTIMES\" RAMP=$RAMP bench/run.sh\`."
   echo "The load generator (\`tapedeck-load\`, one media thread) runs on the same machine, so the"
   echo "daemon and its callers share the cores."
@@ -101,7 +101,9 @@ done
     python3 -c '
 import json,sys
 j = json.loads(sys.argv[1])
-print(f"- ptime {j[\"ptime_ms\"]} ms: Opus decode {j[\"opus_decode_us_per_frame\"]:.1f} us per 20 ms frame; UDP send+recv {j[\"udp_send_plus_recv_us\"]:.2f} us; WAV write {j[\"wav_write_us_per_frame\"]:.2f} us per frame; str0m + engine {j[\"str0m_ms_per_session_second\"]:.3f} ms per session-second; floor {j[\"floor_ms_per_caller_second\"]:.2f} ms per caller-second")' "$f"
+print("- ptime %d ms: Opus decode %.1f us per 20 ms frame; UDP send %.2f us, recv %.2f us; WAV write %.2f us per frame; str0m + engine %.3f ms per session-second; floor %.2f ms per caller-second" % (
+    j["ptime_ms"], j["opus_decode_us_per_frame"], j["udp_send_us"], j["udp_recv_us"], j["wav_write_us_per_frame"],
+    j["str0m_ms_per_session_second"], j["floor_ms_per_caller_second"]))' "$f"
   done
 } >"$OUT"
 echo "wrote $OUT"

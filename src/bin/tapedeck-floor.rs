@@ -61,17 +61,30 @@ fn main() {
         k += 1;
     });
 
-    // UDP on loopback: one send_to and one recv_from of a 150-byte datagram.
+    // UDP on loopback, timed apart: a send_to (on loopback it also pays the delivery into the
+    // receiver's buffer) and a recv_from of a 150-byte datagram, in batches of 200.
     let a = UdpSocket::bind("127.0.0.1:0").expect("bind");
     let b = UdpSocket::bind("127.0.0.1:0").expect("bind");
     let b_addr = b.local_addr().expect("addr");
     b.set_read_timeout(Some(Duration::from_secs(1))).expect("timeout");
     let payload = [0x80u8; 150];
     let mut buf = [0u8; 2048];
-    let send_us = median_of_batches(21, 2000, || {
-        let _ = a.send_to(&payload, b_addr);
-        let _ = b.recv_from(&mut buf);
-    });
+    let (mut sends, mut recvs) = (Vec::new(), Vec::new());
+    for _ in 0..51 {
+        let t = Instant::now();
+        for _ in 0..200 {
+            let _ = a.send_to(&payload, b_addr);
+        }
+        sends.push(t.elapsed().as_secs_f64() * 1e6 / 200.0);
+        let t = Instant::now();
+        for _ in 0..200 {
+            let _ = b.recv_from(&mut buf);
+        }
+        recvs.push(t.elapsed().as_secs_f64() * 1e6 / 200.0);
+    }
+    sends.sort_by(f64::total_cmp);
+    recvs.sort_by(f64::total_cmp);
+    let (send_us, recv_us) = (sends[sends.len() / 2], recvs[recvs.len() / 2]);
 
     // WAV: appending one 20 ms frame through hound and a buffered file.
     let dir = std::env::temp_dir().join(format!("tapedeck-floor-{}", std::process::id()));
@@ -102,10 +115,11 @@ fn main() {
 
     let in_pps = 1000.0 / args.caller_ptime as f64;
     let out_pps = 1000.0 / args.ptime as f64;
-    let floor_ms = (in_pps * decode_us + (in_pps + out_pps) * send_us / 2.0 + in_pps * wav_us) / 1000.0 + str0m_ms;
+    let floor_ms = (in_pps * (decode_us + recv_us + wav_us) + out_pps * send_us) / 1000.0 + str0m_ms;
     let json = serde_json::json!({
         "opus_decode_us_per_frame": decode_us,
-        "udp_send_plus_recv_us": send_us,
+        "udp_send_us": send_us,
+        "udp_recv_us": recv_us,
         "wav_write_us_per_frame": wav_us,
         "str0m_ms_per_session_second": str0m_ms,
         "ptime_ms": args.ptime,

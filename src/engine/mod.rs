@@ -9,7 +9,8 @@
 mod offer;
 mod session;
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -162,6 +163,10 @@ pub struct Engine {
     /// Ordered, so every run visits sessions in the same order (deterministic replays).
     sessions: BTreeMap<SessionId, Session>,
     by_remote: HashMap<SocketAddr, SessionId>,
+    /// Each session's next wake-up; entries whose time no longer matches the session's
+    /// `scheduled` are stale and skipped. Only sessions whose time came are visited.
+    timers: BinaryHeap<Reverse<(Instant, SessionId)>>,
+    due: Vec<SessionId>,
     out: VecDeque<Output>,
     frames: VecDeque<Arc<[u8]>>,
     next_frame_at: Instant,
@@ -179,6 +184,8 @@ impl Engine {
             config,
             sessions: BTreeMap::new(),
             by_remote: HashMap::new(),
+            timers: BinaryHeap::new(),
+            due: Vec::new(),
             out: VecDeque::new(),
             frames: VecDeque::with_capacity(SAMPLE_QUEUE),
             next_frame_at: now,
@@ -210,8 +217,12 @@ impl Engine {
             return o;
         }
         let mut next = self.next_frame_at;
-        for s in self.sessions.values() {
-            next = next.min(s.wake_at(&self.config));
+        while let Some(&Reverse((t, id))) = self.timers.peek() {
+            if self.sessions.get(&id).is_some_and(|s| s.scheduled == Some(t)) {
+                next = next.min(t);
+                break;
+            }
+            self.timers.pop(); // stale
         }
         Output::Timeout(next)
     }
@@ -253,7 +264,18 @@ impl Engine {
             session.drain(now, &mut self.out, &mut self.stats);
         });
         self.sessions.insert(id, session);
+        self.schedule(id);
         Ok(())
+    }
+
+    /// Files the session's next wake-up, if it changed.
+    fn schedule(&mut self, id: SessionId) {
+        let Some(s) = self.sessions.get_mut(&id) else { return };
+        let wake = s.wake_at(&self.config);
+        if s.scheduled != Some(wake) {
+            s.scheduled = Some(wake);
+            self.timers.push(Reverse((wake, id)));
+        }
     }
 
     fn handle_datagram(&mut self, now: Instant, source: SocketAddr, dest: SocketAddr, buf: &[u8]) {
@@ -292,14 +314,25 @@ impl Engine {
         if !ok || !session.is_alive() {
             let reason = if ok { EndReason::Closed } else { EndReason::Error };
             let _ = self.end_session(now, id, reason);
+        } else {
+            self.schedule(id);
         }
     }
 
     fn handle_timeout(&mut self, now: Instant) {
         self.send_due_frames(now);
-        let due: Vec<SessionId> =
-            self.sessions.values().filter(|s| s.wake_at(&self.config) <= now).map(Session::id).collect();
-        for id in due {
+        let mut due = std::mem::take(&mut self.due);
+        while let Some(&Reverse((t, id))) = self.timers.peek() {
+            if t > now {
+                break;
+            }
+            self.timers.pop();
+            if let Some(s) = self.sessions.get_mut(&id).filter(|s| s.scheduled == Some(t)) {
+                s.scheduled = None;
+                due.push(id);
+            }
+        }
+        for id in due.drain(..) {
             let Some(session) = self.sessions.get_mut(&id) else { continue };
             let verdict = crate::logging::with_session(id, || {
                 let ok = session.handle(now, str0m::Input::Timeout(now))
@@ -312,8 +345,11 @@ impl Engine {
             });
             if let Some(reason) = verdict {
                 let _ = self.end_session(now, id, reason);
+            } else {
+                self.schedule(id);
             }
         }
+        self.due = due;
     }
 
     fn send_due_frames(&mut self, now: Instant) {
@@ -358,6 +394,12 @@ impl Engine {
             });
             if !ok {
                 failed.push(id);
+                continue;
+            }
+            let wake = session.wake_at(&self.config);
+            if session.scheduled != Some(wake) {
+                session.scheduled = Some(wake);
+                self.timers.push(Reverse((wake, id)));
             }
         }
         for id in failed {

@@ -31,6 +31,8 @@ pub(super) struct Session {
     /// When the last datagram for this session arrived.
     last_rx: Instant,
     remotes: Vec<SocketAddr>,
+    /// The wake-up filed in the engine's timer heap, if any.
+    pub scheduled: Option<Instant>,
 }
 
 /// A connected session whose caller sends no datagram at all (no media, RTCP or ICE
@@ -50,6 +52,7 @@ impl Session {
             rtc_deadline: now,
             last_rx: now,
             remotes: Vec::new(),
+            scheduled: None,
         }
     }
 

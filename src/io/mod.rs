@@ -77,6 +77,7 @@ impl EventLoop {
             self.top_up_frames(now);
             let _ = self.engine.handle_input(now, Input::Timeout);
             let deadline = self.perform(&mut paths);
+            self.recorders.flush();
             if self.engine.is_done() {
                 break;
             }

@@ -22,6 +22,9 @@ use crate::media::recording::{Packet, Recording, RecordingConfig};
 
 /// How often a worker advances its recordings without new packets.
 const TICK: Duration = Duration::from_millis(200);
+/// Bytes buffered per file before a write: about a third of a second of audio, so a
+/// recording costs three write calls a second instead of twelve.
+const WRITE_BUFFER: usize = 32 * 1024;
 /// How often each WAV header is rewritten.
 const HEADER_REFRESH: Duration = Duration::from_secs(1);
 
@@ -48,7 +51,10 @@ impl RecorderMsg {
 
 /// The pool. Dropping the senders (via [`RecorderPool::finish`]) finalizes every open file.
 pub struct RecorderPool {
-    senders: Vec<Sender<RecorderMsg>>,
+    senders: Vec<Sender<Vec<RecorderMsg>>>,
+    /// Messages gathered during one loop turn, per worker: a worker is woken once a turn,
+    /// not once a packet.
+    pending: Vec<Vec<RecorderMsg>>,
     handles: Vec<JoinHandle<()>>,
 }
 
@@ -68,21 +74,34 @@ impl RecorderPool {
             senders.push(tx);
             handles.push(handle);
         }
-        Ok(RecorderPool { senders, handles })
+        let pending = senders.iter().map(|_| Vec::new()).collect();
+        Ok(RecorderPool { senders, pending, handles })
     }
 
-    /// Hands a message to the session's worker.
-    pub fn send(&self, msg: RecorderMsg) {
+    /// Queues a message for the session's worker; [`RecorderPool::flush`] hands it over.
+    pub fn send(&mut self, msg: RecorderMsg) {
         let mut h = std::collections::hash_map::DefaultHasher::new();
         msg.session().hash(&mut h);
         let i = (h.finish() % self.senders.len() as u64) as usize;
-        if let Err(e) = self.senders[i].send(msg) {
-            log::error!("recorder worker {i} is gone; lost {:?}", e.into_inner().session());
+        self.pending[i].push(msg);
+    }
+
+    /// Hands every queued message to its worker (once a loop turn).
+    pub fn flush(&mut self) {
+        for (i, batch) in self.pending.iter_mut().enumerate() {
+            if batch.is_empty() {
+                continue;
+            }
+            let batch = std::mem::take(batch);
+            if let Err(e) = self.senders[i].send(batch) {
+                log::error!("recorder worker {i} is gone; lost {} messages", e.into_inner().len());
+            }
         }
     }
 
     /// Closes the pool: every worker finalizes its files and stops. Waits for them.
-    pub fn finish(self) {
+    pub fn finish(mut self) {
+        self.flush();
         drop(self.senders);
         for h in self.handles {
             if h.join().is_err() {
@@ -111,11 +130,11 @@ impl Worker {
     }
 
     #[allow(clippy::disallowed_methods)] // workers read the clock
-    fn run(mut self, rx: Receiver<RecorderMsg>) {
+    fn run(mut self, rx: Receiver<Vec<RecorderMsg>>) {
         let mut last_tick = Instant::now();
         loop {
             match rx.recv_timeout(TICK) {
-                Ok(msg) => self.handle(msg),
+                Ok(batch) => batch.into_iter().for_each(|msg| self.handle(msg)),
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => break,
             }
@@ -155,7 +174,7 @@ impl Worker {
                     return;
                 }
             };
-            match Recording::new(BufWriter::new(file), self.config) {
+            match Recording::new(BufWriter::with_capacity(WRITE_BUFFER, file), self.config) {
                 Ok(recording) => {
                     log::info!("recording to {}", path.display());
                     let recorder = Recorder::new(recording, self.open_capture(&path));
