@@ -69,8 +69,7 @@ fn run(cli: Cli) -> Result<(), StartError> {
     let provider = str0m::crypto::from_feature_flags();
     let cert = provider.dtls_provider.generate_certificate().ok_or(StartError::Certificate)?;
 
-    let socket = std::net::UdpSocket::bind(config.udp_addr).map_err(|e| StartError::Udp(config.udp_addr, e))?;
-    socket.set_nonblocking(true)?;
+    let socket = bind_udp(config.udp_addr).map_err(|e| StartError::Udp(config.udp_addr, e))?;
     let udp_local = socket.local_addr()?;
     let candidate = SocketAddr::new(config.public_ip.unwrap_or(udp_local.ip()), udp_local.port());
     let server =
@@ -133,6 +132,31 @@ fn run(cli: Cli) -> Result<(), StartError> {
     result?;
     log::info!("stopped");
     Ok(())
+}
+
+/// Socket buffers for the one media socket: at 500 callers, 10 ms of input is 250 datagrams;
+/// 4 MiB holds over a second of it, so a busy turn never makes the kernel drop audio.
+const UDP_BUFFER: usize = 4 * 1024 * 1024;
+
+/// Binds the media socket, non-blocking, with large kernel buffers (capped by the system's
+/// net.core.rmem_max / wmem_max; the effective sizes are logged).
+fn bind_udp(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if let Err(e) = socket.set_recv_buffer_size(UDP_BUFFER) {
+        log::warn!("cannot enlarge the UDP receive buffer: {e}");
+    }
+    if let Err(e) = socket.set_send_buffer_size(UDP_BUFFER) {
+        log::warn!("cannot enlarge the UDP send buffer: {e}");
+    }
+    socket.bind(&addr.into())?;
+    socket.set_nonblocking(true)?;
+    log::debug!(
+        "UDP buffers: receive {:?}, send {:?} bytes",
+        socket.recv_buffer_size().ok(),
+        socket.send_buffer_size().ok()
+    );
+    Ok(socket.into())
 }
 
 /// SIGINT and SIGTERM ask for a graceful shutdown: refuse offers, finalize recordings, exit 0.

@@ -55,8 +55,17 @@ pub struct RecorderPool {
     /// Messages gathered during one loop turn, per worker: a worker is woken once a turn,
     /// not once a packet.
     pending: Vec<Vec<RecorderMsg>>,
+    /// A worker's batch holds a start or an end: hand it over at the next flush.
+    urgent: Vec<bool>,
+    flushed: Vec<Instant>,
     handles: Vec<JoinHandle<()>>,
 }
+
+/// Packets wait at most this long in the loop before going to their worker (the jitter
+/// buffer is a second deep, so this costs nothing and saves thousands of wake-ups a second).
+const BATCH_DELAY: Duration = Duration::from_millis(5);
+/// A batch this large goes at once.
+const BATCH_MAX: usize = 64;
 
 impl RecorderPool {
     /// Starts `threads` workers; with `capture`, each recording's operations also go to
@@ -75,7 +84,10 @@ impl RecorderPool {
             handles.push(handle);
         }
         let pending = senders.iter().map(|_| Vec::new()).collect();
-        Ok(RecorderPool { senders, pending, handles })
+        let urgent = vec![false; senders.len()];
+        #[allow(clippy::disallowed_methods)] // the pool belongs to the workers
+        let flushed = vec![Instant::now(); senders.len()];
+        Ok(RecorderPool { senders, pending, urgent, flushed, handles })
     }
 
     /// Queues a message for the session's worker; [`RecorderPool::flush`] hands it over.
@@ -83,16 +95,22 @@ impl RecorderPool {
         let mut h = std::collections::hash_map::DefaultHasher::new();
         msg.session().hash(&mut h);
         let i = (h.finish() % self.senders.len() as u64) as usize;
+        self.urgent[i] |= !matches!(msg, RecorderMsg::Packet { .. });
         self.pending[i].push(msg);
     }
 
-    /// Hands every queued message to its worker (once a loop turn).
-    pub fn flush(&mut self) {
-        for (i, batch) in self.pending.iter_mut().enumerate() {
-            if batch.is_empty() {
+    /// Hands queued messages to their workers: a batch goes when it holds a start or an
+    /// end, is large, or has waited `BATCH_DELAY`. Called once a loop turn.
+    pub fn flush(&mut self, now: Instant) {
+        for i in 0..self.pending.len() {
+            let batch = &mut self.pending[i];
+            let due = self.urgent[i] || batch.len() >= BATCH_MAX || now.duration_since(self.flushed[i]) >= BATCH_DELAY;
+            if batch.is_empty() || !due {
                 continue;
             }
             let batch = std::mem::take(batch);
+            self.urgent[i] = false;
+            self.flushed[i] = now;
             if let Err(e) = self.senders[i].send(batch) {
                 log::error!("recorder worker {i} is gone; lost {} messages", e.into_inner().len());
             }
@@ -101,7 +119,9 @@ impl RecorderPool {
 
     /// Closes the pool: every worker finalizes its files and stops. Waits for them.
     pub fn finish(mut self) {
-        self.flush();
+        self.urgent.iter_mut().for_each(|u| *u = true);
+        #[allow(clippy::disallowed_methods)] // the pool belongs to the workers
+        self.flush(Instant::now());
         drop(self.senders);
         for h in self.handles {
             if h.join().is_err() {
