@@ -20,6 +20,10 @@ use super::SessionId;
 /// absorbs: packets keep their arrival times, so the recording's timeline is unaffected.
 const STR0M_REORDER_PACKETS: usize = 10;
 
+/// Sent packets str0m keeps for retransmission. Audio is never retransmitted here (no RTX
+/// is negotiated for Opus), so keep few: str0m's default of 50 costs memory per caller.
+const STR0M_SEND_BUFFER: usize = 8;
+
 /// What every new session shares.
 #[derive(Clone)]
 pub struct OfferParams {
@@ -70,6 +74,7 @@ pub fn accept_offer(sdp: &str, params: &OfferParams, id: SessionId, now: Instant
         .clear_codecs()
         .enable_opus(true, false)
         .set_reordering_size_audio(STR0M_REORDER_PACKETS)
+        .set_send_buffer_audio(STR0M_SEND_BUFFER)
         .set_stats_interval(None)
         .build(now);
     let candidate =

@@ -22,9 +22,9 @@ use crate::media::recording::{Packet, Recording, RecordingConfig};
 
 /// How often a worker advances its recordings without new packets.
 const TICK: Duration = Duration::from_millis(200);
-/// Bytes buffered per file before a write: about a third of a second of audio, so a
-/// recording costs three write calls a second instead of twelve.
-const WRITE_BUFFER: usize = 32 * 1024;
+/// Bytes buffered per file before a write: a sixth of a second of audio, so a recording
+/// costs six write calls a second instead of twelve, for 16 KiB of memory per caller.
+const WRITE_BUFFER: usize = 16 * 1024;
 /// How often each WAV header is rewritten.
 const HEADER_REFRESH: Duration = Duration::from_secs(1);
 
