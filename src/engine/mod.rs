@@ -65,6 +65,8 @@ pub struct EngineConfig {
 
 /// Sample frames the engine keeps queued ahead of need.
 pub const SAMPLE_QUEUE: usize = 4;
+/// How often the engine asks to be woken when no session is connected.
+const IDLE_WAKE: Duration = Duration::from_secs(3600);
 /// If the loop falls this many frames behind, it skips ahead instead of bursting.
 const MAX_FRAMES_BEHIND: u32 = 5;
 
@@ -216,7 +218,8 @@ impl Engine {
         if let Some(o) = self.out.pop_front() {
             return o;
         }
-        let mut next = self.next_frame_at;
+        // With nobody connected the sample clock needs no wake-ups: the daemon idles.
+        let mut next = if self.anyone_listening() { self.next_frame_at } else { self.next_frame_at + IDLE_WAKE };
         while let Some(&Reverse((t, id))) = self.timers.peek() {
             if self.sessions.get(&id).is_some_and(|s| s.scheduled == Some(t)) {
                 next = next.min(t);
@@ -352,8 +355,21 @@ impl Engine {
         self.due = due;
     }
 
+    fn anyone_listening(&self) -> bool {
+        self.sessions.values().any(Session::is_connected)
+    }
+
     fn send_due_frames(&mut self, now: Instant) {
         if now < self.next_frame_at {
+            return;
+        }
+        if !self.anyone_listening() {
+            // Nobody listens: the loop's position runs on, but no frame is taken, so the
+            // encoder thread blocks on its full channel and costs nothing.
+            let passed = (now - self.next_frame_at).as_micros() / self.config.ptime.as_micros().max(1) + 1;
+            let passed = u32::try_from(passed).unwrap_or(u32::MAX);
+            self.frame_index += u64::from(passed);
+            self.next_frame_at += self.config.ptime * passed;
             return;
         }
         let behind = (now - self.next_frame_at).as_micros() / self.config.ptime.as_micros().max(1);
