@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
-use crossbeam_channel::{bounded, Sender};
+use crossbeam_channel::{bounded, RecvTimeoutError, Sender};
 use tiny_http::{Header, Request, Response};
 
 use super::api::{self, ApiError, Route, MAX_BODY};
@@ -130,7 +130,7 @@ fn offer(request: &mut Request, shared: &Shared) -> Result<String, ApiError> {
     match wait.recv_timeout(LOOP_REPLY_TIMEOUT) {
         Ok(Ok(())) => {}
         Ok(Err(e)) => return Err(engine_error(e)),
-        Err(_) => return Err(ApiError::Timeout),
+        Err(e) => return Err(no_reply(e)),
     }
     crate::logging::with_session(id, || log::info!("answered; recording will be {name}"));
     Ok(serde_json::json!({ "type": "answer", "sdp": answer, "session": id.to_string(), "recording": name }).to_string())
@@ -143,13 +143,21 @@ fn hangup(id: &str, shared: &Shared) -> Result<String, ApiError> {
     match wait.recv_timeout(LOOP_REPLY_TIMEOUT) {
         Ok(Ok(())) => Ok(serde_json::json!({ "session": id, "ended": true }).to_string()),
         Ok(Err(e)) => Err(engine_error(e)),
-        Err(_) => Err(ApiError::Timeout),
+        Err(e) => Err(no_reply(e)),
     }
 }
 
 fn ask_loop(shared: &Shared, command: Command) -> Result<(), ApiError> {
     shared.commands.send(command).map_err(|_| ApiError::Unavailable("shutting down".into()))?;
     shared.waker.wake().map_err(|e| ApiError::Internal(format!("cannot wake the event loop: {e}")))
+}
+
+/// The loop did not reply: 504 if it is just slow, 503 if it has stopped (shutdown).
+fn no_reply(e: RecvTimeoutError) -> ApiError {
+    match e {
+        RecvTimeoutError::Timeout => ApiError::Timeout,
+        RecvTimeoutError::Disconnected => ApiError::Unavailable("shutting down".into()),
+    }
 }
 
 fn engine_error(e: EngineError) -> ApiError {
