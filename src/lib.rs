@@ -28,6 +28,18 @@
 //!
 //! Errors are bad input (an `Err` with a clear message); panics are broken invariants, and
 //! every `expect` says why it cannot fail. Network input never panics.
+//!
+//! # Modules
+//!
+//! - [`engine`]: the sans-IO core (sessions, demultiplexing, the sample clock, timers).
+//! - [`io`]: the event loop, the HTTP API and the demo page's assets.
+//! - [`media`]: the recorder ([`media::recording`]: jitter buffer, Opus decoding with
+//!   FEC/PLC, WAV), captures and replay ([`media::capture`]), and the looped sample.
+//! - [`workers`]: the recorder pool and the sample encoder thread.
+//! - [`client`]: WebRTC callers for the end-to-end tests and `tapedeck-load`.
+//! - [`testkit`] and [`fuzz`]: an in-memory connected session, and the functions the
+//!   cargo-fuzz targets wrap.
+//! - [`config`], [`logging`]: the typed command line; console and file logs with session ids.
 
 pub mod client;
 pub mod config;
