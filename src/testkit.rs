@@ -7,11 +7,11 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use str0m::change::SdpAnswer;
-use str0m::format::Codec;
-use str0m::media::{Direction, Frequency, MediaKind, MediaTime, Mid};
+use str0m::media::{Frequency, MediaTime, Mid};
 use str0m::net::{Protocol, Receive};
-use str0m::{Candidate, Rtc};
+use str0m::Rtc;
 
+use crate::client::{offering, opus_pt, Offering};
 use crate::engine::{accept_offer, Engine, EngineConfig, Input, OfferParams, Output, SessionId};
 
 /// The engine's address in the harness.
@@ -45,11 +45,7 @@ pub fn connected_pair(ptime: Duration) -> Option<(Engine, Peer, Instant)> {
     };
     let mut engine = Engine::new(config, now);
     let peer: SocketAddr = PEER.parse().ok()?;
-    let mut rtc = Rtc::builder().clear_codecs().enable_opus(true, false).set_stats_interval(None).build(now);
-    rtc.add_local_candidate(Candidate::host(peer, "udp").ok()?);
-    let mut sdp = rtc.sdp_api();
-    let mid = sdp.add_media(MediaKind::Audio, Direction::SendRecv, None, None, None);
-    let (offer, pending) = sdp.apply()?;
+    let Offering { mut rtc, mid, offer, pending } = offering(peer, now, None).ok()?;
     let accepted = accept_offer(&offer.to_sdp_string(), params(), SessionId::from_u128(1), now).ok()?;
     rtc.sdp_api().accept_answer(pending, SdpAnswer::from_sdp_string(&accepted.answer).ok()?).ok()?;
     engine.handle_input(now, Input::AddSession(Box::new(accepted))).ok()?;
@@ -110,11 +106,7 @@ pub fn str0m_session_second(ptime: Duration, caller_ptime: Duration) -> f64 {
     let frame: Arc<[u8]> = Arc::from(vec![0x48u8; 60]);
     let server: SocketAddr = SERVER.parse().expect("const");
     let peer_addr: SocketAddr = PEER.parse().expect("const");
-    let pt = peer
-        .rtc
-        .writer(peer.mid)
-        .and_then(|w| w.payload_params().find(|p| p.spec().codec == Codec::Opus).map(|p| p.pt()));
-    let Some(pt) = pt else { return f64::NAN };
+    let Some(pt) = opus_pt(&mut peer.rtc, peer.mid) else { return f64::NAN };
     let end = now + Duration::from_secs(20);
     let mut next_send = now;
     let mut rtp = 0u64;

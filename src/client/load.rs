@@ -19,12 +19,11 @@ use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token, Waker};
 use str0m::change::SdpAnswer;
 use str0m::config::DtlsCert;
-use str0m::format::Codec;
-use str0m::media::{Direction, Frequency, MediaKind, MediaTime, Mid, Pt};
+use str0m::media::{Frequency, MediaTime, Mid, Pt};
 use str0m::net::{Protocol, Receive};
-use str0m::{Candidate, Event, Rtc};
+use str0m::{Event, Rtc};
 
-use super::http;
+use super::{encode_tone, http, offering, opus_pt, Offering};
 
 const WAKER: Token = Token(usize::MAX);
 
@@ -162,15 +161,7 @@ fn offer(config: &LoadConfig, index: usize, cert: Option<DtlsCert>) -> Result<Ca
     std_socket.set_nonblocking(true).map_err(|e| e.to_string())?;
     let local = std_socket.local_addr().map_err(|e| e.to_string())?;
     let now = Instant::now();
-    let mut builder = Rtc::builder().clear_codecs().enable_opus(true, false).set_stats_interval(None);
-    if let Some(cert) = cert {
-        builder = builder.set_dtls_cert(cert);
-    }
-    let mut rtc = builder.build(now);
-    rtc.add_local_candidate(Candidate::host(local, "udp").map_err(|e| e.to_string())?);
-    let mut api = rtc.sdp_api();
-    let mid = api.add_media(MediaKind::Audio, Direction::SendRecv, None, None, None);
-    let (offer, pending) = api.apply().ok_or("no offer")?;
+    let Offering { mut rtc, mid, offer, pending } = offering(local, now, cert)?;
     let body = serde_json::json!({ "type": "offer", "sdp": offer.to_sdp_string() }).to_string();
     let r = http::request(
         config.server,
@@ -220,7 +211,7 @@ fn offer(config: &LoadConfig, index: usize, cert: Option<DtlsCert>) -> Result<Ca
     })
 }
 
-/// One second of a tone, Opus-encoded once and shared by every caller with that tone.
+/// A tone's frames, encoded once and shared by every caller with that tone.
 fn tone(hz: u32, ptime: Duration) -> Arc<Vec<Arc<[u8]>>> {
     use std::collections::HashMap;
     use std::sync::{Mutex, OnceLock};
@@ -228,30 +219,7 @@ fn tone(hz: u32, ptime: Duration) -> Arc<Vec<Arc<[u8]>>> {
     static TONES: OnceLock<Tones> = OnceLock::new();
     let tones = TONES.get_or_init(Default::default);
     let mut tones = tones.lock().unwrap_or_else(|p| p.into_inner());
-    tones
-        .entry((hz, ptime))
-        .or_insert_with(|| {
-            let len = (ptime.as_micros() * 48 / 1000) as usize;
-            let frames = 48_000 / len;
-            let mut enc = opus::Encoder::new(48_000, opus::Channels::Mono, opus::Application::Voip).expect("encoder");
-            let _ = enc.set_inband_fec(true);
-            let mut out = vec![0u8; 1500];
-            let encoded = (0..frames * 2)
-                .map(|f| {
-                    let pcm: Vec<i16> = (0..len)
-                        .map(|i| {
-                            let t = (f * len + i) as f64 / 48_000.0;
-                            ((2.0 * std::f64::consts::PI * f64::from(hz) * t).sin() * 0.3 * 32767.0) as i16
-                        })
-                        .collect();
-                    let n = enc.encode(&pcm, &mut out).unwrap_or(0);
-                    Arc::from(&out[..n])
-                })
-                .skip(frames)
-                .collect();
-            Arc::new(encoded)
-        })
-        .clone()
+    tones.entry((hz, ptime)).or_insert_with(|| Arc::new(encode_tone(hz, ptime))).clone()
 }
 
 fn media_loop(
@@ -413,17 +381,8 @@ impl Caller {
         self.rtp += self.frame_samples;
         let frame = self.tone[self.frame % self.tone.len()].clone();
         self.frame += 1;
-        let pt = match self.pt {
-            Some(pt) => pt,
-            None => {
-                let Some(w) = self.rtc.writer(self.mid) else { return };
-                let Some(pt) = w.payload_params().find(|p| p.spec().codec == Codec::Opus).map(|p| p.pt()) else {
-                    return;
-                };
-                self.pt = Some(pt);
-                pt
-            }
-        };
+        let Some(pt) = self.pt.or_else(|| opus_pt(&mut self.rtc, self.mid)) else { return };
+        self.pt = Some(pt);
         let Some(writer) = self.rtc.writer(self.mid) else { return };
         if writer.write(pt, at, MediaTime::new(rtp, Frequency::FORTY_EIGHT_KHZ), frame).is_ok() {
             self.result.sent += 1;

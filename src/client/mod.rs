@@ -14,7 +14,10 @@ use std::io::ErrorKind;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
-use str0m::change::{SdpAnswer, SdpPendingOffer};
+use std::sync::Arc;
+
+use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
+use str0m::config::DtlsCert;
 use str0m::format::Codec;
 use str0m::media::{Direction, Frequency, MediaKind, MediaTime, Mid, Pt};
 use str0m::net::{Protocol, Receive};
@@ -132,6 +135,64 @@ pub struct CallReport {
     pub error: Option<String>,
 }
 
+/// A caller's `Rtc` with one send-and-receive Opus audio section, and the offer it made.
+pub struct Offering {
+    pub rtc: Rtc,
+    pub mid: Mid,
+    pub offer: SdpOffer,
+    pub pending: SdpPendingOffer,
+}
+
+/// Builds an offering caller on `local` (its host candidate). `cert`: a DTLS certificate to
+/// reuse (generating one per caller is the costliest part of building an `Rtc`).
+pub fn offering(local: SocketAddr, now: Instant, cert: Option<DtlsCert>) -> Result<Offering, String> {
+    let mut builder = Rtc::builder().clear_codecs().enable_opus(true, false).set_stats_interval(None);
+    if let Some(cert) = cert {
+        builder = builder.set_dtls_cert(cert);
+    }
+    let mut rtc = builder.build(now);
+    rtc.add_local_candidate(Candidate::host(local, "udp").map_err(|e| e.to_string())?);
+    let mut api = rtc.sdp_api();
+    let mid = api.add_media(MediaKind::Audio, Direction::SendRecv, None, None, None);
+    let (offer, pending) = api.apply().ok_or("no offer to make")?;
+    Ok(Offering { rtc, mid, offer, pending })
+}
+
+/// The Opus payload type negotiated for `mid`, once the answer was accepted.
+pub fn opus_pt(rtc: &mut Rtc, mid: Mid) -> Option<Pt> {
+    let writer = rtc.writer(mid)?;
+    let pt = writer.payload_params().find(|p| p.spec().codec == Codec::Opus).map(|p| p.pt());
+    pt
+}
+
+/// One second of a tone (integer Hz, so the second loops seamlessly), Opus-encoded in
+/// `ptime` frames as a browser would (voice mode, in-band FEC), after a second of warm-up.
+pub fn encode_tone(hz: u32, ptime: Duration) -> Vec<Arc<[u8]>> {
+    let len = (ptime.as_micros() * 48 / 1000) as usize;
+    let frames = 48_000 / len.max(1);
+    let Ok(mut enc) = opus::Encoder::new(48_000, opus::Channels::Mono, opus::Application::Voip) else {
+        return Vec::new();
+    };
+    let _ = enc.set_inband_fec(true);
+    let _ = enc.set_packet_loss_perc(10);
+    let mut out = vec![0u8; 1500];
+    (0..frames * 2)
+        .map(|f| {
+            let pcm: Vec<i16> = (0..len)
+                .map(|i| {
+                    let t = (f * len + i) as f64 / 48_000.0;
+                    ((TAU64 * f64::from(hz) * t).sin() * 0.3 * 32767.0) as i16
+                })
+                .collect();
+            let n = enc.encode(&pcm, &mut out).unwrap_or(0);
+            Arc::from(&out[..n])
+        })
+        .skip(frames)
+        .collect()
+}
+
+const TAU64: f64 = std::f64::consts::TAU;
+
 /// Places one call following `plan`. Never panics on what the server does: failures end up
 /// in [`CallReport::error`].
 pub fn call(plan: &CallPlan) -> CallReport {
@@ -158,12 +219,7 @@ fn run_call(plan: &CallPlan, report: &mut CallReport) -> Result<(), String> {
     let socket = UdpSocket::bind("127.0.0.1:0").map_err(|e| format!("bind: {e}"))?;
     let local = socket.local_addr().map_err(|e| e.to_string())?;
     let start = Instant::now();
-    let mut rtc = Rtc::builder().clear_codecs().enable_opus(true, false).build(start);
-    let candidate = Candidate::host(local, "udp").map_err(|e| e.to_string())?;
-    rtc.add_local_candidate(candidate);
-    let mut api = rtc.sdp_api();
-    let mid = api.add_media(MediaKind::Audio, Direction::SendRecv, None, None, None);
-    let (offer, pending) = api.apply().ok_or("no offer to make")?;
+    let Offering { mut rtc, mid, offer, pending } = offering(local, start, None)?;
     report.offered_at = Some(Instant::now());
     let answer = post_offer(plan.server, &offer.to_sdp_string(), report)?;
     report.answered_at = Some(Instant::now());
@@ -302,12 +358,7 @@ fn wait(socket: &UdpSocket, rtc: &mut Rtc, buf: &mut [u8], local: SocketAddr, un
 
 impl Media {
     fn new(rtc: &mut Rtc, mid: Mid) -> Result<Self, String> {
-        let writer = rtc.writer(mid).ok_or("no audio media after the answer")?;
-        let pt = writer
-            .payload_params()
-            .find(|p| p.spec().codec == Codec::Opus)
-            .map(|p| p.pt())
-            .ok_or("the answer has no Opus")?;
+        let pt = opus_pt(rtc, mid).ok_or("the answer has no Opus audio")?;
         let mut encoder =
             opus::Encoder::new(48_000, opus::Channels::Mono, opus::Application::Voip).map_err(|e| e.to_string())?;
         let _ = encoder.set_inband_fec(true);

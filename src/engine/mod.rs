@@ -273,11 +273,8 @@ impl Engine {
 
     /// Files the session's next wake-up, if it changed.
     fn schedule(&mut self, id: SessionId) {
-        let Some(s) = self.sessions.get_mut(&id) else { return };
-        let wake = s.wake_at(&self.config);
-        if s.scheduled != Some(wake) {
-            s.scheduled = Some(wake);
-            self.timers.push(Reverse((wake, id)));
+        if let Some(s) = self.sessions.get_mut(&id) {
+            schedule(s, &self.config, &mut self.timers);
         }
     }
 
@@ -412,11 +409,7 @@ impl Engine {
                 failed.push(id);
                 continue;
             }
-            let wake = session.wake_at(&self.config);
-            if session.scheduled != Some(wake) {
-                session.scheduled = Some(wake);
-                self.timers.push(Reverse((wake, id)));
-            }
+            schedule(session, &self.config, &mut self.timers);
         }
         for id in failed {
             let _ = self.end_session(now, id, EndReason::Error);
@@ -445,6 +438,15 @@ impl Engine {
         for id in ids {
             let _ = self.end_session(now, id, EndReason::Shutdown);
         }
+    }
+}
+
+/// Files `session`'s next wake-up in `timers`, if it changed (older entries go stale).
+fn schedule(session: &mut Session, config: &EngineConfig, timers: &mut BinaryHeap<Reverse<(Instant, SessionId)>>) {
+    let wake = session.wake_at(config);
+    if session.scheduled != Some(wake) {
+        session.scheduled = Some(wake);
+        timers.push(Reverse((wake, session.id())));
     }
 }
 

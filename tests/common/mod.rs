@@ -80,6 +80,15 @@ impl Daemon {
         None
     }
 
+    /// The finalized recording of a call that ended: its samples, and the call's length
+    /// (connected to hang-up, as the caller saw it) in seconds.
+    pub fn recorded(&self, report: &tapedeck::client::CallReport) -> (Vec<i16>, f64) {
+        let path = self.recording(report.recording.as_deref().expect("the answer names the recording"));
+        self.wait_for_final(&path, Duration::from_secs(5));
+        let call = report.hangup_at.expect("hung up") - report.connected_at.expect("connected");
+        (audio::read_wav(&path).1, call.as_secs_f64())
+    }
+
     /// Waits until the daemon has written the recording's final header (bounded).
     pub fn wait_for_final(&self, path: &Path, limit: Duration) {
         let start = Instant::now();

@@ -18,10 +18,10 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use str0m::change::SdpAnswer;
-use str0m::format::Codec;
-use str0m::media::{Direction, Frequency, MediaKind, MediaTime, Mid, Pt};
+use str0m::media::{Frequency, MediaTime, Mid, Pt};
 use str0m::net::{Protocol, Receive};
-use str0m::{Candidate, Event, Rtc};
+use str0m::{Event, Rtc};
+use tapedeck::client::{encode_tone, offering, opus_pt, Offering};
 use tapedeck::engine::{accept_offer, EndReason, Engine, EngineConfig, Input, OfferParams, Output, SessionId};
 use tapedeck::media::capture::{CaptureWriter, Op, Recorder};
 use tapedeck::media::recording::{Recording, RecordingConfig, RecordingStats};
@@ -205,37 +205,14 @@ fn params() -> OfferParams {
     OfferParams { cert, candidate: SERVER.parse().unwrap() }
 }
 
-/// 1 s of a tone, Opus-encoded once in 20 ms frames (integer Hz: the second loops seamlessly).
+/// 1 s of a tone in 20 ms frames, encoded once per frequency.
 type Frames = Arc<Vec<Arc<[u8]>>>;
 
 fn tone_frames(hz: u32) -> Frames {
     static CACHE: OnceLock<std::sync::Mutex<BTreeMap<u32, Frames>>> = OnceLock::new();
     let cache = CACHE.get_or_init(Default::default);
     let mut cache = cache.lock().unwrap();
-    cache
-        .entry(hz)
-        .or_insert_with(|| {
-            let mut enc = opus::Encoder::new(48_000, opus::Channels::Mono, opus::Application::Voip).unwrap();
-            enc.set_inband_fec(true).unwrap();
-            enc.set_packet_loss_perc(10).unwrap();
-            let mut out = vec![0u8; 1500];
-            // Encode two seconds and keep the second, so the loop starts on a settled encoder.
-            let mut frames = Vec::new();
-            for f in 0..100 {
-                let pcm: Vec<i16> = (0..960)
-                    .map(|i| {
-                        let t = (f * 960 + i) as f64 / 48_000.0;
-                        ((2.0 * std::f64::consts::PI * f64::from(hz) * t).sin() * 0.3 * 32767.0) as i16
-                    })
-                    .collect();
-                let n = enc.encode(&pcm, &mut out).unwrap();
-                if f >= 50 {
-                    frames.push(Arc::from(&out[..n]));
-                }
-            }
-            Arc::new(frames)
-        })
-        .clone()
+    cache.entry(hz).or_insert_with(|| Arc::new(encode_tone(hz, Duration::from_millis(20)))).clone()
 }
 
 impl Sim {
@@ -281,11 +258,7 @@ impl Sim {
         let n = self.peers.len() as u128 + 1;
         let id = SessionId::from_u128(n);
         let addr: SocketAddr = format!("127.0.0.{}:{}", 2 + n / 50_000, 10_000 + n % 50_000).parse().unwrap();
-        let mut rtc = Rtc::builder().clear_codecs().enable_opus(true, false).build(self.now);
-        rtc.add_local_candidate(Candidate::host(addr, "udp").unwrap());
-        let mut api = rtc.sdp_api();
-        let mid = api.add_media(MediaKind::Audio, Direction::SendRecv, None, None, None);
-        let (offer, pending) = api.apply().unwrap();
+        let Offering { mut rtc, mid, offer, pending } = offering(addr, self.now, None).unwrap();
         let accepted = accept_offer(&offer.to_sdp_string(), &self.params, id, self.now).expect("offer accepted");
         let answer = SdpAnswer::from_sdp_string(&accepted.answer).unwrap();
         rtc.sdp_api().accept_answer(pending, answer).unwrap();
@@ -525,15 +498,8 @@ impl Peer {
         if self.plan.silent.iter().any(|&(a, b)| since >= a && since < b) {
             return;
         }
-        let Some(writer) = self.rtc.writer(self.mid) else { return };
-        let pt = match self.pt {
-            Some(pt) => pt,
-            None => {
-                let pt = writer.payload_params().find(|p| p.spec().codec == Codec::Opus).unwrap().pt();
-                self.pt = Some(pt);
-                pt
-            }
-        };
+        let Some(pt) = self.pt.or_else(|| opus_pt(&mut self.rtc, self.mid)) else { return };
+        self.pt = Some(pt);
         let Some(writer) = self.rtc.writer(self.mid) else { return };
         let _ = writer.write(pt, at, MediaTime::new(rtp, Frequency::FORTY_EIGHT_KHZ), frame);
     }
