@@ -2,7 +2,7 @@
 //!
 //! A worker owns, per session, a [`Recording`] (jitter buffer, decoder, WAV writer). It
 //! advances every recording about five times a second from its own clock, so audio is
-//! written even while a caller is silent, and refreshes each WAV header every second, so a
+//! written even while a caller is silent, and refreshes each WAV header as often, so a
 //! killed process leaves a playable file. When the session ends, what is still buffered is
 //! written and the file is made exactly as long as the call.
 
@@ -25,8 +25,9 @@ const TICK: Duration = Duration::from_millis(200);
 /// Bytes buffered per file before a write: a sixth of a second of audio, so a recording
 /// costs six write calls a second instead of twelve, for 16 KiB of memory per caller.
 const WRITE_BUFFER: usize = 16 * 1024;
-/// How often each WAV header is rewritten.
-const HEADER_REFRESH: Duration = Duration::from_secs(1);
+/// How often each WAV header is rewritten (with the write buffer), so that a killed
+/// process leaves a file whose header covers all but the last fraction of a second.
+const HEADER_REFRESH: Duration = TICK;
 
 /// What the event loop tells the recorders.
 #[derive(Debug)]

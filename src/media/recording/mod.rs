@@ -16,8 +16,13 @@
 //!   network jitter does not move audio around.
 //! * Packets wait in a jitter buffer (ordered by timeline position) until they
 //!   end at or before the *write limit* `pos(now) - jitter_depth`; then they are
-//!   decoded and appended in order. The write cursor never passes the limit
-//!   and never moves backwards; a sample is written exactly once.
+//!   decoded and appended in order. A packet that directly follows the last
+//!   one written (next sequence number) waits only until its end is no longer
+//!   in the future (it ends by the latest arrival seen): in-order audio reaches
+//!   the file within a packet time, so a killed process loses little; only a
+//!   gap in the sequence holds the packets behind it for the full depth. The
+//!   write cursor never passes the latest `now` or arrival, and never moves
+//!   backwards; a sample is written exactly once.
 //! * Gaps in front of a packet are concealed (FEC + PLC) when sequence numbers
 //!   show that packets were lost, and filled with digital silence when they
 //!   were not (DTX, muted microphone, sender paused). With nothing buffered,
@@ -157,6 +162,10 @@ pub struct Recording<W: Write + Seek> {
     limit: u64,
     /// Latest `now` seen, in samples.
     now_pos: u64,
+    /// Latest packet arrival seen, in samples. In-order packets are written up to here
+    /// without waiting for the jitter depth; a call never ends before its last arrival,
+    /// so this never writes past the end.
+    arrived: u64,
     /// Highest sequence number written, and a bitmap of written sequence
     /// numbers: bit `i` = `last_seq - i` was written.
     last_seq: Option<u64>,
@@ -257,6 +266,7 @@ impl<W: Write + Seek> Recording<W> {
             cursor: 0,
             limit: 0,
             now_pos: 0,
+            arrived: 0,
             last_seq: None,
             seq_mask: 0,
             last_frame: DEFAULT_FRAME,
@@ -278,6 +288,7 @@ impl<W: Write + Seek> Recording<W> {
         } else {
             self.insert(packet.seq, packet.rtp_time, packet.payload, packet.arrival);
         }
+        self.arrived = self.arrived.max(samples_floor(packet.arrival));
         self.advance(packet.arrival)
     }
 
@@ -369,14 +380,23 @@ impl<W: Write + Seek> Recording<W> {
     /// discarded and everything is padded to the limit.
     fn drain(&mut self, limit: u64, finishing: bool) -> Result<(), RecordingError> {
         while let Some((&pos, b)) = self.buffer.first_key_value() {
-            let ready = if finishing { pos < limit } else { pos.saturating_add(b.dur as u64) <= limit };
+            let end = pos.saturating_add(b.dur as u64);
+            let (ready, cap) = if finishing {
+                (pos < limit, limit)
+            } else if end <= limit {
+                (true, limit)
+            } else {
+                // The next packet in sequence has nothing to wait for: it is written as soon
+                // as its time has come, not a jitter depth later.
+                (self.is_next(b.seq) && pos >= self.cursor && end <= self.arrived, self.arrived)
+            };
             if !ready {
                 break;
             }
             let Some((pos, b)) = self.buffer.pop_first() else {
                 break;
             };
-            self.play(pos, b, limit)?;
+            self.play(pos, b, cap)?;
         }
         if finishing {
             if !self.buffer.is_empty() {
@@ -517,6 +537,11 @@ impl<W: Write + Seek> Recording<W> {
             self.stats.silence_samples += len as u64;
         }
         Ok(())
+    }
+
+    /// Whether `seq` directly follows the last written packet (or nothing was written yet).
+    fn is_next(&self, seq: u64) -> bool {
+        self.last_seq.is_none_or(|last| seq == last.wrapping_add(1))
     }
 
     fn seq_written(&self, seq: u64) -> bool {
