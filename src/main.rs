@@ -12,7 +12,8 @@ use crossbeam_channel::unbounded;
 
 use tapedeck::config::{Cli, Config, Subcommand};
 use tapedeck::engine::{Engine, EngineConfig, OfferParams};
-use tapedeck::io::http::{Shared, Signalling};
+use tapedeck::io::http::{Access, Shared, Signalling};
+use tapedeck::io::telemetry::Telemetry;
 use tapedeck::io::{EventLoop, WAKER};
 use tapedeck::media::recording::RecordingConfig;
 use tapedeck::media::sample::{self, LoopEncoder};
@@ -82,11 +83,13 @@ fn run(cli: Cli) -> Result<(), StartError> {
     let shutdown = Arc::new(AtomicBool::new(false));
     watch_signals(shutdown.clone(), waker.clone())?;
 
+    let telemetry = Arc::new(Telemetry::new());
     let (frames, encoder_thread) = encoder::spawn(loop_encoder)?;
     let recorders = RecorderPool::spawn(
         config.recorder_threads.get(),
         RecordingConfig { jitter_depth: config.jitter_buffer },
         config.capture.clone(),
+        telemetry.clone(),
     )?;
     let (commands_tx, commands) = unbounded();
     let signalling = Signalling::start(
@@ -98,6 +101,8 @@ fn run(cli: Cli) -> Result<(), StartError> {
             waker,
             shutting_down: shutdown.clone(),
             recordings: config.recordings.clone(),
+            telemetry: telemetry.clone(),
+            access: Access::default(),
         },
     )?;
 
@@ -125,6 +130,7 @@ fn run(cli: Cli) -> Result<(), StartError> {
         frames,
         recorders,
         shutdown,
+        telemetry,
     };
     let result = event_loop.run();
     signalling.stop();

@@ -129,9 +129,51 @@ pub enum Output {
     /// One received audio packet for the session's recorder.
     Media { session: SessionId, packet: Packet },
     /// The session ended; `duration` is the time since it connected, if it ever did.
-    Ended { session: SessionId, reason: EndReason, duration: Option<Duration> },
+    Ended { session: SessionId, reason: EndReason, duration: Option<Duration>, counters: SessionCounters },
     /// Nothing more until this time (or new input).
     Timeout(Instant),
+}
+
+/// One session's traffic.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct SessionCounters {
+    pub datagrams_in: u64,
+    pub bytes_in: u64,
+    pub datagrams_out: u64,
+    pub bytes_out: u64,
+    /// Audio packets received (and handed to the recorder once connected).
+    pub media_in: u64,
+    /// Sample frames sent.
+    pub media_out: u64,
+}
+
+/// A session as `GET /sessions` shows it.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionInfo {
+    pub id: SessionId,
+    pub state: SessionState,
+    pub created: Instant,
+    pub connected_at: Option<Instant>,
+    pub counters: SessionCounters,
+}
+
+/// Where a session is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionState {
+    Connecting,
+    Connected,
+    /// Connected, but ICE reports the caller disconnected (it may come back).
+    Disconnected,
+}
+
+impl SessionState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SessionState::Connecting => "connecting",
+            SessionState::Connected => "connected",
+            SessionState::Disconnected => "disconnected",
+        }
+    }
 }
 
 /// A request the engine refuses.
@@ -150,7 +192,12 @@ pub enum EngineError {
 /// Counters the shell may report.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct EngineStats {
+    pub sessions_added: u64,
     pub datagrams_in: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    /// Audio packets handed to the recorders.
+    pub media_in: u64,
     pub datagrams_unknown: u64,
     pub datagrams_bad: u64,
     pub transmits: u64,
@@ -250,6 +297,16 @@ impl Engine {
         self.stats
     }
 
+    /// Every session, in id order.
+    pub fn sessions(&self) -> Vec<SessionInfo> {
+        self.sessions.values().map(Session::info).collect()
+    }
+
+    /// One session.
+    pub fn session(&self, id: SessionId) -> Option<SessionInfo> {
+        self.sessions.get(&id).map(Session::info)
+    }
+
     fn add_session(&mut self, now: Instant, accepted: Accepted) -> Result<(), EngineError> {
         if self.shutting_down {
             return Err(EngineError::ShuttingDown);
@@ -267,6 +324,7 @@ impl Engine {
             session.drain(now, &mut self.out, &mut self.stats);
         });
         self.sessions.insert(id, session);
+        self.stats.sessions_added += 1;
         self.schedule(id);
         Ok(())
     }
@@ -308,6 +366,8 @@ impl Engine {
             self.by_remote.remove(&source);
             return;
         };
+        session.count_in(buf.len());
+        self.stats.bytes_in += buf.len() as u64;
         let ok = crate::logging::with_session(id, || {
             session.handle(now, input) && session.drain(now, &mut self.out, &mut self.stats)
         });
@@ -426,8 +486,8 @@ impl Engine {
         crate::logging::with_session(id, || {
             session.close(now, &mut self.out, &mut self.stats);
             let duration = session.connected_at().map(|at| now.saturating_duration_since(at));
-            log::info!("ended ({reason}) after {:?}", duration.unwrap_or_default());
-            self.out.push_back(Output::Ended { session: id, reason, duration });
+            log::debug!("ended ({reason}) after {:?}", duration.unwrap_or_default());
+            self.out.push_back(Output::Ended { session: id, reason, duration, counters: session.counters() });
         });
         Ok(())
     }

@@ -8,7 +8,9 @@ use std::time::Instant;
 use str0m::media::{Frequency, MediaTime, Mid, Pt};
 use str0m::{Event, IceConnectionState, Rtc};
 
-use super::{Accepted, EndReason, EngineConfig, EngineStats, Output, SessionId};
+use super::{
+    Accepted, EndReason, EngineConfig, EngineStats, Output, SessionCounters, SessionId, SessionInfo, SessionState,
+};
 use crate::media::recording::Packet;
 
 /// How long closing may take to drain the DTLS close_notify before the `Rtc` is dropped.
@@ -31,6 +33,8 @@ pub(super) struct Session {
     /// When the last datagram for this session arrived.
     last_rx: Instant,
     remotes: Vec<SocketAddr>,
+    created: Instant,
+    counters: SessionCounters,
     /// The wake-up filed in the engine's timer heap, if any.
     pub scheduled: Option<Instant>,
 }
@@ -52,12 +56,39 @@ impl Session {
             rtc_deadline: now,
             last_rx: now,
             remotes: Vec::new(),
+            created: now,
+            counters: SessionCounters::default(),
             scheduled: None,
         }
     }
 
     pub fn id(&self) -> SessionId {
         self.id
+    }
+
+    pub fn counters(&self) -> SessionCounters {
+        self.counters
+    }
+
+    /// A datagram of `bytes` arrived for this session.
+    pub fn count_in(&mut self, bytes: usize) {
+        self.counters.datagrams_in += 1;
+        self.counters.bytes_in += bytes as u64;
+    }
+
+    pub fn info(&self) -> SessionInfo {
+        let state = match self.state {
+            State::Connecting { .. } => SessionState::Connecting,
+            State::Connected { disconnected_since: Some(_), .. } => SessionState::Disconnected,
+            State::Connected { .. } => SessionState::Connected,
+        };
+        SessionInfo {
+            id: self.id,
+            state,
+            created: self.created,
+            connected_at: self.connected_at(),
+            counters: self.counters,
+        }
     }
 
     pub fn accepts(&self, input: &str0m::Input<'_>) -> bool {
@@ -143,7 +174,10 @@ impl Session {
         };
         let time = MediaTime::new(rtp, Frequency::FORTY_EIGHT_KHZ);
         match writer.write(self.pt, now, time, frame.clone()) {
-            Ok(()) => true,
+            Ok(()) => {
+                self.counters.media_out += 1;
+                true
+            }
             Err(e) => {
                 log::warn!("writing the sample failed: {e}");
                 false
@@ -161,13 +195,16 @@ impl Session {
                 }
                 Ok(str0m::Output::Transmit(t)) => {
                     stats.transmits += 1;
+                    stats.bytes_out += t.contents.len() as u64;
+                    self.counters.datagrams_out += 1;
+                    self.counters.bytes_out += t.contents.len() as u64;
                     out.push_back(Output::Transmit {
                         source: t.source,
                         destination: t.destination,
                         contents: t.contents.into(),
                     });
                 }
-                Ok(str0m::Output::Event(e)) => self.handle_event(now, e, out),
+                Ok(str0m::Output::Event(e)) => self.handle_event(now, e, out, stats),
                 Err(e) => {
                     log::warn!("str0m failed: {e}");
                     return false;
@@ -196,7 +233,7 @@ impl Session {
         self.rtc.disconnect();
     }
 
-    fn handle_event(&mut self, now: Instant, event: Event, out: &mut VecDeque<Output>) {
+    fn handle_event(&mut self, now: Instant, event: Event, out: &mut VecDeque<Output>, stats: &mut EngineStats) {
         match event {
             Event::Connected => {
                 if let State::Connecting { since } = self.state {
@@ -226,6 +263,8 @@ impl Session {
                     arrival: data.network_time.saturating_duration_since(at),
                 };
                 log::trace!("media seq {} rtp {} {} bytes", packet.seq, packet.rtp_time, packet.payload.len());
+                self.counters.media_in += 1;
+                stats.media_in += 1;
                 out.push_back(Output::Media { session: self.id, packet });
             }
             Event::MediaAdded(m) => log::debug!("media {} {:?} {:?}", m.mid, m.kind, m.direction),

@@ -143,7 +143,7 @@ impl World {
 
     fn ended(&self, id: SessionId) -> Option<(EndReason, Option<Duration>)> {
         self.outputs.iter().find_map(|o| match o {
-            Output::Ended { session, reason, duration } if *session == id => Some((*reason, *duration)),
+            Output::Ended { session, reason, duration, .. } if *session == id => Some((*reason, *duration)),
             _ => None,
         })
     }

@@ -15,6 +15,12 @@ pub const MAX_BODY: usize = 64 * 1024;
 pub enum ApiError {
     #[error("{0}")]
     BadRequest(String),
+    #[error("a valid bearer token is required (Authorization: Bearer ...)")]
+    Unauthorized,
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("the request body did not arrive in time")]
+    RequestTimeout,
     #[error("not found")]
     NotFound,
     #[error("no session {0}")]
@@ -27,6 +33,8 @@ pub enum ApiError {
     UnsupportedType { expected: &'static str, got: String },
     #[error("{0}")]
     Unavailable(String),
+    #[error("the session limit of {0} is reached")]
+    Full(usize),
     #[error("the event loop did not answer in time")]
     Timeout,
     #[error("{0}")]
@@ -38,11 +46,14 @@ impl ApiError {
     pub fn status(&self) -> u16 {
         match self {
             ApiError::BadRequest(_) => 400,
+            ApiError::Unauthorized => 401,
+            ApiError::Forbidden(_) => 403,
+            ApiError::RequestTimeout => 408,
             ApiError::NotFound | ApiError::UnknownSession(_) => 404,
             ApiError::MethodNotAllowed(_) => 405,
             ApiError::TooLarge => 413,
             ApiError::UnsupportedType { .. } => 415,
-            ApiError::Unavailable(_) => 503,
+            ApiError::Unavailable(_) | ApiError::Full(_) => 503,
             ApiError::Timeout => 504,
             ApiError::Internal(_) => 500,
         }
@@ -73,12 +84,34 @@ struct OfferBody {
 /// Checks the content type of a JSON request: absent or `application/json` (any parameters).
 pub fn check_json_type(content_type: Option<&str>) -> Result<(), ApiError> {
     let Some(ct) = content_type else { return Ok(()) };
+    check_type(Some(ct), "application/json")
+}
+
+/// Checks that the content type's essence is `expected` (any parameters).
+pub fn check_type(content_type: Option<&str>, expected: &'static str) -> Result<(), ApiError> {
+    let ct = content_type.unwrap_or("");
     let essence = ct.split(';').next().unwrap_or("").trim();
-    if essence.eq_ignore_ascii_case("application/json") {
+    if essence.eq_ignore_ascii_case(expected) {
         Ok(())
     } else {
-        Err(ApiError::UnsupportedType { expected: "application/json", got: ct.to_string() })
+        let got = if ct.is_empty() { "none".to_string() } else { ct.to_string() };
+        Err(ApiError::UnsupportedType { expected, got })
     }
+}
+
+/// Parses a WHIP offer (`POST /whip`, `application/sdp`): the body is the SDP itself.
+pub fn parse_whip_offer(body: &[u8]) -> Result<String, ApiError> {
+    let sdp = std::str::from_utf8(body).map_err(|_| ApiError::BadRequest("the SDP offer is not UTF-8".into()))?;
+    if sdp.trim().is_empty() {
+        return Err(ApiError::BadRequest("the request body is empty; expected an SDP offer".into()));
+    }
+    Ok(sdp.to_string())
+}
+
+/// Whether `header` (an `Authorization` value) carries `token` as a bearer token.
+pub fn bearer(header: Option<&str>) -> Option<&str> {
+    let (scheme, value) = header?.trim().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| value.trim())
 }
 
 /// Parses `POST /offer`'s body, `{"type":"offer","sdp":"..."}`, into the SDP text.
@@ -102,28 +135,69 @@ pub fn parse_offer(body: &[u8]) -> Result<String, ApiError> {
 /// A route of the API.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
+    /// `POST /offer`: JSON in, JSON out.
     Offer,
+    /// `POST /whip`: SDP in, `201 Created` with the SDP answer out (RFC 9725).
+    Whip,
+    /// `GET /sessions`.
+    Sessions,
+    /// `GET /sessions/{id}`.
     Session(String),
+    /// `DELETE /sessions/{id}`.
+    Hangup(String),
+    /// `GET /healthz`.
+    Health,
+    /// `GET /metrics`.
+    Metrics,
+    /// `OPTIONS` on any route: a CORS preflight.
+    Preflight,
     Asset(super::assets::Asset),
+}
+
+impl Route {
+    /// Whether the route changes something (and so needs the token, if one is set).
+    /// Session listings are protected too: they name recordings.
+    pub fn needs_token(&self) -> bool {
+        matches!(self, Route::Offer | Route::Whip | Route::Hangup(_) | Route::Sessions | Route::Session(_))
+    }
 }
 
 /// Maps method and path to a route.
 pub fn route(method: &str, url: &str) -> Result<Route, ApiError> {
     let path = url.split('?').next().unwrap_or("");
     let wrong = || ApiError::MethodNotAllowed(method.to_string());
+    let known = super::assets::get(path).is_some()
+        || matches!(path, "/offer" | "/whip" | "/sessions" | "/healthz" | "/metrics")
+        || session_id(path).is_some();
+    if method == "OPTIONS" {
+        return if known { Ok(Route::Preflight) } else { Err(ApiError::NotFound) };
+    }
     if let Some(asset) = super::assets::get(path) {
         return if method == "GET" || method == "HEAD" { Ok(Route::Asset(asset)) } else { Err(wrong()) };
     }
-    if path == "/offer" {
-        return if method == "POST" { Ok(Route::Offer) } else { Err(wrong()) };
+    let only = |m: &str, r: Route| if method == m { Ok(r) } else { Err(wrong()) };
+    match path {
+        "/offer" => return only("POST", Route::Offer),
+        "/whip" => return only("POST", Route::Whip),
+        "/sessions" => return only("GET", Route::Sessions),
+        "/healthz" => return only("GET", Route::Health),
+        "/metrics" => return only("GET", Route::Metrics),
+        _ => {}
     }
-    if let Some(id) = path.strip_prefix("/sessions/") {
-        if id.is_empty() || id.contains('/') {
-            return Err(ApiError::NotFound);
-        }
-        return if method == "DELETE" { Ok(Route::Session(id.to_string())) } else { Err(wrong()) };
+    if path.starts_with("/sessions/") {
+        let Some(id) = session_id(path) else { return Err(ApiError::NotFound) };
+        return match method {
+            "GET" => Ok(Route::Session(id.to_string())),
+            "DELETE" => Ok(Route::Hangup(id.to_string())),
+            _ => Err(wrong()),
+        };
     }
     Err(ApiError::NotFound)
+}
+
+fn session_id(path: &str) -> Option<&str> {
+    let id = path.strip_prefix("/sessions/")?;
+    (!id.is_empty() && !id.contains('/')).then_some(id)
 }
 
 #[cfg(test)]
@@ -155,6 +229,25 @@ mod tests {
     }
 
     #[test]
+    fn bearer_tokens_are_read_from_the_header() {
+        assert_eq!(bearer(Some("Bearer abc")), Some("abc"));
+        assert_eq!(bearer(Some("bearer  abc ")), Some("abc"));
+        assert_eq!(bearer(Some("Basic abc")), None);
+        assert_eq!(bearer(Some("Bearer")), None);
+        assert_eq!(bearer(None), None);
+    }
+
+    #[test]
+    fn whip_offers_are_raw_sdp() {
+        assert_eq!(parse_whip_offer(b"v=0\r\n").unwrap(), "v=0\r\n");
+        assert_eq!(parse_whip_offer(b" \r\n").unwrap_err().status(), 400);
+        assert_eq!(parse_whip_offer(&[0xff, 0xfe]).unwrap_err().status(), 400);
+        assert!(check_type(Some("application/sdp"), "application/sdp").is_ok());
+        assert_eq!(check_type(None, "application/sdp").unwrap_err().status(), 415);
+        assert_eq!(check_type(Some("application/json"), "application/sdp").unwrap_err().status(), 415);
+    }
+
+    #[test]
     fn content_type_is_checked() {
         assert!(check_json_type(None).is_ok());
         assert!(check_json_type(Some("application/json; charset=utf-8")).is_ok());
@@ -165,7 +258,18 @@ mod tests {
     fn routes() {
         assert_eq!(route("POST", "/offer"), Ok(Route::Offer));
         assert_eq!(route("GET", "/offer").unwrap_err().status(), 405);
-        assert_eq!(route("DELETE", "/sessions/abc"), Ok(Route::Session("abc".into())));
+        assert_eq!(route("DELETE", "/sessions/abc"), Ok(Route::Hangup("abc".into())));
+        assert_eq!(route("GET", "/sessions/abc"), Ok(Route::Session("abc".into())));
+        assert_eq!(route("GET", "/sessions"), Ok(Route::Sessions));
+        assert_eq!(route("POST", "/whip"), Ok(Route::Whip));
+        assert_eq!(route("GET", "/whip").unwrap_err().status(), 405);
+        assert_eq!(route("PATCH", "/sessions/abc").unwrap_err().status(), 405);
+        assert_eq!(route("GET", "/healthz"), Ok(Route::Health));
+        assert_eq!(route("GET", "/metrics?x"), Ok(Route::Metrics));
+        assert_eq!(route("OPTIONS", "/whip"), Ok(Route::Preflight));
+        assert_eq!(route("OPTIONS", "/nope").unwrap_err().status(), 404);
+        assert!(Route::Offer.needs_token() && Route::Hangup("x".into()).needs_token());
+        assert!(!Route::Health.needs_token() && !Route::Metrics.needs_token());
         assert_eq!(route("DELETE", "/sessions/").unwrap_err().status(), 404);
         assert_eq!(route("GET", "/nope").unwrap_err().status(), 404);
         assert!(matches!(route("GET", "/?x=1"), Ok(Route::Asset(_))));

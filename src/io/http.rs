@@ -1,11 +1,17 @@
 //! Signalling: tiny_http on a few threads. Parses and validates requests, builds each
 //! session's `Rtc` (off the event loop), hands it to the loop over a channel, waits for the
 //! loop's acknowledgement with a timeout, and answers.
+//!
+//! A few threads take requests from tiny_http. Requests that answer at once (the page,
+//! `/healthz`, `/metrics`, preflights, errors) are answered there; the others (offers,
+//! hang-ups, session listings) read a body or wait for the loop, so each gets a thread of its
+//! own, at most [`MAX_IN_FLIGHT`] at a time (beyond that: 503). A slow or stuck client
+//! therefore holds only its own thread, and a body must arrive within [`BODY_DEADLINE`].
 #![allow(clippy::disallowed_methods)] // the I/O shell reads the clock and owns its threads
 
 use std::io::Read;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
@@ -14,8 +20,9 @@ use crossbeam_channel::{bounded, RecvTimeoutError, Sender};
 use tiny_http::{Header, Request, Response};
 
 use super::api::{self, ApiError, Route, MAX_BODY};
+use super::telemetry::{Refusal, Telemetry, STALL};
 use super::Command;
-use crate::engine::{accept_offer, EngineError, OfferParams, SessionId};
+use crate::engine::{accept_offer, EngineError, OfferParams, SessionId, SessionInfo};
 
 /// How long a request waits for the event loop before answering 504.
 const LOOP_REPLY_TIMEOUT: Duration = Duration::from_secs(2);
@@ -23,6 +30,21 @@ const LOOP_REPLY_TIMEOUT: Duration = Duration::from_secs(2);
 const RECV_POLL: Duration = Duration::from_millis(100);
 /// Seconds a client is asked to wait after a 503.
 const RETRY_AFTER_SECS: u32 = 1;
+/// Requests being served on threads of their own at once; more get 503 at once.
+pub const MAX_IN_FLIGHT: usize = 64;
+/// A request body must have arrived this long after the request did (else 408).
+pub const BODY_DEADLINE: Duration = Duration::from_secs(5);
+/// How long browsers may cache a CORS preflight.
+const PREFLIGHT_MAX_AGE: u32 = 600;
+
+/// Who may use the API.
+#[derive(Debug, Clone, Default)]
+pub struct Access {
+    /// Required as `Authorization: Bearer <token>` on requests that change or list sessions.
+    pub token: Option<String>,
+    /// Origins (or `*`) whose pages may call the API from a browser.
+    pub cors_origins: Vec<String>,
+}
 
 /// What every signalling thread shares.
 pub struct Shared {
@@ -32,6 +54,8 @@ pub struct Shared {
     /// Set at SIGINT/SIGTERM: new offers get 503.
     pub shutting_down: Arc<AtomicBool>,
     pub recordings: PathBuf,
+    pub telemetry: Arc<Telemetry>,
+    pub access: Access,
 }
 
 /// The running signalling server.
@@ -46,13 +70,14 @@ impl Signalling {
         let server = Arc::new(server);
         let shared = Arc::new(shared);
         let stop = Arc::new(AtomicBool::new(false));
+        let in_flight = Arc::new(AtomicUsize::new(0));
         let mut handles = Vec::new();
         for i in 0..threads.max(1) {
-            let (server, shared, stop) = (server.clone(), shared.clone(), stop.clone());
+            let (server, shared, stop, in_flight) = (server.clone(), shared.clone(), stop.clone(), in_flight.clone());
             let h = std::thread::Builder::new().name(format!("http-{i}")).spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
                     match server.recv_timeout(RECV_POLL) {
-                        Ok(Some(request)) => serve(request, &shared),
+                        Ok(Some(request)) => dispatch(request, &shared, &in_flight),
                         Ok(None) => {}
                         Err(e) => log::debug!("HTTP connection error: {e}"),
                     }
@@ -72,50 +97,221 @@ impl Signalling {
     }
 }
 
-fn serve(mut request: Request, shared: &Shared) {
-    let method = request.method().to_string();
-    let url = request.url().to_string();
-    let started = Instant::now();
-    let result = match api::route(&method, &url) {
-        Ok(Route::Asset((content_type, body))) => {
-            let response = Response::from_string(body).with_header(header("Content-Type", content_type));
-            if let Err(e) = request.respond(response) {
-                log::debug!("{method} {url}: the client left before the answer: {e}");
+/// An answer, before it becomes a tiny_http response.
+struct Reply {
+    status: u16,
+    content_type: &'static str,
+    body: String,
+    headers: Vec<(&'static str, String)>,
+}
+
+impl Reply {
+    fn json(status: u16, value: serde_json::Value) -> Self {
+        Reply { status, content_type: "application/json", body: value.to_string(), headers: Vec::new() }
+    }
+
+    fn error(e: &ApiError) -> Self {
+        let mut reply =
+            Reply { status: e.status(), content_type: "application/json", body: e.body(), headers: Vec::new() };
+        match e {
+            ApiError::Unavailable(_) | ApiError::Full(_) => {
+                reply.headers.push(("Retry-After", RETRY_AFTER_SECS.to_string()))
             }
-            return;
+            ApiError::Unauthorized => reply.headers.push(("WWW-Authenticate", "Bearer realm=\"tapedeck\"".into())),
+            _ => {}
         }
-        Ok(Route::Offer) => offer(&mut request, shared),
-        Ok(Route::Session(id)) => hangup(&id, shared),
-        Err(e) => Err(e),
+        reply
+    }
+}
+
+/// The parts of a request every handler looks at.
+struct Head {
+    method: String,
+    url: String,
+    origin: Option<String>,
+    authorization: Option<String>,
+    content_type: Option<String>,
+    arrived: Instant,
+}
+
+impl Head {
+    fn of(request: &Request) -> Self {
+        fn get_in(request: &Request, name: &'static str) -> Option<String> {
+            request.headers().iter().find(|h| h.field.equiv(name)).map(|h| h.value.as_str().to_string())
+        }
+        let get = |name| get_in(request, name);
+        Head {
+            method: request.method().to_string(),
+            url: request.url().to_string(),
+            origin: get("Origin"),
+            authorization: get("Authorization"),
+            content_type: get("Content-Type"),
+            arrived: Instant::now(),
+        }
+    }
+}
+
+fn dispatch(request: Request, shared: &Arc<Shared>, in_flight: &Arc<AtomicUsize>) {
+    let head = Head::of(&request);
+    let route = match api::route(&head.method, &head.url) {
+        Ok(route) => route,
+        Err(e) => return finish(request, &head, shared, Err(e)),
     };
-    let (status, body, retry) = match result {
-        Ok(body) => (200, body, false),
-        Err(e) => {
-            let status = e.status();
-            if status >= 500 {
-                log::warn!("{method} {url}: {status} {e}");
-            } else {
-                log::info!("{method} {url}: {status} {e}");
+    if let Err(e) = authorize(&route, &head, shared) {
+        return finish(request, &head, shared, Err(e));
+    }
+    match route {
+        Route::Asset((content_type, body)) => {
+            let reply = Reply { status: 200, content_type, body: body.to_string(), headers: Vec::new() };
+            finish(request, &head, shared, Ok(reply))
+        }
+        Route::Health => finish(request, &head, shared, Ok(health(shared))),
+        Route::Metrics => {
+            let body = shared.telemetry.prometheus();
+            let reply = Reply { status: 200, content_type: "text/plain; version=0.0.4", body, headers: Vec::new() };
+            finish(request, &head, shared, Ok(reply))
+        }
+        Route::Preflight => finish(request, &head, shared, preflight(&head, shared)),
+        route => {
+            if in_flight.fetch_add(1, Ordering::AcqRel) >= MAX_IN_FLIGHT {
+                in_flight.fetch_sub(1, Ordering::AcqRel);
+                let e = ApiError::Unavailable(format!("more than {MAX_IN_FLIGHT} requests in progress"));
+                return finish(request, &head, shared, Err(e));
             }
-            (status, e.body(), status == 503)
+            let (shared, in_flight) = (shared.clone(), in_flight.clone());
+            let spawned = std::thread::Builder::new().name("http-request".into()).spawn(move || {
+                serve(request, head, route, &shared);
+                in_flight.fetch_sub(1, Ordering::AcqRel);
+            });
+            if let Err(e) = spawned {
+                // The request went down with the closure; tiny_http closes its connection.
+                log::error!("cannot start a request thread: {e}");
+            }
         }
+    }
+}
+
+fn serve(mut request: Request, head: Head, route: Route, shared: &Shared) {
+    let result = match &route {
+        Route::Offer => offer(&mut request, &head, shared, false),
+        Route::Whip => offer(&mut request, &head, shared, true),
+        Route::Hangup(id) => hangup(id, shared),
+        Route::Sessions => sessions(None, shared),
+        Route::Session(id) => match SessionId::parse(id) {
+            Some(session) => sessions(Some(session), shared),
+            None => Err(ApiError::UnknownSession(id.clone())),
+        },
+        _ => Err(ApiError::NotFound),
     };
-    log::debug!("{method} {url} -> {status} in {:?}", started.elapsed());
-    let mut response = Response::from_string(body).with_status_code(status).with_header(json_header());
-    if retry {
-        response.add_header(header("Retry-After", &RETRY_AFTER_SECS.to_string()));
+    if let (Route::Offer | Route::Whip, Err(e)) = (&route, &result) {
+        shared.telemetry.refused(refusal(e));
+    }
+    finish(request, &head, shared, result)
+}
+
+/// Sends the reply (with CORS headers for allowed origins) and logs the outcome.
+fn finish(request: Request, head: &Head, shared: &Shared, result: Result<Reply, ApiError>) {
+    let (method, url) = (&head.method, &head.url);
+    let reply = result.unwrap_or_else(|e| {
+        let status = e.status();
+        if status >= 500 {
+            log::warn!("{method} {url}: {status} {e}");
+        } else {
+            log::info!("{method} {url}: {status} {e}");
+        }
+        Reply::error(&e)
+    });
+    log::debug!("{method} {url} -> {} in {:?}", reply.status, head.arrived.elapsed());
+    let mut response = Response::from_string(reply.body)
+        .with_status_code(reply.status)
+        .with_header(header("Content-Type", reply.content_type));
+    for (name, value) in &reply.headers {
+        response.add_header(header(name, value));
+    }
+    if let Some(allowed) = allowed_origin(head, shared) {
+        response.add_header(header("Access-Control-Allow-Origin", &allowed));
+        response.add_header(header("Access-Control-Expose-Headers", "Location, Retry-After"));
+        response.add_header(header("Vary", "Origin"));
     }
     if let Err(e) = request.respond(response) {
         log::debug!("{method} {url}: the client left before the answer: {e}");
     }
 }
 
-fn offer(request: &mut Request, shared: &Shared) -> Result<String, ApiError> {
-    let content_type =
-        request.headers().iter().find(|h| h.field.equiv("Content-Type")).map(|h| h.value.as_str().to_string());
-    api::check_json_type(content_type.as_deref())?;
-    let body = read_body(request)?;
-    let sdp = api::parse_offer(&body)?;
+fn authorize(route: &Route, head: &Head, shared: &Shared) -> Result<(), ApiError> {
+    let Some(token) = &shared.access.token else { return Ok(()) };
+    if !route.needs_token() {
+        return Ok(());
+    }
+    let presented = api::bearer(head.authorization.as_deref()).unwrap_or("");
+    if constant_time_eq(presented.as_bytes(), token.as_bytes()) {
+        Ok(())
+    } else {
+        if matches!(route, Route::Offer | Route::Whip) {
+            shared.telemetry.refused(Refusal::Unauthorized);
+        }
+        Err(ApiError::Unauthorized)
+    }
+}
+
+/// Compares without an early exit, so the time taken does not tell how much matched.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
+    diff == 0 && a.len() == b.len()
+}
+
+/// The `Access-Control-Allow-Origin` value for this request, if its origin is allowed.
+fn allowed_origin(head: &Head, shared: &Shared) -> Option<String> {
+    let origin = head.origin.as_deref()?;
+    let list = &shared.access.cors_origins;
+    if list.iter().any(|o| o == "*") {
+        Some("*".into())
+    } else {
+        list.iter().any(|o| o.eq_ignore_ascii_case(origin)).then(|| origin.to_string())
+    }
+}
+
+fn preflight(head: &Head, shared: &Shared) -> Result<Reply, ApiError> {
+    if let Some(origin) = &head.origin {
+        if allowed_origin(head, shared).is_none() {
+            return Err(ApiError::Forbidden(format!("origin {origin} is not allowed (see --cors-origin)")));
+        }
+    }
+    let methods = "GET, POST, DELETE, OPTIONS";
+    Ok(Reply {
+        status: 204,
+        content_type: "text/plain",
+        body: String::new(),
+        headers: vec![
+            ("Allow", methods.into()),
+            ("Access-Control-Allow-Methods", methods.into()),
+            ("Access-Control-Allow-Headers", "Authorization, Content-Type".into()),
+            ("Access-Control-Max-Age", PREFLIGHT_MAX_AGE.to_string()),
+        ],
+    })
+}
+
+fn health(shared: &Shared) -> Reply {
+    let t = &shared.telemetry;
+    let since = t.since_last_turn(Instant::now());
+    let sessions = t.sessions_active.load(Ordering::Relaxed);
+    let ms = since.as_millis() as u64;
+    if since >= STALL {
+        log::warn!("healthz: the event loop has not turned for {ms} ms");
+        Reply::json(503, serde_json::json!({ "status": "stalled", "last_turn_ms_ago": ms, "sessions": sessions }))
+    } else {
+        Reply::json(200, serde_json::json!({ "status": "ok", "last_turn_ms_ago": ms, "sessions": sessions }))
+    }
+}
+
+fn offer(request: &mut Request, head: &Head, shared: &Shared, whip: bool) -> Result<Reply, ApiError> {
+    let sdp = if whip {
+        api::check_type(head.content_type.as_deref(), "application/sdp")?;
+        api::parse_whip_offer(&read_body(request, head.arrived)?)?
+    } else {
+        api::check_json_type(head.content_type.as_deref())?;
+        api::parse_offer(&read_body(request, head.arrived)?)?
+    };
     if shared.shutting_down.load(Ordering::Relaxed) {
         return Err(ApiError::Unavailable("shutting down".into()));
     }
@@ -132,19 +328,75 @@ fn offer(request: &mut Request, shared: &Shared) -> Result<String, ApiError> {
         Ok(Err(e)) => return Err(engine_error(e)),
         Err(e) => return Err(no_reply(e)),
     }
-    crate::logging::with_session(id, || log::info!("answered; recording will be {name}"));
-    Ok(serde_json::json!({ "type": "answer", "sdp": answer, "session": id.to_string(), "recording": name }).to_string())
+    shared.telemetry.offers_accepted.fetch_add(1, Ordering::Relaxed);
+    let how = if whip { "WHIP" } else { "offer" };
+    crate::logging::with_session(id, || log::info!("answered ({how}); recording will be {name}"));
+    if whip {
+        return Ok(Reply {
+            status: 201,
+            content_type: "application/sdp",
+            body: answer,
+            headers: vec![("Location", format!("/sessions/{id}"))],
+        });
+    }
+    let body = serde_json::json!({ "type": "answer", "sdp": answer, "session": id.to_string(), "recording": name });
+    Ok(Reply::json(200, body))
 }
 
-fn hangup(id: &str, shared: &Shared) -> Result<String, ApiError> {
+fn hangup(id: &str, shared: &Shared) -> Result<Reply, ApiError> {
     let session = SessionId::parse(id).ok_or_else(|| ApiError::UnknownSession(id.to_string()))?;
     let (reply, wait) = bounded(1);
     ask_loop(shared, Command::Hangup { session, reply })?;
     match wait.recv_timeout(LOOP_REPLY_TIMEOUT) {
-        Ok(Ok(())) => Ok(serde_json::json!({ "session": id, "ended": true }).to_string()),
+        Ok(Ok(())) => Ok(Reply::json(200, serde_json::json!({ "session": id, "ended": true }))),
         Ok(Err(e)) => Err(engine_error(e)),
         Err(e) => Err(no_reply(e)),
     }
+}
+
+/// `GET /sessions` (all) or `GET /sessions/{id}` (one, or 404).
+fn sessions(one: Option<SessionId>, shared: &Shared) -> Result<Reply, ApiError> {
+    let (reply, wait) = bounded(1);
+    ask_loop(shared, Command::Sessions { session: one, reply })?;
+    let infos = wait.recv_timeout(LOOP_REPLY_TIMEOUT).map_err(no_reply)?;
+    let now = Instant::now();
+    let views: Vec<serde_json::Value> = infos.iter().map(|s| session_json(s, shared, now)).collect();
+    match one {
+        Some(id) => {
+            views.into_iter().next().map(|v| Reply::json(200, v)).ok_or(ApiError::UnknownSession(id.to_string()))
+        }
+        None => Ok(Reply::json(200, serde_json::json!({ "count": views.len(), "sessions": views }))),
+    }
+}
+
+fn session_json(s: &SessionInfo, shared: &Shared, now: Instant) -> serde_json::Value {
+    let t = &shared.telemetry;
+    let rfc3339 = |at: Instant| humantime::format_rfc3339_millis(t.wall(at)).to_string();
+    let recording = t.recording(s.id);
+    let (lost, received) = recording.as_ref().map_or((0, 0), |r| (r.lost, r.packets));
+    let loss = if lost + received == 0 { 0.0 } else { lost as f64 / (lost + received) as f64 };
+    let c = &s.counters;
+    serde_json::json!({
+        "id": s.id.to_string(),
+        "state": s.state.as_str(),
+        "created": rfc3339(s.created),
+        "started": s.connected_at.map(rfc3339),
+        "duration_s": s.connected_at.map_or(0.0, |at| now.saturating_duration_since(at).as_secs_f64()),
+        "packets_in": c.media_in,
+        "packets_out": c.media_out,
+        "datagrams_in": c.datagrams_in,
+        "datagrams_out": c.datagrams_out,
+        "bytes_in": c.bytes_in,
+        "bytes_out": c.bytes_out,
+        "lost": lost,
+        "loss": loss,
+        "concealed_ms": recording.as_ref().map_or(0, |r| r.concealed_samples / 48),
+        "recording": recording.as_ref().map(|r| serde_json::json!({
+            "path": r.path.display().to_string(),
+            "seconds": r.samples as f64 / 48_000.0,
+            "error": r.error,
+        })),
+    })
 }
 
 fn ask_loop(shared: &Shared, command: Command) -> Result<(), ApiError> {
@@ -163,32 +415,68 @@ fn no_reply(e: RecvTimeoutError) -> ApiError {
 fn engine_error(e: EngineError) -> ApiError {
     match e {
         EngineError::UnknownSession(id) => ApiError::UnknownSession(id.to_string()),
-        EngineError::Full(_) | EngineError::ShuttingDown => ApiError::Unavailable(e.to_string()),
+        EngineError::Full(n) => ApiError::Full(n),
+        EngineError::ShuttingDown => ApiError::Unavailable(e.to_string()),
         EngineError::DuplicateSession(_) => ApiError::Internal(e.to_string()),
     }
 }
 
-fn read_body(request: &mut Request) -> Result<Vec<u8>, ApiError> {
+fn refusal(e: &ApiError) -> Refusal {
+    match e {
+        ApiError::Unauthorized => Refusal::Unauthorized,
+        ApiError::TooLarge => Refusal::TooLarge,
+        ApiError::UnsupportedType { .. } => Refusal::UnsupportedType,
+        ApiError::Full(_) => Refusal::Full,
+        ApiError::Unavailable(_) => Refusal::ShuttingDown,
+        ApiError::Timeout | ApiError::RequestTimeout => Refusal::Timeout,
+        ApiError::Internal(_) => Refusal::Internal,
+        _ => Refusal::BadRequest,
+    }
+}
+
+/// Reads the body: at most `MAX_BODY` bytes (else 413), complete by `BODY_DEADLINE` after
+/// the request arrived (else 408; a client trickling bytes is cut off at its next read).
+fn read_body(request: &mut Request, arrived: Instant) -> Result<Vec<u8>, ApiError> {
     if request.body_length().is_some_and(|n| n > MAX_BODY) {
         return Err(ApiError::TooLarge);
     }
     let mut body = Vec::new();
-    request
-        .as_reader()
-        .take(MAX_BODY as u64 + 1)
-        .read_to_end(&mut body)
-        .map_err(|e| ApiError::BadRequest(format!("cannot read the body: {e}")))?;
+    let mut reader = request.as_reader().take(MAX_BODY as u64 + 1);
+    let mut chunk = [0u8; 4096];
+    loop {
+        if arrived.elapsed() > BODY_DEADLINE {
+            return Err(ApiError::RequestTimeout);
+        }
+        match reader.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => body.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(ApiError::BadRequest(format!("cannot read the body: {e}"))),
+        }
+    }
     if body.len() > MAX_BODY {
         return Err(ApiError::TooLarge);
     }
     Ok(body)
 }
 
-fn json_header() -> Header {
-    header("Content-Type", "application/json")
+fn header(name: &str, value: &str) -> Header {
+    // Names are constants; values are ASCII we made (numbers, ids, origins from our own
+    // allowlist), which tiny_http accepts.
+    Header::from_bytes(name.as_bytes(), value.as_bytes()).unwrap_or_else(|()| {
+        Header::from_bytes(name.as_bytes(), &b""[..]).expect("an ASCII header name with an empty value")
+    })
 }
 
-fn header(name: &str, value: &str) -> Header {
-    // Both are ASCII constants or numbers, which tiny_http always accepts.
-    Header::from_bytes(name.as_bytes(), value.as_bytes()).expect("ASCII header")
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_compare_whole() {
+        assert!(constant_time_eq(b"secret", b"secret"));
+        assert!(!constant_time_eq(b"secret", b"secreT"));
+        assert!(!constant_time_eq(b"secret", b"secret2"));
+        assert!(!constant_time_eq(b"", b"secret"));
+    }
 }

@@ -9,6 +9,7 @@
 pub mod api;
 pub mod assets;
 pub mod http;
+pub mod telemetry;
 
 use std::collections::HashMap;
 use std::io::ErrorKind;
@@ -22,8 +23,9 @@ use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token};
 
-use crate::engine::{Accepted, Engine, EngineError, Input, Output, SessionId};
-use crate::workers::recorder::{RecorderMsg, RecorderPool};
+use crate::engine::{Accepted, Engine, EngineError, Input, Output, SessionId, SessionInfo};
+use crate::workers::recorder::{RecorderMsg, RecorderPool, Summary};
+use telemetry::Telemetry;
 
 /// The UDP socket's token.
 pub const UDP: Token = Token(0);
@@ -44,6 +46,8 @@ pub enum Command {
     Offer { accepted: Box<Accepted>, recording: PathBuf, reply: Sender<Result<(), EngineError>> },
     /// End the session.
     Hangup { session: SessionId, reply: Sender<Result<(), EngineError>> },
+    /// Describe one session, or every session.
+    Sessions { session: Option<SessionId>, reply: Sender<Vec<SessionInfo>> },
 }
 
 /// The event loop and everything it owns.
@@ -57,6 +61,7 @@ pub struct EventLoop {
     pub frames: Receiver<Arc<[u8]>>,
     pub recorders: RecorderPool,
     pub shutdown: Arc<AtomicBool>,
+    pub telemetry: Arc<Telemetry>,
 }
 
 impl EventLoop {
@@ -93,6 +98,9 @@ impl EventLoop {
             let _ = self.engine.handle_input(now, Input::Timeout);
             let deadline = self.perform(&mut paths);
             self.recorders.flush(now);
+            #[allow(clippy::disallowed_methods)] // the shell reads the clock
+            let took = Instant::now().saturating_duration_since(now);
+            self.telemetry.turned(now, took, &self.engine.stats(), self.engine.session_count());
             if self.engine.is_done() {
                 break;
             }
@@ -141,6 +149,13 @@ impl EventLoop {
                 Ok(Command::Hangup { session, reply }) => {
                     let _ = reply.send(self.engine.handle_input(now, Input::Hangup(session)));
                 }
+                Ok(Command::Sessions { session, reply }) => {
+                    let infos = match session {
+                        Some(id) => self.engine.session(id).into_iter().collect(),
+                        None => self.engine.sessions(),
+                    };
+                    let _ = reply.send(infos);
+                }
                 Err(TryRecvError::Empty | TryRecvError::Disconnected) => return,
             }
         }
@@ -173,10 +188,14 @@ impl EventLoop {
                     None => log::error!("[session {session}] connected without a recording path"),
                 },
                 Output::Media { session, packet } => self.recorders.send(RecorderMsg::Packet { session, packet }),
-                Output::Ended { session, duration, .. } => {
+                Output::Ended { session, duration, reason, counters } => {
                     paths.remove(&session);
-                    if let Some(duration) = duration {
-                        self.recorders.send(RecorderMsg::End { session, duration });
+                    let summary = Summary { reason, counters };
+                    match duration {
+                        Some(duration) => self.recorders.send(RecorderMsg::End { session, duration, summary }),
+                        None => crate::logging::with_session(session, || {
+                            log::info!("summary: {summary}; never connected, nothing recorded")
+                        }),
                     }
                 }
                 Output::Timeout(t) => return t,

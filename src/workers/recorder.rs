@@ -11,14 +11,17 @@ use std::fs::File;
 use std::hash::{Hash, Hasher};
 use std::io::BufWriter;
 use std::path::PathBuf;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{unbounded, Receiver, RecvTimeoutError, Sender};
 
-use crate::engine::SessionId;
+use crate::engine::{EndReason, SessionCounters, SessionId};
+use crate::io::telemetry::{RecordingView, Telemetry};
 use crate::media::capture::{CaptureWriter, Op, Recorder};
-use crate::media::recording::{Packet, Recording, RecordingConfig};
+use crate::media::recording::{Packet, Recording, RecordingConfig, RecordingStats};
 
 /// How often a worker advances its recordings without new packets.
 const TICK: Duration = Duration::from_millis(200);
@@ -36,8 +39,26 @@ pub enum RecorderMsg {
     Start { session: SessionId, at: Instant, path: PathBuf },
     /// One received packet.
     Packet { session: SessionId, packet: Packet },
-    /// The session ended `duration` after it connected.
-    End { session: SessionId, duration: Duration },
+    /// The session ended `duration` after it connected; the worker logs its summary.
+    End { session: SessionId, duration: Duration, summary: Summary },
+}
+
+/// What the loop knows about an ended session, for its one-line summary.
+#[derive(Debug, Clone, Copy)]
+pub struct Summary {
+    pub reason: EndReason,
+    pub counters: SessionCounters,
+}
+
+impl std::fmt::Display for Summary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let c = &self.counters;
+        write!(
+            f,
+            "ended ({}); datagrams in {} ({} bytes), out {} ({} bytes); audio packets in {}, out {}",
+            self.reason, c.datagrams_in, c.bytes_in, c.datagrams_out, c.bytes_out, c.media_in, c.media_out
+        )
+    }
 }
 
 impl RecorderMsg {
@@ -71,16 +92,22 @@ const BATCH_MAX: usize = 64;
 impl RecorderPool {
     /// Starts `threads` workers; with `capture`, each recording's operations also go to
     /// `<capture>/<recording name>.tdcap` (see `media::capture`).
-    pub fn spawn(threads: usize, config: RecordingConfig, capture: Option<PathBuf>) -> std::io::Result<Self> {
+    pub fn spawn(
+        threads: usize,
+        config: RecordingConfig,
+        capture: Option<PathBuf>,
+        telemetry: Arc<Telemetry>,
+    ) -> std::io::Result<Self> {
         let mut senders = Vec::new();
         let mut handles = Vec::new();
         for i in 0..threads.max(1) {
             let (tx, rx) = unbounded();
             let capture = capture.clone();
+            let telemetry = telemetry.clone();
             #[allow(clippy::disallowed_methods)] // workers own their threads
             let handle = std::thread::Builder::new()
                 .name(format!("recorder-{i}"))
-                .spawn(move || Worker::new(config, capture).run(rx))?;
+                .spawn(move || Worker::new(config, capture, telemetry).run(rx))?;
             senders.push(tx);
             handles.push(handle);
         }
@@ -135,19 +162,63 @@ impl RecorderPool {
 struct Open {
     at: Instant,
     path: PathBuf,
-    recorder: Recorder<BufWriter<File>, BufWriter<File>>,
+    /// None once writing failed: the call goes on, the file keeps what it had.
+    recorder: Option<Recorder<BufWriter<File>, BufWriter<File>>>,
     flushed: Instant,
+    /// The last counters published to the telemetry.
+    view: RecordingView,
+    failed_at: Option<Duration>,
+}
+
+impl Open {
+    /// Applies `op`; on a write error, keeps what is on disk, stops recording this call,
+    /// and counts and logs the failure (once).
+    fn apply(&mut self, op: Op, session: SessionId, telemetry: &Telemetry) {
+        let Some(recorder) = &mut self.recorder else { return };
+        let Err(e) = recorder.apply(op) else { return };
+        let mut recorder = self.recorder.take();
+        // Rewrite the header for what is already in the file (hound does it again on drop).
+        let _ = recorder.as_mut().map(|r| r.apply(Op::Flush));
+        let kept = recorder.as_ref().map_or(0, |r| r.stats().samples_written);
+        drop(recorder);
+        self.failed_at = Some(Duration::from_secs_f64(kept as f64 / 48_000.0));
+        self.view.error = Some(e.to_string());
+        telemetry.recording_errors.fetch_add(1, Relaxed);
+        telemetry.update_recording(session, self.view.clone());
+        crate::logging::with_session(session, || {
+            log::error!(
+                "recording {} failed: {e}; the call goes on unrecorded, the file keeps its first {:.3} s",
+                self.path.display(),
+                kept as f64 / 48_000.0
+            )
+        });
+    }
+
+    /// Publishes the recording's progress (and the bytes written since last time).
+    fn publish(&mut self, session: SessionId, stats: RecordingStats, telemetry: &Telemetry) {
+        let bytes = stats.samples_written.saturating_sub(self.view.samples) * 2;
+        let concealed = (stats.concealed_fec + stats.concealed_plc).saturating_sub(self.view.concealed_packets);
+        telemetry.recording_bytes.fetch_add(bytes, Relaxed);
+        telemetry.concealed_packets.fetch_add(concealed, Relaxed);
+        self.view.samples = stats.samples_written;
+        self.view.packets = stats.packets;
+        self.view.lost = stats.lost;
+        self.view.concealed_samples = stats.concealed_samples;
+        self.view.concealed_packets = stats.concealed_fec + stats.concealed_plc;
+        telemetry.update_recording(session, self.view.clone());
+    }
 }
 
 struct Worker {
     config: RecordingConfig,
     capture: Option<PathBuf>,
     open: HashMap<SessionId, Open>,
+    telemetry: Arc<Telemetry>,
 }
 
 impl Worker {
-    fn new(config: RecordingConfig, capture: Option<PathBuf>) -> Self {
-        Worker { config, capture, open: HashMap::new() }
+    fn new(config: RecordingConfig, capture: Option<PathBuf>, telemetry: Arc<Telemetry>) -> Self {
+        Worker { config, capture, open: HashMap::new(), telemetry }
     }
 
     #[allow(clippy::disallowed_methods)] // workers read the clock
@@ -169,7 +240,8 @@ impl Worker {
         let ids: Vec<SessionId> = self.open.keys().copied().collect();
         for id in ids {
             let duration = self.open.get(&id).map_or(Duration::ZERO, |o| now.duration_since(o.at));
-            self.end(id, duration);
+            let summary = Summary { reason: EndReason::Shutdown, counters: SessionCounters::default() };
+            self.end(id, duration, summary);
         }
     }
 
@@ -177,35 +249,37 @@ impl Worker {
         match msg {
             RecorderMsg::Start { session, at, path } => self.start(session, at, path),
             RecorderMsg::Packet { session, packet } => {
-                let Some(open) = self.open.get_mut(&session) else { return };
-                if let Err(e) = open.recorder.apply(Op::Packet(packet)) {
-                    crate::logging::with_session(session, || log::error!("recording failed: {e}"));
+                if let Some(open) = self.open.get_mut(&session) {
+                    open.apply(Op::Packet(packet), session, &self.telemetry);
                 }
             }
-            RecorderMsg::End { session, duration } => self.end(session, duration),
+            RecorderMsg::End { session, duration, summary } => self.end(session, duration, summary),
         }
     }
 
     fn start(&mut self, session: SessionId, at: Instant, path: PathBuf) {
-        crate::logging::with_session(session, || {
-            let file = match File::create(&path) {
-                Ok(f) => f,
-                Err(e) => {
-                    log::error!("cannot create the recording {}: {e}", path.display());
-                    return;
-                }
-            };
-            match Recording::new(BufWriter::with_capacity(WRITE_BUFFER, file), self.config) {
-                Ok(recording) => {
-                    log::info!("recording to {}", path.display());
-                    let recorder = Recorder::new(recording, self.open_capture(&path));
-                    self.open.insert(session, Open { at, path, recorder, flushed: at });
-                }
-                Err(e) => log::error!("cannot start the recording {}: {e}", path.display()),
-            }
+        let recorder = crate::logging::with_session(session, || {
+            let file =
+                File::create(&path).map_err(|e| format!("cannot create the recording {}: {e}", path.display()))?;
+            let recording = Recording::new(BufWriter::with_capacity(WRITE_BUFFER, file), self.config)
+                .map_err(|e| format!("cannot start the recording {}: {e}", path.display()))?;
+            log::info!("recording to {}", path.display());
+            Ok::<_, String>(Recorder::new(recording, self.open_capture(&path)))
         });
+        let mut view = RecordingView { path: path.clone(), ..Default::default() };
+        let recorder = match recorder {
+            Ok(r) => Some(r),
+            Err(e) => {
+                crate::logging::with_session(session, || log::error!("{e}; the call goes on unrecorded"));
+                self.telemetry.recording_errors.fetch_add(1, Relaxed);
+                view.error = Some(e);
+                None
+            }
+        };
+        self.telemetry.update_recording(session, view.clone());
+        let failed_at = recorder.is_none().then_some(Duration::ZERO);
+        self.open.insert(session, Open { at, path, recorder, flushed: at, view, failed_at });
     }
-
     fn open_capture(&self, recording: &std::path::Path) -> Option<CaptureWriter<BufWriter<File>>> {
         let dir = self.capture.as_ref()?;
         let name = recording.file_stem()?.to_string_lossy().into_owned() + ".tdcap";
@@ -224,35 +298,54 @@ impl Worker {
 
     fn tick(&mut self, now: Instant) {
         for (id, open) in &mut self.open {
-            let result = open.recorder.apply(Op::Advance(now.saturating_duration_since(open.at))).and_then(|()| {
-                if now.duration_since(open.flushed) >= HEADER_REFRESH {
-                    open.flushed = now;
-                    open.recorder.apply(Op::Flush)
-                } else {
-                    Ok(())
-                }
-            });
-            if let Err(e) = result {
-                crate::logging::with_session(*id, || log::error!("recording {} failed: {e}", open.path.display()));
+            open.apply(Op::Advance(now.saturating_duration_since(open.at)), *id, &self.telemetry);
+            if now.duration_since(open.flushed) >= HEADER_REFRESH {
+                open.flushed = now;
+                open.apply(Op::Flush, *id, &self.telemetry);
+            }
+            if let Some(stats) = open.recorder.as_ref().map(|r| r.stats()) {
+                open.publish(*id, stats, &self.telemetry);
             }
         }
     }
 
-    fn end(&mut self, session: SessionId, duration: Duration) {
-        let Some(open) = self.open.remove(&session) else { return };
-        crate::logging::with_session(session, || match open.recorder.finish(duration) {
-            Ok((stats, _)) => log::info!(
-                "recording {} finalized: {:.3} s, {} packets, {} lost, {} late, {} concealed (fec {}, plc {})",
+    /// Finalizes the recording and logs the session's one-line summary.
+    fn end(&mut self, session: SessionId, duration: Duration, summary: Summary) {
+        let Some(mut open) = self.open.remove(&session) else { return };
+        let finished = open.recorder.take().map(|r| r.finish(duration));
+        let recording = match (finished, &open.view.error) {
+            (Some(Ok((stats, _))), _) => {
+                open.publish(session, stats, &self.telemetry);
+                let loss = if stats.packets + stats.lost == 0 {
+                    0.0
+                } else {
+                    100.0 * stats.lost as f64 / (stats.packets + stats.lost) as f64
+                };
+                format!(
+                    "{} packets recorded, {} lost ({loss:.1} %), {} late, {} concealed ({} ms); recording {} finalized: {:.3} s",
+                    stats.packets,
+                    stats.lost,
+                    stats.late,
+                    stats.concealed_fec + stats.concealed_plc,
+                    stats.concealed_samples / 48,
+                    open.path.display(),
+                    stats.samples_written as f64 / 48_000.0,
+                )
+            }
+            (Some(Err(e)), _) => {
+                self.telemetry.recording_errors.fetch_add(1, Relaxed);
+                format!("recording {} FAILED at the end: {e}", open.path.display())
+            }
+            (None, error) => format!(
+                "recording {} FAILED ({}); {:.3} s kept",
                 open.path.display(),
-                duration.as_secs_f64(),
-                stats.packets,
-                stats.lost,
-                stats.late,
-                stats.concealed_fec + stats.concealed_plc,
-                stats.concealed_fec,
-                stats.concealed_plc,
+                error.as_deref().unwrap_or("unknown error"),
+                open.failed_at.unwrap_or_default().as_secs_f64()
             ),
-            Err(e) => log::error!("finalizing {} failed: {e}", open.path.display()),
+        };
+        self.telemetry.remove_recording(session);
+        crate::logging::with_session(session, || {
+            log::info!("summary: {summary} after {:.3} s; {recording}", duration.as_secs_f64())
         });
     }
 }

@@ -370,7 +370,7 @@ impl Sim {
                         l.recorder.apply(Op::Packet(packet)).unwrap();
                     }
                 }
-                Output::Ended { session, reason, duration } => {
+                Output::Ended { session, reason, duration, .. } => {
                     let Some(l) = self.live.remove(&session) else { continue };
                     let duration = duration.unwrap_or_default();
                     let (stats, capture) = l.recorder.finish(duration).unwrap();

@@ -1,0 +1,290 @@
+//! What an operator sees: counters for `GET /metrics`, the loop's heartbeat for
+//! `GET /healthz`, and each recording's progress for `GET /sessions`.
+//!
+//! Shared by the event loop, the recorder workers and the signalling threads. Writers only
+//! touch relaxed atomics (the loop once a turn, recorders once a tick), or a mutex the
+//! recorders take once a tick; readers (HTTP) never hold up the loop.
+#![allow(clippy::disallowed_methods)] // the shell reads the clock
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::engine::{EngineStats, SessionId};
+
+/// Upper bounds (µs) of the loop-turn histogram's buckets; one more bucket is +Inf.
+pub const TURN_BUCKETS_US: [u64; 10] = [50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 100_000];
+/// The loop is unhealthy when it has not turned for this long (it turns at least every 0.5 s).
+pub const STALL: Duration = Duration::from_secs(2);
+
+/// Why an offer was refused, for `tapedeck_offers_refused_total{reason}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    BadRequest,
+    Unauthorized,
+    TooLarge,
+    UnsupportedType,
+    Full,
+    ShuttingDown,
+    Timeout,
+    Internal,
+}
+
+impl Refusal {
+    const ALL: [Refusal; 8] = [
+        Refusal::BadRequest,
+        Refusal::Unauthorized,
+        Refusal::TooLarge,
+        Refusal::UnsupportedType,
+        Refusal::Full,
+        Refusal::ShuttingDown,
+        Refusal::Timeout,
+        Refusal::Internal,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            Refusal::BadRequest => "bad_request",
+            Refusal::Unauthorized => "unauthorized",
+            Refusal::TooLarge => "too_large",
+            Refusal::UnsupportedType => "unsupported_type",
+            Refusal::Full => "full",
+            Refusal::ShuttingDown => "shutting_down",
+            Refusal::Timeout => "timeout",
+            Refusal::Internal => "internal",
+        }
+    }
+}
+
+/// A recording as its worker last saw it.
+#[derive(Debug, Clone, Default)]
+pub struct RecordingView {
+    pub path: PathBuf,
+    /// Samples (48 kHz) in the file so far.
+    pub samples: u64,
+    pub packets: u64,
+    pub lost: u64,
+    pub concealed_packets: u64,
+    pub concealed_samples: u64,
+    /// Set when writing failed; the call goes on without a recording.
+    pub error: Option<String>,
+}
+
+/// Counters and views shared by every thread. See the module docs.
+pub struct Telemetry {
+    started: Instant,
+    started_wall: SystemTime,
+    /// Microseconds since `started` at the loop's last turn.
+    last_turn_us: AtomicU64,
+    pub sessions_active: AtomicU64,
+    pub offers_accepted: AtomicU64,
+    refused: [AtomicU64; Refusal::ALL.len()],
+    engine: [AtomicU64; 8],
+    turns: [AtomicU64; TURN_BUCKETS_US.len() + 1],
+    turn_sum_us: AtomicU64,
+    pub concealed_packets: AtomicU64,
+    pub recording_bytes: AtomicU64,
+    pub recording_errors: AtomicU64,
+    recordings: Mutex<HashMap<SessionId, RecordingView>>,
+}
+
+impl Default for Telemetry {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Telemetry {
+    pub fn new() -> Self {
+        Telemetry {
+            started: Instant::now(),
+            started_wall: SystemTime::now(),
+            last_turn_us: AtomicU64::new(0),
+            sessions_active: AtomicU64::new(0),
+            offers_accepted: AtomicU64::new(0),
+            refused: Default::default(),
+            engine: Default::default(),
+            turns: Default::default(),
+            turn_sum_us: AtomicU64::new(0),
+            concealed_packets: AtomicU64::new(0),
+            recording_bytes: AtomicU64::new(0),
+            recording_errors: AtomicU64::new(0),
+            recordings: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The wall-clock time of an instant (for start times shown to people).
+    pub fn wall(&self, at: Instant) -> SystemTime {
+        match at.checked_duration_since(self.started) {
+            Some(d) => self.started_wall + d,
+            None => self.started_wall - self.started.duration_since(at),
+        }
+    }
+
+    /// The loop finished a turn that began at `began` and took `took`.
+    pub fn turned(&self, began: Instant, took: Duration, stats: &EngineStats, sessions: usize) {
+        self.last_turn_us.store(micros(began.saturating_duration_since(self.started)), Relaxed);
+        let us = micros(took);
+        let bucket = TURN_BUCKETS_US.iter().position(|&b| us <= b).unwrap_or(TURN_BUCKETS_US.len());
+        self.turns[bucket].fetch_add(1, Relaxed);
+        self.turn_sum_us.fetch_add(us, Relaxed);
+        let values = [
+            stats.datagrams_in,
+            stats.bytes_in,
+            stats.transmits,
+            stats.bytes_out,
+            stats.media_in,
+            stats.sample_underruns,
+            stats.datagrams_unknown + stats.datagrams_bad,
+            stats.sessions_added,
+        ];
+        for (slot, v) in self.engine.iter().zip(values) {
+            slot.store(v, Relaxed);
+        }
+        self.sessions_active.store(sessions as u64, Relaxed);
+    }
+
+    /// How long ago the loop last turned.
+    pub fn since_last_turn(&self, now: Instant) -> Duration {
+        let last = Duration::from_micros(self.last_turn_us.load(Relaxed));
+        now.saturating_duration_since(self.started).saturating_sub(last)
+    }
+
+    pub fn refused(&self, why: Refusal) {
+        self.refused[why as usize].fetch_add(1, Relaxed);
+    }
+
+    /// A recorder's latest view of a recording.
+    pub fn update_recording(&self, id: SessionId, view: RecordingView) {
+        if let Ok(mut map) = self.recordings.lock() {
+            map.insert(id, view);
+        }
+    }
+
+    /// Forgets a recording once its session's summary is logged.
+    pub fn remove_recording(&self, id: SessionId) {
+        if let Ok(mut map) = self.recordings.lock() {
+            map.remove(&id);
+        }
+    }
+
+    pub fn recording(&self, id: SessionId) -> Option<RecordingView> {
+        self.recordings.lock().ok().and_then(|m| m.get(&id).cloned())
+    }
+
+    /// Everything in Prometheus' text format (version 0.0.4).
+    pub fn prometheus(&self) -> String {
+        let mut out = String::new();
+        let load = |a: &AtomicU64| a.load(Relaxed);
+        let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
+        };
+        metric(
+            "tapedeck_sessions_active",
+            "gauge",
+            "Sessions now, connected or connecting.",
+            load(&self.sessions_active),
+        );
+        metric("tapedeck_sessions_total", "counter", "Sessions admitted since start.", load(&self.engine[7]));
+        metric("tapedeck_offers_accepted_total", "counter", "Offers answered.", load(&self.offers_accepted));
+        metric("tapedeck_packets_in_total", "counter", "UDP datagrams received.", load(&self.engine[0]));
+        metric("tapedeck_bytes_in_total", "counter", "UDP bytes received.", load(&self.engine[1]));
+        metric("tapedeck_packets_out_total", "counter", "UDP datagrams sent.", load(&self.engine[2]));
+        metric("tapedeck_bytes_out_total", "counter", "UDP bytes sent.", load(&self.engine[3]));
+        metric("tapedeck_media_packets_in_total", "counter", "Audio packets received.", load(&self.engine[4]));
+        metric(
+            "tapedeck_datagrams_dropped_total",
+            "counter",
+            "Datagrams for no session or not WebRTC.",
+            load(&self.engine[6]),
+        );
+        metric(
+            "tapedeck_concealed_packets_total",
+            "counter",
+            "Lost packets concealed (FEC or PLC).",
+            load(&self.concealed_packets),
+        );
+        metric(
+            "tapedeck_recording_bytes_total",
+            "counter",
+            "Bytes written to recordings.",
+            load(&self.recording_bytes),
+        );
+        metric(
+            "tapedeck_recording_errors_total",
+            "counter",
+            "Recordings that could not be created or written.",
+            load(&self.recording_errors),
+        );
+        metric(
+            "tapedeck_sample_underruns_total",
+            "counter",
+            "Sample frames the encoder did not deliver in time.",
+            load(&self.engine[5]),
+        );
+        let _ = writeln!(out, "# HELP tapedeck_offers_refused_total Offers refused, by reason.");
+        let _ = writeln!(out, "# TYPE tapedeck_offers_refused_total counter");
+        for why in Refusal::ALL {
+            let _ = writeln!(
+                out,
+                "tapedeck_offers_refused_total{{reason=\"{}\"}} {}",
+                why.label(),
+                load(&self.refused[why as usize])
+            );
+        }
+        let _ = writeln!(out, "# HELP tapedeck_loop_turn_seconds Time the event loop spends on one turn.");
+        let _ = writeln!(out, "# TYPE tapedeck_loop_turn_seconds histogram");
+        let mut cumulative = 0;
+        for (i, count) in self.turns.iter().enumerate() {
+            cumulative += load(count);
+            let le = TURN_BUCKETS_US.get(i).map_or("+Inf".to_string(), |us| format!("{}", *us as f64 / 1e6));
+            let _ = writeln!(out, "tapedeck_loop_turn_seconds_bucket{{le=\"{le}\"}} {cumulative}");
+        }
+        let _ = writeln!(out, "tapedeck_loop_turn_seconds_sum {}", load(&self.turn_sum_us) as f64 / 1e6);
+        let _ = writeln!(out, "tapedeck_loop_turn_seconds_count {cumulative}");
+        out
+    }
+}
+
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prometheus_text_has_every_family_once_and_a_cumulative_histogram() {
+        let t = Telemetry::new();
+        let stats = EngineStats { datagrams_in: 7, bytes_in: 700, sessions_added: 2, ..Default::default() };
+        t.turned(Instant::now(), Duration::from_micros(80), &stats, 1);
+        t.turned(Instant::now(), Duration::from_millis(3), &stats, 1);
+        t.refused(Refusal::Full);
+        let text = t.prometheus();
+        assert!(text.contains("tapedeck_packets_in_total 7\n"), "{text}");
+        assert!(text.contains("tapedeck_sessions_total 2\n"));
+        assert!(text.contains("tapedeck_sessions_active 1\n"));
+        assert!(text.contains("tapedeck_offers_refused_total{reason=\"full\"} 1\n"));
+        assert!(text.contains("tapedeck_loop_turn_seconds_bucket{le=\"0.0001\"} 1\n"), "{text}");
+        assert!(text.contains("tapedeck_loop_turn_seconds_bucket{le=\"0.005\"} 2\n"));
+        assert!(text.contains("tapedeck_loop_turn_seconds_bucket{le=\"+Inf\"} 2\n"));
+        assert!(text.contains("tapedeck_loop_turn_seconds_count 2\n"));
+        for line in text.lines().filter(|l| l.starts_with("# TYPE")) {
+            let name = line.split(' ').nth(2).unwrap();
+            assert_eq!(text.matches(&format!("# TYPE {name} ")).count(), 1, "{name} declared twice");
+        }
+    }
+
+    #[test]
+    fn a_loop_that_stops_turning_is_noticed() {
+        let t = Telemetry::new();
+        let now = Instant::now();
+        t.turned(now, Duration::ZERO, &EngineStats::default(), 0);
+        assert!(t.since_last_turn(now + Duration::from_millis(10)) < STALL);
+        assert!(t.since_last_turn(now + STALL * 2) >= STALL);
+    }
+}
