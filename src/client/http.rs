@@ -33,13 +33,26 @@ pub fn request(
     body: &[u8],
     timeout: Duration,
 ) -> std::io::Result<HttpResponse> {
+    let headers: Vec<(&str, String)> = content_type.map(|ct| ("Content-Type", ct.to_string())).into_iter().collect();
+    request_with(addr, method, path, &headers, body, timeout)
+}
+
+/// Like [`request`], with any headers (name, value).
+pub fn request_with(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, String)],
+    body: &[u8],
+    timeout: Duration,
+) -> std::io::Result<HttpResponse> {
     let mut stream = TcpStream::connect_timeout(&addr, timeout)?;
     stream.set_read_timeout(Some(timeout))?;
     stream.set_write_timeout(Some(timeout))?;
     let mut head =
         format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
-    if let Some(ct) = content_type {
-        head.push_str(&format!("Content-Type: {ct}\r\n"));
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
     }
     head.push_str("\r\n");
     stream.write_all(head.as_bytes())?;

@@ -62,6 +62,11 @@ pub struct CallPlan {
     pub ending: Ending,
     /// Give up if not connected within this time.
     pub connect_timeout: Duration,
+    /// Signal with WHIP (RFC 9725: `POST /whip` with `application/sdp`, `DELETE` on the
+    /// `Location`) instead of the JSON `POST /offer`.
+    pub whip: bool,
+    /// Sent as `Authorization: Bearer <token>` on every request.
+    pub token: Option<String>,
 }
 
 impl CallPlan {
@@ -76,6 +81,8 @@ impl CallPlan {
             seed: 1,
             ending: Ending::Delete,
             connect_timeout: Duration::from_secs(10),
+            whip: false,
+            token: None,
         }
     }
 
@@ -125,6 +132,8 @@ pub struct CallReport {
     /// When the hang-up request was sent.
     pub hangup_at: Option<Instant>,
     pub hangup_status: Option<u16>,
+    /// The session's URL (WHIP's `Location`, else `/sessions/{id}`).
+    pub resource: Option<String>,
     pub sent: u64,
     pub dropped: u64,
     pub received: Vec<Received>,
@@ -221,7 +230,7 @@ fn run_call(plan: &CallPlan, report: &mut CallReport) -> Result<(), String> {
     let start = Instant::now();
     let Offering { mut rtc, mid, offer, pending } = offering(local, start, None)?;
     report.offered_at = Some(Instant::now());
-    let answer = post_offer(plan.server, &offer.to_sdp_string(), report)?;
+    let answer = post_offer(plan, &offer.to_sdp_string(), report)?;
     report.answered_at = Some(Instant::now());
     accept(&mut rtc, pending, answer)?;
     let mut media = Media::new(&mut rtc, mid)?;
@@ -260,9 +269,13 @@ fn run_call(plan: &CallPlan, report: &mut CallReport) -> Result<(), String> {
     }
 }
 
-fn post_offer(server: SocketAddr, sdp: &str, report: &mut CallReport) -> Result<SdpAnswer, String> {
+fn post_offer(plan: &CallPlan, sdp: &str, report: &mut CallReport) -> Result<SdpAnswer, String> {
+    if plan.whip {
+        return post_whip(plan, sdp, report);
+    }
     let body = serde_json::json!({ "type": "offer", "sdp": sdp }).to_string();
-    let r = http::request(server, "POST", "/offer", Some("application/json"), body.as_bytes(), Duration::from_secs(5))
+    let headers = plan.headers(Some("application/json"));
+    let r = http::request_with(plan.server, "POST", "/offer", &headers, body.as_bytes(), Duration::from_secs(5))
         .map_err(|e| format!("POST /offer: {e}"))?;
     report.answer_status = r.status;
     let json = r.json();
@@ -271,8 +284,40 @@ fn post_offer(server: SocketAddr, sdp: &str, report: &mut CallReport) -> Result<
     }
     report.session = json["session"].as_str().map(str::to_string);
     report.recording = json["recording"].as_str().map(str::to_string);
+    report.resource = report.session.as_ref().map(|id| format!("/sessions/{id}"));
     let sdp = json["sdp"].as_str().ok_or("the answer has no sdp")?;
     SdpAnswer::from_sdp_string(sdp).map_err(|e| format!("the answer does not parse: {e}"))
+}
+
+/// RFC 9725 section 4.2: POST the offer as `application/sdp`; expect `201 Created`, a
+/// `Location` for the session and the answer as `application/sdp`.
+fn post_whip(plan: &CallPlan, sdp: &str, report: &mut CallReport) -> Result<SdpAnswer, String> {
+    let headers = plan.headers(Some("application/sdp"));
+    let r = http::request_with(plan.server, "POST", "/whip", &headers, sdp.as_bytes(), Duration::from_secs(5))
+        .map_err(|e| format!("POST /whip: {e}"))?;
+    report.answer_status = r.status;
+    if r.status != 201 {
+        return Err(format!("POST /whip: {} {}", r.status, String::from_utf8_lossy(&r.body)));
+    }
+    let content_type = r.header("Content-Type").unwrap_or("");
+    if !content_type.starts_with("application/sdp") {
+        return Err(format!("POST /whip: the answer is {content_type:?}, not application/sdp"));
+    }
+    let location = r.header("Location").ok_or("POST /whip: 201 without a Location")?.to_string();
+    report.session = location.rsplit('/').next().map(str::to_string);
+    report.resource = Some(location);
+    let sdp = String::from_utf8(r.body).map_err(|_| "the answer is not UTF-8")?;
+    SdpAnswer::from_sdp_string(&sdp).map_err(|e| format!("the answer does not parse: {e}"))
+}
+
+impl CallPlan {
+    fn headers<'a>(&'a self, content_type: Option<&'a str>) -> Vec<(&'a str, String)> {
+        let mut h: Vec<(&str, String)> = content_type.map(|ct| ("Content-Type", ct.to_string())).into_iter().collect();
+        if let Some(token) = &self.token {
+            h.push(("Authorization", format!("Bearer {token}")));
+        }
+        h
+    }
 }
 
 fn accept(rtc: &mut Rtc, pending: SdpPendingOffer, answer: SdpAnswer) -> Result<(), String> {
@@ -298,8 +343,8 @@ fn hang_up(plan: &CallPlan, report: &mut CallReport, rtc: &mut Rtc, socket: &Udp
         }
         Ending::Delete => {}
     }
-    let id = report.session.clone().ok_or("no session id to hang up")?;
-    let r = http::request(plan.server, "DELETE", &format!("/sessions/{id}"), None, b"", Duration::from_secs(5))
+    let resource = report.resource.clone().ok_or("no session to hang up")?;
+    let r = http::request_with(plan.server, "DELETE", &resource, &plan.headers(None), b"", Duration::from_secs(5))
         .map_err(|e| format!("DELETE: {e}"))?;
     report.hangup_status = Some(r.status);
     Ok(())

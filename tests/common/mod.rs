@@ -100,6 +100,18 @@ impl Daemon {
         }
     }
 
+    /// Everything in the daemon's log files.
+    pub fn log_text(&self) -> String {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(self.dir.path().join("logs"))
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .collect();
+        files.sort();
+        files.iter().filter_map(|p| std::fs::read_to_string(p).ok()).collect()
+    }
+
     fn log_mentions(&self, path: &Path) -> bool {
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
         std::fs::read_dir(self.dir.path().join("logs"))
