@@ -19,7 +19,7 @@ pub enum ApiError {
     Unauthorized,
     #[error("{0}")]
     Forbidden(String),
-    #[error("the request body did not arrive in time")]
+    #[error("the request body did not arrive in full (the client stopped sending, or sent nothing for 5 s)")]
     RequestTimeout,
     #[error("not found")]
     NotFound,

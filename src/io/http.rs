@@ -6,7 +6,11 @@
 //! `/healthz`, `/metrics`, preflights, errors) are answered there; the others (offers,
 //! hang-ups, session listings) read a body or wait for the loop, so each gets a thread of its
 //! own, at most [`MAX_IN_FLIGHT`] at a time (beyond that: 503). A slow or stuck client
-//! therefore holds only its own thread, and a body must arrive within [`BODY_DEADLINE`].
+//! therefore holds only its own thread, and only for a while: its connection gets read and
+//! write timeouts of [`BODY_DEADLINE`], and the whole body must arrive within that time.
+//! A janitor closes (for reading) every connection that has sent nothing for that long,
+//! within [`JANITOR_ROUND`], so idle keep-alive connections and clients that never finish
+//! their request headers release tiny_http's connection threads too.
 #![allow(clippy::disallowed_methods)] // the I/O shell reads the clock and owns its threads
 
 use std::io::Read;
@@ -31,9 +35,13 @@ const RECV_POLL: Duration = Duration::from_millis(100);
 /// Seconds a client is asked to wait after a 503.
 const RETRY_AFTER_SECS: u32 = 1;
 /// Requests being served on threads of their own at once; more get 503 at once.
-pub const MAX_IN_FLIGHT: usize = 64;
+pub const MAX_IN_FLIGHT: usize = 256;
 /// A request body must have arrived this long after the request did (else 408).
 pub const BODY_DEADLINE: Duration = Duration::from_secs(5);
+/// How often the janitor looks for idle connections.
+const JANITOR_ROUND: Duration = Duration::from_millis(250);
+/// tiny_http reads bodies up to this size itself, before handing the request over.
+const TINY_HTTP_BUFFERS: usize = 1024;
 /// How long browsers may cache a CORS preflight.
 const PREFLIGHT_MAX_AGE: u32 = 600;
 
@@ -65,8 +73,10 @@ pub struct Signalling {
 }
 
 impl Signalling {
-    /// Starts `threads` threads serving `server`.
+    /// Starts `threads` threads serving `server`, and a janitor that puts timeouts on its
+    /// connections.
     pub fn start(server: tiny_http::Server, threads: usize, shared: Shared) -> std::io::Result<Self> {
+        let port = server.server_addr().to_ip().map(|a| a.port());
         let server = Arc::new(server);
         let shared = Arc::new(shared);
         let stop = Arc::new(AtomicBool::new(false));
@@ -81,6 +91,16 @@ impl Signalling {
                         Ok(None) => {}
                         Err(e) => log::debug!("HTTP connection error: {e}"),
                     }
+                }
+            })?;
+            handles.push(h);
+        }
+        if let Some(port) = port {
+            let stop = stop.clone();
+            let h = std::thread::Builder::new().name("http-janitor".into()).spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    close_idle_connections(port, BODY_DEADLINE);
+                    std::thread::sleep(JANITOR_ROUND);
                 }
             })?;
             handles.push(h);
@@ -177,6 +197,10 @@ fn dispatch(request: Request, shared: &Arc<Shared>, in_flight: &Arc<AtomicUsize>
                 in_flight.fetch_sub(1, Ordering::AcqRel);
                 let e = ApiError::Unavailable(format!("more than {MAX_IN_FLIGHT} requests in progress"));
                 return finish(request, &head, shared, Err(e));
+            }
+            if request.body_length().is_none_or(|n| n > TINY_HTTP_BUFFERS) {
+                // The body will be read from the socket by us: bound how long that can take.
+                limit_connection(request.remote_addr().copied(), BODY_DEADLINE);
             }
             let (shared, in_flight) = (shared.clone(), in_flight.clone());
             let spawned = std::thread::Builder::new().name("http-request".into()).spawn(move || {
@@ -451,13 +475,93 @@ fn read_body(request: &mut Request, arrived: Instant) -> Result<Vec<u8>, ApiErro
             Ok(0) => break,
             Ok(n) => body.extend_from_slice(&chunk[..n]),
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                return Err(ApiError::RequestTimeout)
+            }
             Err(e) => return Err(ApiError::BadRequest(format!("cannot read the body: {e}"))),
         }
     }
     if body.len() > MAX_BODY {
         return Err(ApiError::TooLarge);
     }
+    if request.body_length().is_some_and(|n| body.len() < n) {
+        // The connection was closed for reading: by the client, or by the janitor when it
+        // had sent nothing for the deadline.
+        return Err(ApiError::RequestTimeout);
+    }
     Ok(body)
+}
+
+/// Gives the TCP connection from `peer` read and write timeouts now (a body read that
+/// already blocks would not see them), rather than at the janitor's next round.
+fn limit_connection(peer: Option<std::net::SocketAddr>, timeout: Duration) {
+    let Some(peer) = peer else { return };
+    let found = for_each_tcp_socket(|socket| {
+        if socket.peer_addr().ok().and_then(|a| a.as_socket()) != Some(peer) {
+            return false;
+        }
+        let _ = socket.set_read_timeout(Some(timeout));
+        let _ = socket.set_write_timeout(Some(timeout));
+        true
+    });
+    if !found {
+        log::debug!("the connection from {peer} was not found; it has no timeout yet");
+    }
+}
+
+/// Every connection accepted on `port` that has received nothing for `idle` is shut down
+/// for reading: a blocked read there (ours, of a body, or tiny_http's, of the next request
+/// line) returns at once. So neither an idle keep-alive connection nor a client that never
+/// finishes its request holds a thread for longer than that (and a pending answer can
+/// still be written).
+fn close_idle_connections(port: u16, idle: Duration) {
+    let idle_ms = u32::try_from(idle.as_millis()).unwrap_or(u32::MAX);
+    for_each_tcp_socket(|socket| {
+        let ours = socket.local_addr().ok().and_then(|a| a.as_socket()).is_some_and(|a| a.port() == port);
+        if ours && socket.peer_addr().is_ok() && quiet_for_ms(socket).is_some_and(|ms| ms >= idle_ms) {
+            let peer = socket.peer_addr().ok().and_then(|a| a.as_socket());
+            log::debug!("HTTP connection from {peer:?} idle for {idle:?}; closing it");
+            let _ = socket.shutdown(std::net::Shutdown::Read);
+        }
+        false
+    });
+}
+
+/// Milliseconds since the connection last received data (Linux `TCP_INFO`).
+fn quiet_for_ms(socket: &socket2::SockRef<'_>) -> Option<u32> {
+    use std::os::fd::AsRawFd;
+    let mut info = std::mem::MaybeUninit::<libc::tcp_info>::zeroed();
+    let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+    // SAFETY: `info` is a writable `tcp_info` of `len` bytes; the kernel writes at most
+    // `len` bytes and reports how many. The descriptor is borrowed (see `for_each_tcp_socket`).
+    let rc = unsafe {
+        libc::getsockopt(socket.as_raw_fd(), libc::IPPROTO_TCP, libc::TCP_INFO, info.as_mut_ptr().cast(), &mut len)
+    };
+    // SAFETY: zero-initialised, and partly or wholly filled in by the kernel: every bit
+    // pattern is a valid `tcp_info` (plain integers).
+    (rc == 0).then(|| unsafe { info.assume_init() }.tcpi_last_data_recv)
+}
+
+/// Calls `f` on each TCP socket of this process until it returns true (then returns true).
+///
+/// tiny_http reads from its connections without timeouts and does not expose their sockets,
+/// so they are found among the process's descriptors (Linux: `/proc/self/fd`).
+fn for_each_tcp_socket(mut f: impl FnMut(&socket2::SockRef<'_>) -> bool) -> bool {
+    use std::os::fd::{BorrowedFd, RawFd};
+    let Ok(fds) = std::fs::read_dir("/proc/self/fd") else { return false };
+    for entry in fds.flatten() {
+        let Some(fd) = entry.file_name().to_str().and_then(|n| n.parse::<RawFd>().ok()) else { continue };
+        // SAFETY: only getsockname, getpeername, getsockopt and setsockopt are called on the
+        // descriptor, while this loop holds it; if another thread closed it meanwhile, they
+        // fail with EBADF or ENOTSOCK (or look at whatever reused the number, which is then
+        // not a socket of ours or only gets a timeout). Nothing is read, written or closed.
+        let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+        let socket = socket2::SockRef::from(&fd);
+        if socket.r#type().is_ok_and(|t| t == socket2::Type::STREAM) && f(&socket) {
+            return true;
+        }
+    }
+    false
 }
 
 fn header(name: &str, value: &str) -> Header {

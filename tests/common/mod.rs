@@ -22,14 +22,31 @@ pub struct Daemon {
 impl Daemon {
     /// Starts `tapedeck` with the given extra flags, on free ports, with its own folders.
     pub fn start(extra: &[&str]) -> Daemon {
-        let dir = tempfile::tempdir().expect("temp dir");
+        Self::start_with(tempfile::tempdir().expect("temp dir"), None, extra)
+    }
+
+    /// Starts `tapedeck` in `dir`; with `wrapper` (a shell snippet ending in
+    /// `exec "$0" "$@"`), run through `unshare -rm sh -c <wrapper>`, in a user and mount
+    /// namespace of its own (for example to give it a tiny disk). `$REC` names the
+    /// recordings folder, which exists before the wrapper runs.
+    pub fn start_with(dir: tempfile::TempDir, wrapper: Option<&str>, extra: &[&str]) -> Daemon {
         let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/sample.wav");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tapedeck"))
+        let recordings = dir.path().join("recordings");
+        std::fs::create_dir_all(&recordings).expect("recordings folder");
+        let mut command = match wrapper {
+            Some(script) => {
+                let mut c = Command::new("unshare");
+                c.args(["-rm", "sh", "-c", script]).arg(env!("CARGO_BIN_EXE_tapedeck")).env("REC", &recordings);
+                c
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_tapedeck")),
+        };
+        let mut child = command
             .args(["--http-addr", "127.0.0.1:0", "--udp-addr", "127.0.0.1:0", "--log-level", "warn"])
             .arg("--sample")
             .arg(&sample)
             .arg("--recordings")
-            .arg(dir.path().join("recordings"))
+            .arg(&recordings)
             .arg("--logs")
             .arg(dir.path().join("logs"))
             .args(extra)
@@ -42,6 +59,11 @@ impl Daemon {
         BufReader::new(stdout).read_line(&mut line).expect("read the listening line");
         let (http, udp) = parse_listening(&line).unwrap_or_else(|| panic!("unexpected first line: {line:?}"));
         Daemon { child, http, udp, dir }
+    }
+
+    /// A path as the daemon sees it (through its own mount namespace, if it has one).
+    pub fn seen_by_daemon(&self, path: &Path) -> PathBuf {
+        Path::new(&format!("/proc/{}/root", self.child.id())).join(path.strip_prefix("/").unwrap_or(path))
     }
 
     pub fn recordings_dir(&self) -> PathBuf {
