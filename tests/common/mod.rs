@@ -22,16 +22,13 @@ pub struct Daemon {
 impl Daemon {
     /// Starts `tapedeck` with the given extra flags, on free ports, with its own folders.
     pub fn start(extra: &[&str]) -> Daemon {
+        Daemon::start_with_sample(&default_sample(), extra)
+    }
+
+    /// [`Daemon::start`] playing `sample` instead of the default one.
+    pub fn start_with_sample(sample: &Path, extra: &[&str]) -> Daemon {
         let dir = tempfile::tempdir().expect("temp dir");
-        let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/sample.wav");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tapedeck"))
-            .args(["--http-addr", "127.0.0.1:0", "--udp-addr", "127.0.0.1:0", "--log-level", "warn"])
-            .arg("--sample")
-            .arg(&sample)
-            .arg("--recordings")
-            .arg(dir.path().join("recordings"))
-            .arg("--logs")
-            .arg(dir.path().join("logs"))
+        let mut child = command(sample, dir.path())
             .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -116,6 +113,26 @@ impl Drop for Daemon {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The sample the daemon plays unless told otherwise.
+pub fn default_sample() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/sample.wav")
+}
+
+/// The `tapedeck` command line the tests use: free ports, quiet console, `sample`, and its
+/// recordings and logs under `dir`.
+pub fn command(sample: &Path, dir: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_tapedeck"));
+    command
+        .args(["--http-addr", "127.0.0.1:0", "--udp-addr", "127.0.0.1:0", "--log-level", "warn"])
+        .arg("--sample")
+        .arg(sample)
+        .arg("--recordings")
+        .arg(dir.join("recordings"))
+        .arg("--logs")
+        .arg(dir.join("logs"));
+    command
 }
 
 fn parse_listening(line: &str) -> Option<(SocketAddr, SocketAddr)> {
