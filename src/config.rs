@@ -55,7 +55,7 @@ pub struct Cli {
     #[arg(long)]
     pub public_ip: Option<IpAddr>,
 
-    /// WAV file played in a loop to every caller (48 kHz; mono or stereo; 16/24/32-bit or float).
+    /// WAV file played in a loop to every caller (any rate 8-384 kHz, 1-8 channels; converted to 48 kHz mono).
     #[arg(long, default_value = DEFAULT_SAMPLE)]
     pub sample: PathBuf,
 

@@ -63,8 +63,7 @@ fn run(cli: Cli) -> Result<(), StartError> {
     }
     let log_path = tapedeck::logging::init(&config.logs, config.log_level, &stamp).map_err(StartError::Log)?;
 
-    let pcm = sample::load(&config.sample)?;
-    log::info!("sample {}: {:.2} s", config.sample.display(), pcm.len() as f64 / 48_000.0);
+    let pcm = sample::load(&config.sample)?; // logs what it converted
     let loop_encoder = LoopEncoder::new(pcm.into(), config.ptime)?;
 
     let provider = str0m::crypto::from_feature_flags();

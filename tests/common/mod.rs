@@ -22,38 +22,37 @@ pub struct Daemon {
 impl Daemon {
     /// Starts `tapedeck` with the given extra flags, on free ports, with its own folders.
     pub fn start(extra: &[&str]) -> Daemon {
-        Self::start_with(tempfile::tempdir().expect("temp dir"), None, extra)
+        Daemon::start_with_sample(&default_sample(), extra)
     }
 
-    /// Starts `tapedeck` in `dir`; with `wrapper` (a shell snippet ending in
+    /// [`Daemon::start`] playing `sample` instead of the default one.
+    pub fn start_with_sample(sample: &Path, extra: &[&str]) -> Daemon {
+        Daemon::start_in(tempfile::tempdir().expect("temp dir"), None, sample, extra)
+    }
+
+    /// [`Daemon::start`] in `dir`; with `wrapper` (a shell snippet ending in
     /// `exec "$0" "$@"`), run through `unshare -rm sh -c <wrapper>`, in a user and mount
     /// namespace of its own (for example to give it a tiny disk). `$REC` names the
     /// recordings folder, which exists before the wrapper runs.
     pub fn start_with(dir: tempfile::TempDir, wrapper: Option<&str>, extra: &[&str]) -> Daemon {
-        let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/sample.wav");
+        Daemon::start_in(dir, wrapper, &default_sample(), extra)
+    }
+
+    fn start_in(dir: tempfile::TempDir, wrapper: Option<&str>, sample: &Path, extra: &[&str]) -> Daemon {
         let recordings = dir.path().join("recordings");
         std::fs::create_dir_all(&recordings).expect("recordings folder");
         let mut command = match wrapper {
             Some(script) => {
+                let tapedeck = command(sample, dir.path());
                 let mut c = Command::new("unshare");
-                c.args(["-rm", "sh", "-c", script]).arg(env!("CARGO_BIN_EXE_tapedeck")).env("REC", &recordings);
+                c.args(["-rm", "sh", "-c", script]).arg(tapedeck.get_program()).args(tapedeck.get_args());
+                c.env("REC", &recordings);
                 c
             }
-            None => Command::new(env!("CARGO_BIN_EXE_tapedeck")),
+            None => command(sample, dir.path()),
         };
-        let mut child = command
-            .args(["--http-addr", "127.0.0.1:0", "--udp-addr", "127.0.0.1:0", "--log-level", "warn"])
-            .arg("--sample")
-            .arg(&sample)
-            .arg("--recordings")
-            .arg(&recordings)
-            .arg("--logs")
-            .arg(dir.path().join("logs"))
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start tapedeck");
+        let mut child =
+            command.args(extra).stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().expect("start tapedeck");
         let stdout = child.stdout.take().expect("stdout");
         let mut line = String::new();
         BufReader::new(stdout).read_line(&mut line).expect("read the listening line");
@@ -150,6 +149,26 @@ impl Drop for Daemon {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The sample the daemon plays unless told otherwise.
+pub fn default_sample() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/sample.wav")
+}
+
+/// The `tapedeck` command line the tests use: free ports, quiet console, `sample`, and its
+/// recordings and logs under `dir`.
+pub fn command(sample: &Path, dir: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_tapedeck"));
+    command
+        .args(["--http-addr", "127.0.0.1:0", "--udp-addr", "127.0.0.1:0", "--log-level", "warn"])
+        .arg("--sample")
+        .arg(sample)
+        .arg("--recordings")
+        .arg(dir.join("recordings"))
+        .arg("--logs")
+        .arg(dir.join("logs"));
+    command
 }
 
 fn parse_listening(line: &str) -> Option<(SocketAddr, SocketAddr)> {
