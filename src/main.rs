@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use clap::Parser;
+use clap::{ArgMatches, CommandFactory, FromArgMatches};
 use crossbeam_channel::unbounded;
 
 use tapedeck::config::{Cli, Config, Subcommand};
@@ -40,11 +40,12 @@ enum StartError {
 }
 
 fn main() -> ExitCode {
-    let mut cli = Cli::parse();
-    if let Some(Subcommand::Replay { capture, output }) = cli.command.take() {
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    if let Some(Subcommand::Replay { capture, output }) = cli.command {
         return replay(&capture, &output);
     }
-    match run(cli) {
+    match run(&matches) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("tapedeck: {e}");
@@ -54,13 +55,17 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> Result<(), StartError> {
-    let config = Config::try_from(cli)?;
+fn run(matches: &ArgMatches) -> Result<(), StartError> {
+    let config = Config::from_matches(matches)?;
     let stamp = tapedeck::logging::file_stamp(SystemTime::now());
     for dir in [Some(&config.recordings), Some(&config.logs), config.capture.as_ref()].into_iter().flatten() {
         std::fs::create_dir_all(dir).map_err(|e| StartError::Dir(dir.display().to_string(), e))?;
     }
     let log_path = tapedeck::logging::init(&config.logs, config.log_level, &stamp).map_err(StartError::Log)?;
+    if let Some(file) = &config.config_file {
+        log::info!("config file {}", file.display());
+    }
+    log::debug!("{config:?}"); // the token prints as <redacted>
 
     let pcm = sample::load(&config.sample)?;
     log::info!("sample {}: {:.2} s", config.sample.display(), pcm.len() as f64 / 48_000.0);
