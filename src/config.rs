@@ -12,7 +12,7 @@ mod values;
 
 use std::ffi::OsString;
 use std::net::{IpAddr, SocketAddr};
-use std::num::NonZeroUsize;
+use std::num::{NonZeroU64, NonZeroUsize};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -42,6 +42,10 @@ pub const DEFAULT_MAX_SESSIONS: usize = 1000;
 pub const DEFAULT_DISCONNECT_TIMEOUT_MS: u64 = 5000;
 /// Default time a session may take from answer to connected.
 pub const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 15_000;
+/// Default number of log files kept, counting the current start's.
+pub const DEFAULT_LOG_MAX_FILES: usize = 10;
+/// Default size at which the current log file is rotated: 50 MiB.
+pub const DEFAULT_LOG_MAX_BYTES: u64 = 50 << 20;
 /// Packet times Opus and browsers agree on.
 pub const PTIMES_MS: [u64; 4] = [10, 20, 40, 60];
 
@@ -141,6 +145,19 @@ pub struct Cli {
     #[arg(long = "cors-origin", env = "TAPEDECK_CORS_ORIGINS", value_name = "ORIGIN",
           value_delimiter = ',', value_parser = values::parse_origin)]
     pub cors_origins: Vec<String>,
+
+    /// Most log files kept in the logs folder, counting this start's: older tapedeck log
+    /// files are deleted at start (only ours: tapedeck_<UTC timestamp>.log and its .1).
+    #[arg(long, env = "TAPEDECK_LOG_MAX_FILES", value_name = "N",
+          default_value_t = NonZeroUsize::new(DEFAULT_LOG_MAX_FILES).expect("non-zero constant"))]
+    pub log_max_files: NonZeroUsize,
+
+    /// Size at which this start's log file is renamed to <name>.1 and a new one begun (one
+    /// .1 per start: at most twice this per start). Bytes, or with a KiB, MiB or GiB suffix.
+    #[arg(long, env = "TAPEDECK_LOG_MAX_BYTES", value_name = "BYTES",
+          default_value_t = NonZeroU64::new(DEFAULT_LOG_MAX_BYTES).expect("non-zero constant"),
+          value_parser = values::parse_bytes)]
+    pub log_max_bytes: NonZeroU64,
 }
 
 /// Tools beside the daemon.
@@ -183,6 +200,10 @@ pub struct Config {
     /// Origins allowed to call the HTTP API from a browser, as browsers send them
     /// (`https://app.example.com`), or `*`; empty: no cross-origin access.
     pub cors_origins: Vec<String>,
+    /// Most log files kept, counting the current start's.
+    pub log_max_files: NonZeroUsize,
+    /// Size at which the current log file is rotated (one rotated file per start).
+    pub log_max_bytes: NonZeroU64,
 }
 
 /// A setting that cannot work.
@@ -259,6 +280,8 @@ impl Config {
             capture: cli.capture.or(file.capture),
             token,
             cors_origins: pick(given("cors_origins"), cli.cors_origins, file.cors_origins),
+            log_max_files: pick(given("log_max_files"), cli.log_max_files, file.log_max_files),
+            log_max_bytes: pick(given("log_max_bytes"), cli.log_max_bytes, file.log_max_bytes),
         })
     }
 }

@@ -14,6 +14,7 @@ use tapedeck::config::{Cli, Config, Subcommand};
 use tapedeck::engine::{Engine, EngineConfig, OfferParams};
 use tapedeck::io::http::{Shared, Signalling};
 use tapedeck::io::{EventLoop, WAKER};
+use tapedeck::logging::FileLimits;
 use tapedeck::media::recording::RecordingConfig;
 use tapedeck::media::sample::{self, LoopEncoder};
 use tapedeck::workers::{encoder, recorder::RecorderPool};
@@ -61,7 +62,8 @@ fn run(matches: &ArgMatches) -> Result<(), StartError> {
     for dir in [Some(&config.recordings), Some(&config.logs), config.capture.as_ref()].into_iter().flatten() {
         std::fs::create_dir_all(dir).map_err(|e| StartError::Dir(dir.display().to_string(), e))?;
     }
-    let log_path = tapedeck::logging::init(&config.logs, config.log_level, &stamp).map_err(StartError::Log)?;
+    let limits = FileLimits { max_files: config.log_max_files, max_bytes: config.log_max_bytes };
+    let log_path = tapedeck::logging::init(&config.logs, config.log_level, &stamp, limits).map_err(StartError::Log)?;
     if let Some(file) = &config.config_file {
         log::info!("config file {}", file.display());
     }

@@ -11,7 +11,7 @@
 //! names its key: an unknown key, or a value that does not parse.
 
 use std::net::{IpAddr, SocketAddr};
-use std::num::NonZeroUsize;
+use std::num::{NonZeroU64, NonZeroUsize};
 use std::path::{Path, PathBuf};
 
 use super::token::Token;
@@ -38,6 +38,8 @@ pub const KEYS: &[&str] = &[
     "token",
     "token-file",
     "cors-origins",
+    "log-max-files",
+    "log-max-bytes",
 ];
 
 /// The settings a config file gave; `None` for every key it did not.
@@ -62,6 +64,8 @@ pub struct FileSettings {
     pub token: Option<Token>,
     pub token_file: Option<PathBuf>,
     pub cors_origins: Option<Vec<String>>,
+    pub log_max_files: Option<NonZeroUsize>,
+    pub log_max_bytes: Option<NonZeroU64>,
 }
 
 /// A config file that cannot be used; [`super::ConfigError::File`] adds the file's path.
@@ -117,6 +121,8 @@ impl FileSettings {
             "token" => self.token = Some(Token::raw(typed(value)?)),
             "token-file" => self.token_file = Some(typed(value)?),
             "cors-origins" => self.cors_origins = Some(origins(value)?),
+            "log-max-files" => self.log_max_files = Some(typed(value)?),
+            "log-max-bytes" => self.log_max_bytes = Some(bytes(value)?),
             _ => return Err(Unknown),
         }
         Ok(())
@@ -141,6 +147,14 @@ fn origins(value: toml::Value) -> Result<Vec<String>, KeyError> {
     list.iter().map(|o| values::parse_origin(o).map_err(|e| Bad(format!("{o:?} {e}")))).collect()
 }
 
+/// A byte count: an integer, or a string with a unit as `--log-max-bytes` takes (`"50MiB"`).
+fn bytes(value: toml::Value) -> Result<NonZeroU64, KeyError> {
+    match value {
+        toml::Value::String(s) => values::parse_bytes(&s).map_err(Bad),
+        other => typed(other),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -158,6 +172,8 @@ mod tests {
             recordings = "/var/lib/tapedeck/recordings"
             token = "abc"
             cors-origins = ["https://App.example.com", "*"]
+            log-max-files = 3
+            log-max-bytes = "1MiB"
             "#,
         )
         .unwrap();
@@ -169,6 +185,9 @@ mod tests {
         assert_eq!(f.recordings, Some(PathBuf::from("/var/lib/tapedeck/recordings")));
         assert_eq!(f.token.as_ref().map(Token::expose), Some("abc"));
         assert_eq!(f.cors_origins, Some(vec!["https://app.example.com".to_owned(), "*".to_owned()]));
+        assert_eq!(f.log_max_files.map(NonZeroUsize::get), Some(3));
+        assert_eq!(f.log_max_bytes.map(NonZeroU64::get), Some(1 << 20));
+        assert_eq!(FileSettings::parse("log-max-bytes = 4096").unwrap().log_max_bytes.map(NonZeroU64::get), Some(4096));
         assert!(f.udp_addr.is_none() && f.sample.is_none());
     }
 
@@ -194,6 +213,9 @@ mod tests {
             ("cors-origins = \"https://a.example\"", "cors-origins"),
             ("cors-origins = [\"https://a.example/app\"]", "cors-origins"),
             ("token = 1234", "token"),
+            ("log-max-files = 0", "log-max-files"),
+            ("log-max-bytes = 0", "log-max-bytes"),
+            ("log-max-bytes = \"50MB\"", "log-max-bytes"),
         ] {
             let e = FileSettings::parse(text).unwrap_err();
             assert!(matches!(&e, FileError::BadValue { key: k, .. } if k == key), "{text}: {e}");

@@ -55,6 +55,7 @@ fn defaults_match_the_design() {
     assert_eq!(c.sample, PathBuf::from("assets/sample.wav"));
     assert_eq!(c.log_level, log::LevelFilter::Info);
     assert!(c.token.is_none() && c.cors_origins.is_empty() && c.config_file.is_none());
+    assert_eq!((c.log_max_files.get(), c.log_max_bytes.get()), (10, 50 * 1024 * 1024));
 }
 
 #[test]
@@ -115,6 +116,15 @@ fn flag_beats_environment_beats_file() {
     assert_eq!(c.ptime, Duration::from_millis(40), "TAPEDECK_CONFIG names the file");
     let c = parse_locked(&["--max-sessions", "400"]).unwrap();
     assert_eq!(c.max_sessions.get(), 400, "the flag wins over the environment");
+}
+
+#[test]
+fn log_limits_take_plain_integers_or_units() {
+    let c = parse(&["--log-max-files", "3", "--log-max-bytes", "1048576"]).unwrap();
+    assert_eq!((c.log_max_files.get(), c.log_max_bytes.get()), (3, 1 << 20));
+    assert_eq!(parse(&["--log-max-bytes", "2MiB"]).unwrap().log_max_bytes.get(), 2 << 20);
+    assert!(parse(&["--log-max-files", "0"]).is_err());
+    assert!(parse(&["--log-max-bytes", "0"]).is_err());
 }
 
 #[test]

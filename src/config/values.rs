@@ -98,6 +98,16 @@ fn split_port(s: &str) -> Option<(&str, Option<u16>)> {
     Some((&s[..colon], Some(port.parse().ok()?)))
 }
 
+/// A byte count: a plain integer, or one with a `KiB`, `MiB` or `GiB` suffix; not zero.
+pub fn parse_bytes(s: &str) -> Result<std::num::NonZeroU64, String> {
+    const UNITS: [(&str, u64); 3] = [("KiB", 1 << 10), ("MiB", 1 << 20), ("GiB", 1 << 30)];
+    let (number, unit) =
+        UNITS.iter().find_map(|&(suffix, unit)| s.strip_suffix(suffix).map(|n| (n, unit))).unwrap_or((s, 1));
+    let n: u64 = number.trim().parse().map_err(|_| "must be a number of bytes, like 52428800 or 50MiB".to_owned())?;
+    let bytes = n.checked_mul(unit).ok_or("too large")?;
+    std::num::NonZeroU64::new(bytes).ok_or_else(|| "must not be zero".to_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -133,6 +143,18 @@ mod tests {
         }
         let e = parse_origin("https://example.com/app").unwrap_err();
         assert!(e.contains("\"/app\""), "{e}");
+    }
+
+    #[test]
+    fn byte_counts_take_binary_suffixes() {
+        assert_eq!(parse_bytes("52428800").unwrap().get(), 50 << 20);
+        assert_eq!(parse_bytes("50MiB").unwrap().get(), 50 << 20);
+        assert_eq!(parse_bytes("4KiB").unwrap().get(), 4096);
+        assert_eq!(parse_bytes("1GiB").unwrap().get(), 1 << 30);
+        assert!(parse_bytes("0").is_err());
+        assert!(parse_bytes("50MB").is_err());
+        assert!(parse_bytes("-1").is_err());
+        assert!(parse_bytes("99999999999999GiB").is_err());
     }
 
     #[test]
