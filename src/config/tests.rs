@@ -224,3 +224,16 @@ fn every_flag_has_an_environment_variable_and_a_file_key() {
     }
     assert_eq!(keys, file::KEYS.iter().map(|k| k.to_string()).collect::<BTreeSet<_>>());
 }
+
+#[test]
+fn the_readme_lists_every_flag_variable_and_key() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    for (long, env) in settings() {
+        let env = env.unwrap();
+        let key = env.trim_start_matches("TAPEDECK_").replace('_', "-").to_lowercase();
+        let row = format!("| `--{long} ");
+        let line = readme.lines().find(|l| l.starts_with(&row) && l.contains(&format!("`{env}`")));
+        let line = line.unwrap_or_else(|| panic!("README: no row for --{long} with {env}"));
+        assert!(line.contains(&format!("`{key} = ")), "README: the row of --{long} lacks the key `{key}`");
+    }
+}
