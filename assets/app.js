@@ -3,6 +3,10 @@
 'use strict';
 
 const $ = (id) => document.getElementById(id);
+// A daemon started with --token needs it on every call: open the page as /#token=... (the
+// fragment never leaves the browser, so it is not in any server log).
+const token = new URLSearchParams(location.hash.slice(1)).get('token');
+const auth = token ? { Authorization: `Bearer ${token}` } : {};
 const call = { pc: null, session: null, mic: null, ctx: null, timers: [], started: 0, connectTimer: null };
 
 function setState(state) {
@@ -93,7 +97,7 @@ async function start() {
     await gatheringComplete(pc, 3000);
     const response = await fetch('/offer', {
       method: 'POST',
-      headers: { 'Content-Type': 'application/json' },
+      headers: { 'Content-Type': 'application/json', ...auth },
       body: JSON.stringify({ type: 'offer', sdp: pc.localDescription.sdp }),
     });
     const body = await response.json().catch(() => ({}));
@@ -177,7 +181,7 @@ async function stop() {
   $('stop').disabled = true;
   if (session) {
     try {
-      const response = await fetch(`/sessions/${encodeURIComponent(session)}`, { method: 'DELETE' });
+      const response = await fetch(`/sessions/${encodeURIComponent(session)}`, { method: 'DELETE', headers: auth });
       // 404: the server had already ended the call (for example after a network loss).
       if (!response.ok && response.status !== 404) {
         const body = await response.json().catch(() => ({}));
@@ -194,5 +198,5 @@ async function stop() {
 $('start').addEventListener('click', start);
 $('stop').addEventListener('click', stop);
 window.addEventListener('pagehide', () => {
-  if (call.session) fetch(`/sessions/${encodeURIComponent(call.session)}`, { method: 'DELETE', keepalive: true });
+  if (call.session) fetch(`/sessions/${encodeURIComponent(call.session)}`, { method: 'DELETE', headers: auth, keepalive: true });
 });

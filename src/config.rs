@@ -1,15 +1,26 @@
-//! Command line and the typed configuration it becomes.
+//! Command line, environment, config file, and the typed configuration they become.
 //!
-//! The flags are a contract that scripts rely on (see DESIGN.md); they are parsed once, at
-//! start, into [`Config`], whose fields carry types (`SocketAddr`, `Duration`, `NonZero*`)
-//! rather than strings.
+//! Every setting has a long flag (a contract that scripts rely on, see DESIGN.md), an
+//! environment variable `TAPEDECK_<FLAG_IN_UPPER_SNAKE>`, and a key of the same name in the
+//! TOML file named by `--config` ([`file`]). Precedence: command line > environment > config
+//! file > built-in default. They are parsed once, at start, into [`Config`], whose fields
+//! carry types (`SocketAddr`, `Duration`, `NonZero*`) rather than strings.
 
+pub mod file;
+mod token;
+mod values;
+
+use std::ffi::OsString;
 use std::net::{IpAddr, SocketAddr};
-use std::num::NonZeroUsize;
-use std::path::PathBuf;
+use std::num::{NonZeroU64, NonZeroUsize};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use clap::Parser;
+use clap::parser::ValueSource;
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser};
+
+pub use file::{FileError, FileSettings};
+pub use token::{Token, TokenError};
 
 /// Default HTTP (signalling) address.
 pub const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:8080";
@@ -31,11 +42,19 @@ pub const DEFAULT_MAX_SESSIONS: usize = 1000;
 pub const DEFAULT_DISCONNECT_TIMEOUT_MS: u64 = 5000;
 /// Default time a session may take from answer to connected.
 pub const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 15_000;
+/// Default number of log files kept, counting the current start's.
+pub const DEFAULT_LOG_MAX_FILES: usize = 10;
+/// Default size at which the current log file is rotated: 50 MiB.
+pub const DEFAULT_LOG_MAX_BYTES: u64 = 50 << 20;
 /// Packet times Opus and browsers agree on.
 pub const PTIMES_MS: [u64; 4] = [10, 20, 40, 60];
 
 /// tapedeck: a WebRTC audio daemon. Records every caller to a WAV file and plays one looped
 /// sample back to all callers at once.
+///
+/// Every flag can also come from the environment variable shown, or from the config file
+/// (`--config`, keys named as the flags); a flag wins over the environment, which wins over
+/// the file.
 #[derive(Debug, Parser)]
 #[command(version, about, long_about = None, args_conflicts_with_subcommands = true)]
 pub struct Cli {
@@ -43,67 +62,102 @@ pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Subcommand>,
 
+    /// TOML file with any of the settings below, keys named as the long flags
+    /// (`http-addr = "0.0.0.0:8080"`); flags and environment variables override it.
+    #[arg(long, env = "TAPEDECK_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
     /// Address the HTTP signalling server binds (port 0: any free port).
-    #[arg(long, default_value = DEFAULT_HTTP_ADDR)]
+    #[arg(long, env = "TAPEDECK_HTTP_ADDR", default_value = DEFAULT_HTTP_ADDR)]
     pub http_addr: SocketAddr,
 
     /// Address of the one UDP socket that carries all media (port 0: any free port).
-    #[arg(long, default_value = DEFAULT_UDP_ADDR)]
+    #[arg(long, env = "TAPEDECK_UDP_ADDR", default_value = DEFAULT_UDP_ADDR)]
     pub udp_addr: SocketAddr,
 
     /// IP address advertised in the ICE candidate; required when --udp-addr is 0.0.0.0 or ::.
-    #[arg(long)]
+    #[arg(long, env = "TAPEDECK_PUBLIC_IP")]
     pub public_ip: Option<IpAddr>,
 
     /// WAV file played in a loop to every caller (any rate 8-384 kHz, 1-8 channels; converted to 48 kHz mono).
-    #[arg(long, default_value = DEFAULT_SAMPLE)]
+    #[arg(long, env = "TAPEDECK_SAMPLE", default_value = DEFAULT_SAMPLE)]
     pub sample: PathBuf,
 
     /// Folder for recordings, named <session>_<UTC timestamp>.wav (created if missing).
-    #[arg(long, default_value = DEFAULT_RECORDINGS)]
+    #[arg(long, env = "TAPEDECK_RECORDINGS", default_value = DEFAULT_RECORDINGS)]
     pub recordings: PathBuf,
 
     /// Folder for log files, one per start (created if missing).
-    #[arg(long, default_value = DEFAULT_LOGS)]
+    #[arg(long, env = "TAPEDECK_LOGS", default_value = DEFAULT_LOGS)]
     pub logs: PathBuf,
 
     /// Packet time of the outgoing audio in milliseconds: 10, 20, 40 or 60.
-    #[arg(long, default_value_t = DEFAULT_PTIME_MS, value_parser = parse_ptime)]
+    #[arg(long, env = "TAPEDECK_PTIME", default_value_t = DEFAULT_PTIME_MS, value_parser = values::parse_ptime)]
     pub ptime: u64,
 
-    /// Depth of each recording's jitter buffer in milliseconds.
-    #[arg(long, default_value_t = DEFAULT_JITTER_MS, value_parser = clap::value_parser!(u64).range(20..=10_000))]
+    /// Depth of each recording's jitter buffer in milliseconds (20 to 10000).
+    #[arg(long, env = "TAPEDECK_JITTER_BUFFER", default_value_t = DEFAULT_JITTER_MS, value_parser = values::parse_jitter)]
     pub jitter_buffer: u64,
 
     /// Most sessions at once; further offers get 503 with Retry-After.
-    #[arg(long, default_value_t = NonZeroUsize::new(DEFAULT_MAX_SESSIONS).expect("non-zero constant"))]
+    #[arg(long, env = "TAPEDECK_MAX_SESSIONS",
+          default_value_t = NonZeroUsize::new(DEFAULT_MAX_SESSIONS).expect("non-zero constant"))]
     pub max_sessions: NonZeroUsize,
 
     /// Console log level (off, error, warn, info, debug, trace); the log file always gets debug.
-    #[arg(long, default_value = "info")]
+    #[arg(long, env = "TAPEDECK_LOG_LEVEL", default_value = "info", value_parser = values::parse_level)]
     pub log_level: log::LevelFilter,
 
     /// Milliseconds an ICE disconnection may last before the session is ended (a caller that
     /// sends nothing at all is ended after twice this).
-    #[arg(long, default_value_t = DEFAULT_DISCONNECT_TIMEOUT_MS)]
+    #[arg(long, env = "TAPEDECK_DISCONNECT_TIMEOUT", default_value_t = DEFAULT_DISCONNECT_TIMEOUT_MS)]
     pub disconnect_timeout: u64,
 
     /// Milliseconds a session may take from the answer to connected before it is dropped.
-    #[arg(long, default_value_t = DEFAULT_CONNECT_TIMEOUT_MS)]
+    #[arg(long, env = "TAPEDECK_CONNECT_TIMEOUT", default_value_t = DEFAULT_CONNECT_TIMEOUT_MS)]
     pub connect_timeout: u64,
 
     /// Number of recorder worker threads (0: one per CPU core).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, env = "TAPEDECK_RECORDER_THREADS", default_value_t = 0)]
     pub recorder_threads: usize,
 
     /// Also write, per session, what the recorder was handed (RTP time, sequence number,
     /// payload, arrival time) to DIR/<recording name>.tdcap, for `tapedeck replay`.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, env = "TAPEDECK_CAPTURE", value_name = "DIR")]
     pub capture: Option<PathBuf>,
 
     /// Number of HTTP signalling threads.
-    #[arg(long, default_value_t = NonZeroUsize::new(2).expect("non-zero constant"))]
+    #[arg(long, env = "TAPEDECK_HTTP_THREADS", default_value_t = NonZeroUsize::new(2).expect("non-zero constant"))]
     pub http_threads: NonZeroUsize,
+
+    /// Bearer token HTTP clients must present (`Authorization: Bearer TOKEN`); printable
+    /// ASCII without spaces. Prefer --token-file: a flag shows in `ps`.
+    #[arg(long, env = "TAPEDECK_TOKEN", hide_env_values = true, value_parser = Token::unchecked)]
+    pub token: Option<Token>,
+
+    /// File holding the bearer token (read at start; one trailing newline removed), for
+    /// example systemd's `%d/token` from LoadCredential=. Not together with --token.
+    #[arg(long, env = "TAPEDECK_TOKEN_FILE", value_name = "PATH")]
+    pub token_file: Option<PathBuf>,
+
+    /// Origin allowed to call the HTTP API from a browser (scheme://host[:port], or *);
+    /// repeat the flag for several; the environment variable takes a comma-separated list.
+    #[arg(long = "cors-origin", env = "TAPEDECK_CORS_ORIGINS", value_name = "ORIGIN",
+          value_delimiter = ',', value_parser = values::parse_origin)]
+    pub cors_origins: Vec<String>,
+
+    /// Most log files kept in the logs folder, counting this start's: older tapedeck log
+    /// files are deleted at start (only ours: tapedeck_<UTC timestamp>.log and its .1).
+    #[arg(long, env = "TAPEDECK_LOG_MAX_FILES", value_name = "N",
+          default_value_t = NonZeroUsize::new(DEFAULT_LOG_MAX_FILES).expect("non-zero constant"))]
+    pub log_max_files: NonZeroUsize,
+
+    /// Size at which this start's log file is renamed to <name>.1 and a new one begun (one
+    /// .1 per start: at most twice this per start). Bytes, or with a KiB, MiB or GiB suffix.
+    #[arg(long, env = "TAPEDECK_LOG_MAX_BYTES", value_name = "BYTES",
+          default_value_t = NonZeroU64::new(DEFAULT_LOG_MAX_BYTES).expect("non-zero constant"),
+          value_parser = values::parse_bytes)]
+    pub log_max_bytes: NonZeroU64,
 }
 
 /// Tools beside the daemon.
@@ -120,18 +174,12 @@ pub enum Subcommand {
     },
 }
 
-fn parse_ptime(s: &str) -> Result<u64, String> {
-    let v: u64 = s.parse().map_err(|e| format!("{e}"))?;
-    if PTIMES_MS.contains(&v) {
-        Ok(v)
-    } else {
-        Err(format!("must be one of {PTIMES_MS:?}"))
-    }
-}
-
-/// The daemon's settings, typed and checked.
+/// The daemon's settings, typed and checked. `Debug` is safe to log: the token prints as
+/// `<redacted>`.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// The config file the settings were read from, if any.
+    pub config_file: Option<PathBuf>,
     pub http_addr: SocketAddr,
     pub udp_addr: SocketAddr,
     pub public_ip: Option<IpAddr>,
@@ -147,88 +195,158 @@ pub struct Config {
     pub recorder_threads: NonZeroUsize,
     pub http_threads: NonZeroUsize,
     pub capture: Option<PathBuf>,
+    /// The bearer token HTTP clients must present, if any (from --token or --token-file).
+    pub token: Option<Token>,
+    /// Origins allowed to call the HTTP API from a browser, as browsers send them
+    /// (`https://app.example.com`), or `*`; empty: no cross-origin access.
+    pub cors_origins: Vec<String>,
+    /// Most log files kept, counting the current start's.
+    pub log_max_files: NonZeroUsize,
+    /// Size at which the current log file is rotated (one rotated file per start).
+    pub log_max_bytes: NonZeroU64,
 }
 
 /// A setting that cannot work.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    #[error("{0}")]
+    Args(#[from] clap::Error),
+    #[error("config file {path}: {source}")]
+    File { path: PathBuf, source: FileError },
     #[error("--public-ip is required when --udp-addr binds the unspecified address {0}")]
     PublicIpRequired(IpAddr),
     #[error("--public-ip {0} cannot be the unspecified address")]
     PublicIpUnspecified(IpAddr),
+    #[error("the token is given twice, by {0} and by {1}: give either a token or a token file")]
+    TokenTwice(String, String),
+    #[error(transparent)]
+    Token(#[from] TokenError),
 }
 
-impl TryFrom<Cli> for Config {
-    type Error = ConfigError;
+impl Config {
+    /// Parses these arguments (the first is the program name) and the environment, reads the
+    /// config file they name, and builds the configuration.
+    pub fn try_from_args<I, T>(args: I) -> Result<Config, ConfigError>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<OsString> + Clone,
+    {
+        Config::from_matches(&Cli::command().try_get_matches_from(args)?)
+    }
 
-    fn try_from(cli: Cli) -> Result<Self, ConfigError> {
-        let ip = cli.udp_addr.ip();
-        match cli.public_ip {
+    /// Builds the configuration from parsed arguments: what the command line or the
+    /// environment gave wins, then the config file (read here), then the built-in defaults.
+    pub fn from_matches(matches: &ArgMatches) -> Result<Config, ConfigError> {
+        let cli = Cli::from_arg_matches(matches)?;
+        let file = match &cli.config {
+            Some(path) => {
+                FileSettings::load(path).map_err(|source| ConfigError::File { path: path.clone(), source })?
+            }
+            None => FileSettings::default(),
+        };
+        Config::merge(cli, file, |id| Place::of(matches.value_source(id)))
+    }
+
+    /// Merges the layers; `place(id)` says where the flag with clap id `id` got its value.
+    fn merge(cli: Cli, file: FileSettings, place: impl Fn(&str) -> Place) -> Result<Config, ConfigError> {
+        let given = |id: &str| place(id) > Place::File;
+        let token = token(&cli, &file, &place)?;
+        let udp_addr = pick(given("udp_addr"), cli.udp_addr, file.udp_addr);
+        let public_ip = cli.public_ip.or(file.public_ip);
+        match public_ip {
             Some(p) if p.is_unspecified() => return Err(ConfigError::PublicIpUnspecified(p)),
-            None if ip.is_unspecified() => return Err(ConfigError::PublicIpRequired(ip)),
+            None if udp_addr.ip().is_unspecified() => return Err(ConfigError::PublicIpRequired(udp_addr.ip())),
             _ => {}
         }
-        let cores = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
-        let recorder_threads =
-            NonZeroUsize::new(cli.recorder_threads).unwrap_or(NonZeroUsize::new(cores).unwrap_or(NonZeroUsize::MIN));
+        let recorder_threads = pick(given("recorder_threads"), cli.recorder_threads, file.recorder_threads);
+        let cores = std::thread::available_parallelism().unwrap_or(NonZeroUsize::MIN);
+        let ms = Duration::from_millis;
         Ok(Config {
-            http_addr: cli.http_addr,
-            udp_addr: cli.udp_addr,
-            public_ip: cli.public_ip,
-            sample: cli.sample,
-            recordings: cli.recordings,
-            logs: cli.logs,
-            ptime: Duration::from_millis(cli.ptime),
-            jitter_buffer: Duration::from_millis(cli.jitter_buffer),
-            max_sessions: cli.max_sessions,
-            log_level: cli.log_level,
-            disconnect_timeout: Duration::from_millis(cli.disconnect_timeout),
-            connect_timeout: Duration::from_millis(cli.connect_timeout),
-            recorder_threads,
-            http_threads: cli.http_threads,
-            capture: cli.capture,
+            config_file: cli.config,
+            http_addr: pick(given("http_addr"), cli.http_addr, file.http_addr),
+            udp_addr,
+            public_ip,
+            sample: pick(given("sample"), cli.sample, file.sample),
+            recordings: pick(given("recordings"), cli.recordings, file.recordings),
+            logs: pick(given("logs"), cli.logs, file.logs),
+            ptime: ms(pick(given("ptime"), cli.ptime, file.ptime)),
+            jitter_buffer: ms(pick(given("jitter_buffer"), cli.jitter_buffer, file.jitter_buffer)),
+            max_sessions: pick(given("max_sessions"), cli.max_sessions, file.max_sessions),
+            log_level: pick(given("log_level"), cli.log_level, file.log_level),
+            disconnect_timeout: ms(pick(given("disconnect_timeout"), cli.disconnect_timeout, file.disconnect_timeout)),
+            connect_timeout: ms(pick(given("connect_timeout"), cli.connect_timeout, file.connect_timeout)),
+            recorder_threads: NonZeroUsize::new(recorder_threads).unwrap_or(cores),
+            http_threads: pick(given("http_threads"), cli.http_threads, file.http_threads),
+            capture: cli.capture.or(file.capture),
+            token,
+            cors_origins: pick(given("cors_origins"), cli.cors_origins, file.cors_origins),
+            log_max_files: pick(given("log_max_files"), cli.log_max_files, file.log_max_files),
+            log_max_bytes: pick(given("log_max_bytes"), cli.log_max_bytes, file.log_max_bytes),
         })
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// Where a value came from, lowest precedence first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Place {
+    Default,
+    File,
+    Environment,
+    CommandLine,
+}
 
-    fn parse(args: &[&str]) -> Result<Config, String> {
-        let cli =
-            Cli::try_parse_from(std::iter::once("tapedeck").chain(args.iter().copied())).map_err(|e| e.to_string())?;
-        Config::try_from(cli).map_err(|e| e.to_string())
+impl Place {
+    fn of(source: Option<ValueSource>) -> Place {
+        match source {
+            Some(ValueSource::CommandLine) => Place::CommandLine,
+            Some(ValueSource::EnvVariable) => Place::Environment,
+            _ => Place::Default,
+        }
     }
 
-    #[test]
-    fn defaults_match_the_design() {
-        let c = parse(&[]).unwrap();
-        assert_eq!(c.http_addr.to_string(), "127.0.0.1:8080");
-        assert_eq!(c.udp_addr.to_string(), "127.0.0.1:50000");
-        assert_eq!(c.ptime, Duration::from_millis(10));
-        assert_eq!(c.jitter_buffer, Duration::from_millis(1000));
-        assert_eq!(c.sample, PathBuf::from("assets/sample.wav"));
-        assert_eq!(c.log_level, log::LevelFilter::Info);
-    }
-
-    #[test]
-    fn odd_ptime_is_refused() {
-        assert!(parse(&["--ptime", "15"]).is_err());
-        assert_eq!(parse(&["--ptime", "20"]).unwrap().ptime.as_millis(), 20);
-    }
-
-    #[test]
-    fn unspecified_udp_needs_public_ip() {
-        let e = parse(&["--udp-addr", "0.0.0.0:0"]).unwrap_err();
-        assert!(e.contains("--public-ip"), "{e}");
-        assert!(parse(&["--udp-addr", "0.0.0.0:0", "--public-ip", "10.1.2.3"]).is_ok());
-    }
-
-    #[test]
-    fn replay_is_a_subcommand() {
-        let cli = Cli::try_parse_from(["tapedeck", "replay", "a.tdcap", "-o", "b.wav"]).unwrap();
-        assert!(matches!(cli.command, Some(Subcommand::Replay { .. })));
-        assert!(Cli::try_parse_from(["tapedeck", "--ptime", "20", "replay", "a", "-o", "b"]).is_err());
+    /// Names the flag, variable or key that gave a value, for error messages.
+    fn describe(self, flag: &str, file: Option<&Path>) -> String {
+        match self {
+            Place::CommandLine => format!("--{flag}"),
+            Place::Environment => format!("TAPEDECK_{}", flag.replace('-', "_").to_uppercase()),
+            Place::File => {
+                format!("`{flag}` in {}", file.map_or("the config file".into(), |f| f.display().to_string()))
+            }
+            Place::Default => "the default".to_owned(),
+        }
     }
 }
+
+/// The flag's value if the command line or the environment gave it, else the file's, else the
+/// flag's (which then is clap's default, the built-in one).
+fn pick<T>(given: bool, flag: T, file: Option<T>) -> T {
+    match file {
+        Some(f) if !given => f,
+        _ => flag,
+    }
+}
+
+/// The token from --token or --token-file, whichever layer gave it; both at once is an error,
+/// since it is unclear which one the operator meant to use.
+fn token(cli: &Cli, file: &FileSettings, place: &impl Fn(&str) -> Place) -> Result<Option<Token>, ConfigError> {
+    let config = cli.config.as_deref();
+    let token = match (&cli.token, &file.token) {
+        (Some(t), _) => Some((t, place("token"))),
+        (None, f) => f.as_ref().map(|t| (t, Place::File)),
+    };
+    let token_file = match (&cli.token_file, &file.token_file) {
+        (Some(p), _) => Some((p, place("token_file"))),
+        (None, f) => f.as_ref().map(|p| (p, Place::File)),
+    };
+    match (token, token_file) {
+        (Some((_, a)), Some((_, b))) => {
+            Err(ConfigError::TokenTwice(a.describe("token", config), b.describe("token-file", config)))
+        }
+        (Some((t, p)), None) => Ok(Some(t.clone().check(&p.describe("token", config))?)),
+        (None, Some((path, _))) => Ok(Some(Token::read(path)?)),
+        (None, None) => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,11 +1,23 @@
 //! Logging: console at the chosen level, a file per start at debug, both through fern.
 //!
+//! Log files do not grow without bound: at start the oldest tapedeck log files beyond
+//! `--log-max-files` are deleted ([`prune`]), and this start's file is rotated to `<name>.1`
+//! when it would pass `--log-max-bytes` ([`RotatingFile`]), so the folder holds at most
+//! `2 × max-files × max-bytes` of our logs.
+//!
 //! Every line about a session carries its id. Code that works on one session wraps the work
 //! in [`with_session`]; the formatter then prefixes the line with `[session <id>]`, also for
 //! lines that str0m itself logs (through `tracing`'s `log` feature) while we are inside it.
 
+mod files;
+
 use std::cell::Cell;
+use std::fs;
+use std::io::{self, Write};
+use std::num::{NonZeroU64, NonZeroUsize};
 use std::path::{Path, PathBuf};
+
+pub use files::{prune, Pruned, RotatingFile};
 
 use crate::engine::SessionId;
 
@@ -25,11 +37,22 @@ fn session_prefix() -> String {
     CURRENT.with(Cell::get).map(|id| format!("[session {id}] ")).unwrap_or_default()
 }
 
-/// Sets up the console and file loggers; returns the log file's path.
-pub fn init(dir: &Path, console: log::LevelFilter, stamp: &str) -> Result<PathBuf, std::io::Error> {
-    std::fs::create_dir_all(dir)?;
-    let path = dir.join(format!("tapedeck_{stamp}.log"));
-    let file = fern::log_file(&path)?;
+/// How many log files are kept and how large one grows.
+#[derive(Debug, Clone, Copy)]
+pub struct FileLimits {
+    /// Most log files kept, counting the current start's (a start's `.1` goes with it).
+    pub max_files: NonZeroUsize,
+    /// Size at which the current file is rotated.
+    pub max_bytes: NonZeroU64,
+}
+
+/// Sets up the console and file loggers, after deleting the oldest log files beyond
+/// `limits.max_files`; returns the log file's path.
+pub fn init(dir: &Path, console: log::LevelFilter, stamp: &str, limits: FileLimits) -> Result<PathBuf, io::Error> {
+    fs::create_dir_all(dir)?;
+    let pruned = prune(dir, stamp, limits.max_files);
+    let path = dir.join(files::file_name(stamp));
+    let file = RotatingFile::open(path.clone(), limits.max_bytes)?;
     let format = |out: fern::FormatCallback, message: &std::fmt::Arguments, record: &log::Record| {
         #[allow(clippy::disallowed_methods)] // a log line's timestamp is read where it is written
         let t = humantime::format_rfc3339_millis(std::time::SystemTime::now());
@@ -40,10 +63,16 @@ pub fn init(dir: &Path, console: log::LevelFilter, stamp: &str) -> Result<PathBu
     fern::Dispatch::new()
         .format(format)
         .level(file_level)
-        .chain(fern::Dispatch::new().level(console).chain(std::io::stderr()))
-        .chain(fern::Dispatch::new().level(file_level).chain(file))
+        .chain(fern::Dispatch::new().level(console).chain(io::stderr()))
+        .chain(fern::Dispatch::new().level(file_level).chain(Box::new(file) as Box<dyn Write + Send>))
         .apply()
-        .map_err(std::io::Error::other)?;
+        .map_err(io::Error::other)?;
+    for old in &pruned.removed {
+        log::debug!("removed old log file {}", old.display());
+    }
+    for (old, e) in &pruned.failed {
+        log::warn!("cannot remove old log file {}: {e}", old.display());
+    }
     Ok(path)
 }
 
@@ -51,7 +80,6 @@ pub fn init(dir: &Path, console: log::LevelFilter, stamp: &str) -> Result<PathBu
 pub fn file_stamp(t: std::time::SystemTime) -> String {
     humantime::format_rfc3339_seconds(t).to_string().chars().filter(|c| *c != '-' && *c != ':').collect()
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use clap::Parser;
+use clap::{ArgMatches, CommandFactory, FromArgMatches};
 use crossbeam_channel::unbounded;
 
 use tapedeck::config::{Cli, Config, Subcommand};
@@ -15,6 +15,7 @@ use tapedeck::engine::{Engine, EngineConfig, OfferParams};
 use tapedeck::io::http::{Access, Shared, Signalling};
 use tapedeck::io::telemetry::Telemetry;
 use tapedeck::io::{EventLoop, WAKER};
+use tapedeck::logging::FileLimits;
 use tapedeck::media::recording::RecordingConfig;
 use tapedeck::media::sample::{self, LoopEncoder};
 use tapedeck::workers::{encoder, recorder::RecorderPool};
@@ -41,11 +42,12 @@ enum StartError {
 }
 
 fn main() -> ExitCode {
-    let mut cli = Cli::parse();
-    if let Some(Subcommand::Replay { capture, output }) = cli.command.take() {
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    if let Some(Subcommand::Replay { capture, output }) = cli.command {
         return replay(&capture, &output);
     }
-    match run(cli) {
+    match run(&matches) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("tapedeck: {e}");
@@ -55,13 +57,18 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> Result<(), StartError> {
-    let config = Config::try_from(cli)?;
+fn run(matches: &ArgMatches) -> Result<(), StartError> {
+    let config = Config::from_matches(matches)?;
     let stamp = tapedeck::logging::file_stamp(SystemTime::now());
     for dir in [Some(&config.recordings), Some(&config.logs), config.capture.as_ref()].into_iter().flatten() {
         std::fs::create_dir_all(dir).map_err(|e| StartError::Dir(dir.display().to_string(), e))?;
     }
-    let log_path = tapedeck::logging::init(&config.logs, config.log_level, &stamp).map_err(StartError::Log)?;
+    let limits = FileLimits { max_files: config.log_max_files, max_bytes: config.log_max_bytes };
+    let log_path = tapedeck::logging::init(&config.logs, config.log_level, &stamp, limits).map_err(StartError::Log)?;
+    if let Some(file) = &config.config_file {
+        log::info!("config file {}", file.display());
+    }
+    log::debug!("{config:?}"); // the token prints as <redacted>
 
     let pcm = sample::load(&config.sample)?; // logs what it converted
     let loop_encoder = LoopEncoder::new(pcm.into(), config.ptime)?;
@@ -101,7 +108,7 @@ fn run(cli: Cli) -> Result<(), StartError> {
             shutting_down: shutdown.clone(),
             recordings: config.recordings.clone(),
             telemetry: telemetry.clone(),
-            access: Access::default(),
+            access: Access { token: config.token.clone(), cors_origins: config.cors_origins.clone() },
         },
     )?;
 
