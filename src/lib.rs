@@ -7,7 +7,8 @@
 //! ```text
 //!  HTTP (tiny_http)                        UDP (one socket)
 //!  signalling threads --Command+Waker-->   event loop (mio, main thread)
-//!  parse, build Rtc, answer                 reads the clock once a turn
+//!  (+ a thread per offer,                   reads the clock once a turn
+//!   hang-up or listing)
 //!                                           Engine (sans-IO, every Rtc)
 //!                 Opus payloads + RTP time |        ^ the sample's Opus frames
 //!                                          v        |
@@ -26,20 +27,27 @@
 //! a clock, opens a socket or spawns a thread, the same engine runs in the simulated-network
 //! tests.
 //!
+//! The loop, the recorders and the HTTP threads share [`io::telemetry::Telemetry`]:
+//! relaxed counters for `/metrics`, the loop's heartbeat for `/healthz`, and each
+//! recording's progress for `/sessions`. The loop writes it once a turn, recorders once a
+//! tick; no one waits on it.
+//!
 //! Errors are bad input (an `Err` with a clear message); panics are broken invariants, and
 //! every `expect` says why it cannot fail. Network input never panics.
 //!
 //! # Modules
 //!
 //! - [`engine`]: the sans-IO core (sessions, demultiplexing, the sample clock, timers).
-//! - [`io`]: the event loop, the HTTP API and the demo page's assets.
+//! - [`io`]: the event loop, the HTTP API (offers, WHIP, sessions, health, metrics, token,
+//!   CORS), the telemetry behind it, and the demo page's assets.
 //! - [`media`]: the recorder ([`media::recording`]: jitter buffer, Opus decoding with
 //!   FEC/PLC, WAV), captures and replay ([`media::capture`]), and the looped sample.
 //! - [`workers`]: the recorder pool and the sample encoder thread.
 //! - [`client`]: WebRTC callers for the end-to-end tests and `tapedeck-load`.
 //! - [`testkit`] and [`fuzz`]: an in-memory connected session, and the functions the
 //!   cargo-fuzz targets wrap.
-//! - [`config`], [`logging`]: the typed command line; console and file logs with session ids.
+//! - [`config`], [`logging`]: the typed settings (flags, environment, TOML file; the token
+//!   that never prints); console and capped, rotated file logs with session ids.
 
 pub mod client;
 pub mod config;
