@@ -172,8 +172,9 @@ pub struct Recording<W: Write + Seek> {
     seq_mask: u128,
     /// Length of the last decoded frame (PLC chunk size).
     last_frame: usize,
-    /// Reused decode buffer (120 ms).
-    pcm: Box<[i16]>,
+    /// Reused decode buffer, as long as the longest frame decoded so far (20 ms for
+    /// browsers; up to 120 ms), not the longest possible: memory per caller counts.
+    pcm: Vec<i16>,
     stats: RecordingStats,
 }
 
@@ -270,7 +271,7 @@ impl<W: Write + Seek> Recording<W> {
             last_seq: None,
             seq_mask: 0,
             last_frame: DEFAULT_FRAME,
-            pcm: vec![0i16; MAX_FRAME].into_boxed_slice(),
+            pcm: vec![0i16; DEFAULT_FRAME],
             stats: RecordingStats::default(),
         })
     }
@@ -430,7 +431,7 @@ impl<W: Write + Seek> Recording<W> {
                 self.fill_silence(pos.min(cap))?;
             }
         }
-        match self.decode(&b.payload, MAX_FRAME, false) {
+        match self.decode(&b.payload, b.dur, false) {
             Some(n) => {
                 self.last_frame = n;
                 self.put(pos, n, Kind::Audio, cap)?;
@@ -489,8 +490,14 @@ impl<W: Write + Seek> Recording<W> {
     }
 
     /// Decodes `input` (empty = PLC) into the first `len` samples of the
-    /// scratch buffer; returns the decoded length.
+    /// scratch buffer (grown if needed; `len` is at most 120 ms); returns the decoded length.
     fn decode(&mut self, input: &[u8], len: usize, fec: bool) -> Option<usize> {
+        if len > MAX_FRAME {
+            return None;
+        }
+        if self.pcm.len() < len {
+            self.pcm.resize(len, 0);
+        }
         let out = self.pcm.get_mut(..len)?;
         match self.decoder.decode(input, out, fec) {
             Ok(n) if n > 0 && n <= len => Some(n),
@@ -530,8 +537,9 @@ impl<W: Write + Seek> Recording<W> {
     /// Writes silence up to timeline position `to`.
     fn fill_silence(&mut self, to: u64) -> Result<(), RecordingError> {
         while self.cursor < to {
-            // min with MAX_FRAME makes the cast lossless.
-            let len = (to - self.cursor).min(MAX_FRAME as u64) as usize;
+            // Blocks of one 20 ms frame keep hound's sample buffer small; the min makes the
+            // cast lossless.
+            let len = (to - self.cursor).min(DEFAULT_FRAME as u64) as usize;
             write_block(&mut self.wav, &ZEROS[..len])?;
             self.cursor += len as u64;
             self.stats.silence_samples += len as u64;
