@@ -141,10 +141,15 @@ impl EventLoop {
                 Ok(Command::Offer { accepted, recording, reply }) => {
                     let id = accepted.id;
                     let result = self.engine.handle_input(now, Input::AddSession(accepted));
-                    if result.is_ok() {
+                    let added = result.is_ok();
+                    if added {
                         paths.insert(id, recording);
                     }
-                    let _ = reply.send(result);
+                    if reply.send(result).is_err() && added {
+                        // The request gave up waiting (504): nobody will ever use the answer.
+                        log::info!("[session {id}] dropped: its offer timed out before the loop took it");
+                        let _ = self.engine.handle_input(now, Input::Hangup(id));
+                    }
                 }
                 Ok(Command::Hangup { session, reply }) => {
                     let _ = reply.send(self.engine.handle_input(now, Input::Hangup(session)));
