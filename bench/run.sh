@@ -101,8 +101,8 @@ done
     python3 -c '
 import json,sys
 j = json.loads(sys.argv[1])
-print("- ptime %d ms: Opus decode %.1f us per 20 ms frame; UDP send %.2f us, recv %.2f us; WAV write %.2f us per frame; str0m + engine %.3f ms per session-second; floor %.2f ms per caller-second" % (
-    j["ptime_ms"], j["opus_decode_us_per_frame"], j["udp_send_us"], j["udp_recv_us"], j["wav_write_us_per_frame"],
+print("- ptime %d ms: Opus decode %.1f us per 20 ms frame (%.1f with %d decoders taking turns; the lower counts); UDP send %.2f us, recv %.2f us; WAV write %.2f us per frame; str0m + engine %.3f ms per session-second; floor %.2f ms per caller-second" % (
+    j["ptime_ms"], j["opus_decode_us_per_frame"], j["opus_decode_us_per_frame_interleaved"], j["decoders"], j["udp_send_us"], j["udp_recv_us"], j["wav_write_us_per_frame"],
     j["str0m_ms_per_session_second"], j["floor_ms_per_caller_second"]))' "$f"
   done
 } >"$OUT"
