@@ -88,10 +88,24 @@ fn check_recordings(dir: &std::path::Path, results: &[CallerResult]) -> Checked 
     for r in results {
         let (Some(name), Some(talked)) = (&r.recording, r.talked) else { continue };
         let path = dir.join(name);
-        // The daemon finalizes a recording right after the hang-up; give it a moment.
+        // The daemon finalizes a recording right after the hang-up, but its header is
+        // refreshed during the call too: wait until the file is as long as the call, or has
+        // stopped growing for 2 s (then it is final, and judged as it is).
+        let call = talked.as_secs_f64();
         let started = Instant::now();
+        let (mut last_len, mut last_change) = (u32::MAX, Instant::now());
         let mut wav = hound::WavReader::open(&path);
-        while wav.as_ref().map_or(true, |w| w.duration() == 0) && started.elapsed() < Duration::from_secs(5) {
+        loop {
+            let len = wav.as_ref().map_or(0, |w| w.duration());
+            if (f64::from(len) / 48_000.0 - call).abs() <= call * 0.01 + 0.02 {
+                break;
+            }
+            if len != last_len {
+                (last_len, last_change) = (len, Instant::now());
+            }
+            if last_change.elapsed() > Duration::from_secs(2) || started.elapsed() > Duration::from_secs(30) {
+                break;
+            }
             std::thread::sleep(Duration::from_millis(100));
             wav = hound::WavReader::open(&path);
         }
@@ -103,7 +117,6 @@ fn check_recordings(dir: &std::path::Path, results: &[CallerResult]) -> Checked 
             }
         };
         let len = samples.len() as f64 / 48_000.0;
-        let call = talked.as_secs_f64();
         if (len - call).abs() > call * 0.01 + 0.02 {
             problems.push(format!("{name}: {len:.3} s for a {call:.3} s call"));
             continue;
