@@ -1,5 +1,6 @@
 //! An engine and an in-memory str0m caller, connected (ICE and DTLS done), with no sockets:
-//! shared by the fuzz targets and `tapedeck-floor`'s measurement of str0m's own cost.
+//! shared by the fuzz targets and `tapedeck-floor`'s measurement of str0m's own cost. Also
+//! the zero-crossing helper the unit and end-to-end tests measure tones with.
 #![allow(clippy::disallowed_methods)] // the harness takes one real instant as its origin
 
 use std::net::SocketAddr;
@@ -155,4 +156,19 @@ pub fn str0m_session_second(ptime: Duration, caller_ptime: Duration) -> f64 {
         now = deadline.min(next_send).max(now + Duration::from_micros(100));
     }
     spent.as_secs_f64() * 1000.0 / 20.0
+}
+
+/// Where a steady tone crosses zero going up, in samples, interpolated between samples. The
+/// gaps between crossings are its periods: a dropped stretch or a jump in phase shows as one
+/// period that is too short or too long.
+pub fn rising_zero_crossings(samples: &[i16]) -> Vec<f64> {
+    samples
+        .windows(2)
+        .enumerate()
+        .filter(|(_, w)| w[0] < 0 && w[1] >= 0)
+        .map(|(i, w)| {
+            let (a, b) = (f64::from(w[0]), f64::from(w[1]));
+            i as f64 + a / (a - b)
+        })
+        .collect()
 }

@@ -6,11 +6,11 @@
 //! `/healthz`, `/metrics`, preflights, errors) are answered there; the others (offers,
 //! hang-ups, session listings) read a body or wait for the loop, so each gets a thread of its
 //! own, at most [`MAX_IN_FLIGHT`] at a time (beyond that: 503). A slow or stuck client
-//! therefore holds only its own thread, and only for a while: its connection gets read and
-//! write timeouts of [`BODY_DEADLINE`], and the whole body must arrive within that time.
-//! A janitor closes (for reading) every connection that has sent nothing for that long,
-//! within [`JANITOR_ROUND`], so idle keep-alive connections and clients that never finish
-//! their request headers release tiny_http's connection threads too.
+//! therefore holds only its own thread, and only for a while: the whole body must arrive
+//! within [`BODY_DEADLINE`], and a janitor closes (for reading) every connection that has
+//! sent nothing for that long, within [`JANITOR_ROUND`]. That releases a read blocked on a
+//! stalled body, an idle keep-alive connection, and a client that never finishes its
+//! request headers (tiny_http's connection threads) alike.
 #![allow(clippy::disallowed_methods)] // the I/O shell reads the clock and owns its threads
 
 use std::io::Read;
@@ -40,8 +40,6 @@ pub const MAX_IN_FLIGHT: usize = 256;
 pub const BODY_DEADLINE: Duration = Duration::from_secs(5);
 /// How often the janitor looks for idle connections.
 const JANITOR_ROUND: Duration = Duration::from_millis(250);
-/// tiny_http reads bodies up to this size itself, before handing the request over.
-const TINY_HTTP_BUFFERS: usize = 1024;
 /// How long browsers may cache a CORS preflight.
 const PREFLIGHT_MAX_AGE: u32 = 600;
 
@@ -198,10 +196,6 @@ fn dispatch(request: Request, shared: &Arc<Shared>, in_flight: &Arc<AtomicUsize>
                 let e = ApiError::Unavailable(format!("more than {MAX_IN_FLIGHT} requests in progress"));
                 return finish(request, &head, shared, Err(e));
             }
-            if request.body_length().is_none_or(|n| n > TINY_HTTP_BUFFERS) {
-                // The body will be read from the socket by us: bound how long that can take.
-                limit_connection(request.remote_addr().copied(), BODY_DEADLINE);
-            }
             let (shared, in_flight) = (shared.clone(), in_flight.clone());
             let spawned = std::thread::Builder::new().name("http-request".into()).spawn(move || {
                 serve(request, head, route, &shared);
@@ -339,13 +333,8 @@ fn offer(request: &mut Request, head: &Head, shared: &Shared, whip: bool) -> Res
     let answer = accepted.answer.clone();
     let name = format!("{id}_{}.wav", crate::logging::file_stamp(SystemTime::now()));
     let recording = shared.recordings.join(&name);
-    let (reply, wait) = bounded(1);
-    ask_loop(shared, Command::Offer { accepted: Box::new(accepted), recording, reply })?;
-    match wait.recv_timeout(LOOP_REPLY_TIMEOUT) {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => return Err(engine_error(e)),
-        Err(e) => return Err(no_reply(e)),
-    }
+    ask_loop(shared, |reply| Command::Offer { accepted: Box::new(accepted), recording, reply })?
+        .map_err(engine_error)?;
     shared.telemetry.offers_accepted.fetch_add(1, Ordering::Relaxed);
     let how = if whip { "WHIP" } else { "offer" };
     crate::logging::with_session(id, || log::info!("answered ({how}); recording will be {name}"));
@@ -363,20 +352,13 @@ fn offer(request: &mut Request, head: &Head, shared: &Shared, whip: bool) -> Res
 
 fn hangup(id: &str, shared: &Shared) -> Result<Reply, ApiError> {
     let session = SessionId::parse(id).ok_or_else(|| ApiError::UnknownSession(id.to_string()))?;
-    let (reply, wait) = bounded(1);
-    ask_loop(shared, Command::Hangup { session, reply })?;
-    match wait.recv_timeout(LOOP_REPLY_TIMEOUT) {
-        Ok(Ok(())) => Ok(Reply::json(200, serde_json::json!({ "session": id, "ended": true }))),
-        Ok(Err(e)) => Err(engine_error(e)),
-        Err(e) => Err(no_reply(e)),
-    }
+    ask_loop(shared, |reply| Command::Hangup { session, reply })?.map_err(engine_error)?;
+    Ok(Reply::json(200, serde_json::json!({ "session": id, "ended": true })))
 }
 
 /// `GET /sessions` (all) or `GET /sessions/{id}` (one, or 404).
 fn sessions(one: Option<SessionId>, shared: &Shared) -> Result<Reply, ApiError> {
-    let (reply, wait) = bounded(1);
-    ask_loop(shared, Command::Sessions { session: one, reply })?;
-    let infos = wait.recv_timeout(LOOP_REPLY_TIMEOUT).map_err(no_reply)?;
+    let infos = ask_loop(shared, |reply| Command::Sessions { session: one, reply })?;
     let now = Instant::now();
     let views: Vec<serde_json::Value> = infos.iter().map(|s| session_json(s, shared, now)).collect();
     match one {
@@ -417,9 +399,12 @@ fn session_json(s: &SessionInfo, shared: &Shared, now: Instant) -> serde_json::V
     })
 }
 
-fn ask_loop(shared: &Shared, command: Command) -> Result<(), ApiError> {
-    shared.commands.send(command).map_err(|_| ApiError::Unavailable("shutting down".into()))?;
-    shared.waker.wake().map_err(|e| ApiError::Internal(format!("cannot wake the event loop: {e}")))
+/// Hands the loop a command carrying a reply channel, and waits (bounded) for the reply.
+fn ask_loop<T>(shared: &Shared, command: impl FnOnce(Sender<T>) -> Command) -> Result<T, ApiError> {
+    let (reply, wait) = bounded(1);
+    shared.commands.send(command(reply)).map_err(|_| ApiError::Unavailable("shutting down".into()))?;
+    shared.waker.wake().map_err(|e| ApiError::Internal(format!("cannot wake the event loop: {e}")))?;
+    wait.recv_timeout(LOOP_REPLY_TIMEOUT).map_err(no_reply)
 }
 
 /// The loop did not reply: 504 if it is just slow, 503 if it has stopped (shutdown).
@@ -469,9 +454,6 @@ fn read_body(request: &mut Request, arrived: Instant) -> Result<Vec<u8>, ApiErro
             Ok(0) => break,
             Ok(n) => body.extend_from_slice(&chunk[..n]),
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
-                return Err(ApiError::RequestTimeout)
-            }
             Err(e) => return Err(ApiError::BadRequest(format!("cannot read the body: {e}"))),
         }
     }
@@ -484,23 +466,6 @@ fn read_body(request: &mut Request, arrived: Instant) -> Result<Vec<u8>, ApiErro
         return Err(ApiError::RequestTimeout);
     }
     Ok(body)
-}
-
-/// Gives the TCP connection from `peer` read and write timeouts now (a body read that
-/// already blocks would not see them), rather than at the janitor's next round.
-fn limit_connection(peer: Option<std::net::SocketAddr>, timeout: Duration) {
-    let Some(peer) = peer else { return };
-    let found = for_each_tcp_socket(|socket| {
-        if socket.peer_addr().ok().and_then(|a| a.as_socket()) != Some(peer) {
-            return false;
-        }
-        let _ = socket.set_read_timeout(Some(timeout));
-        let _ = socket.set_write_timeout(Some(timeout));
-        true
-    });
-    if !found {
-        log::debug!("the connection from {peer} was not found; it has no timeout yet");
-    }
 }
 
 /// Every connection accepted on `port` that has received nothing for `idle` is shut down
@@ -517,7 +482,6 @@ fn close_idle_connections(port: u16, idle: Duration) {
             log::debug!("HTTP connection from {peer:?} idle for {idle:?}; closing it");
             let _ = socket.shutdown(std::net::Shutdown::Read);
         }
-        false
     });
 }
 
@@ -536,26 +500,26 @@ fn quiet_for_ms(socket: &socket2::SockRef<'_>) -> Option<u32> {
     (rc == 0).then(|| unsafe { info.assume_init() }.tcpi_last_data_recv)
 }
 
-/// Calls `f` on each TCP socket of this process until it returns true (then returns true).
+/// Calls `f` on each TCP socket of this process.
 ///
 /// tiny_http reads from its connections without timeouts and does not expose their sockets,
 /// so they are found among the process's descriptors (Linux: `/proc/self/fd`).
-fn for_each_tcp_socket(mut f: impl FnMut(&socket2::SockRef<'_>) -> bool) -> bool {
+fn for_each_tcp_socket(mut f: impl FnMut(&socket2::SockRef<'_>)) {
     use std::os::fd::{BorrowedFd, RawFd};
-    let Ok(fds) = std::fs::read_dir("/proc/self/fd") else { return false };
+    let Ok(fds) = std::fs::read_dir("/proc/self/fd") else { return };
     for entry in fds.flatten() {
         let Some(fd) = entry.file_name().to_str().and_then(|n| n.parse::<RawFd>().ok()) else { continue };
-        // SAFETY: only getsockname, getpeername, getsockopt and setsockopt are called on the
-        // descriptor, while this loop holds it; if another thread closed it meanwhile, they
-        // fail with EBADF or ENOTSOCK (or look at whatever reused the number, which is then
-        // not a socket of ours or only gets a timeout). Nothing is read, written or closed.
+        // SAFETY: only getsockname, getpeername, getsockopt and shutdown(Read) are called on
+        // the descriptor, while this loop holds it; if another thread closed it meanwhile,
+        // they fail with EBADF or ENOTSOCK (or look at whatever reused the number, which is
+        // shut down only if it too is an idle connection of ours). Nothing is read, written
+        // or closed.
         let fd = unsafe { BorrowedFd::borrow_raw(fd) };
         let socket = socket2::SockRef::from(&fd);
-        if socket.r#type().is_ok_and(|t| t == socket2::Type::STREAM) && f(&socket) {
-            return true;
+        if socket.r#type().is_ok_and(|t| t == socket2::Type::STREAM) {
+            f(&socket);
         }
     }
-    false
 }
 
 fn header(name: &str, value: &str) -> Header {

@@ -82,7 +82,7 @@ pub struct Telemetry {
     pub sessions_active: AtomicU64,
     pub offers_accepted: AtomicU64,
     refused: [AtomicU64; Refusal::ALL.len()],
-    engine: [AtomicU64; 8],
+    engine: EngineCounters,
     turns: [AtomicU64; TURN_BUCKETS_US.len() + 1],
     turn_sum_us: AtomicU64,
     pub concealed_packets: AtomicU64,
@@ -131,19 +131,7 @@ impl Telemetry {
         let bucket = TURN_BUCKETS_US.iter().position(|&b| us <= b).unwrap_or(TURN_BUCKETS_US.len());
         self.turns[bucket].fetch_add(1, Relaxed);
         self.turn_sum_us.fetch_add(us, Relaxed);
-        let values = [
-            stats.datagrams_in,
-            stats.bytes_in,
-            stats.transmits,
-            stats.bytes_out,
-            stats.media_in,
-            stats.sample_underruns,
-            stats.datagrams_unknown + stats.datagrams_bad,
-            stats.sessions_added,
-        ];
-        for (slot, v) in self.engine.iter().zip(values) {
-            slot.store(v, Relaxed);
-        }
+        self.engine.store(stats);
         self.sessions_active.store(sessions as u64, Relaxed);
     }
 
@@ -188,18 +176,23 @@ impl Telemetry {
             "Sessions now, connected or connecting.",
             load(&self.sessions_active),
         );
-        metric("tapedeck_sessions_total", "counter", "Sessions admitted since start.", load(&self.engine[7]));
+        metric(
+            "tapedeck_sessions_total",
+            "counter",
+            "Sessions admitted since start.",
+            load(&self.engine.sessions_added),
+        );
         metric("tapedeck_offers_accepted_total", "counter", "Offers answered.", load(&self.offers_accepted));
-        metric("tapedeck_packets_in_total", "counter", "UDP datagrams received.", load(&self.engine[0]));
-        metric("tapedeck_bytes_in_total", "counter", "UDP bytes received.", load(&self.engine[1]));
-        metric("tapedeck_packets_out_total", "counter", "UDP datagrams sent.", load(&self.engine[2]));
-        metric("tapedeck_bytes_out_total", "counter", "UDP bytes sent.", load(&self.engine[3]));
-        metric("tapedeck_media_packets_in_total", "counter", "Audio packets received.", load(&self.engine[4]));
+        metric("tapedeck_packets_in_total", "counter", "UDP datagrams received.", load(&self.engine.datagrams_in));
+        metric("tapedeck_bytes_in_total", "counter", "UDP bytes received.", load(&self.engine.bytes_in));
+        metric("tapedeck_packets_out_total", "counter", "UDP datagrams sent.", load(&self.engine.datagrams_out));
+        metric("tapedeck_bytes_out_total", "counter", "UDP bytes sent.", load(&self.engine.bytes_out));
+        metric("tapedeck_media_packets_in_total", "counter", "Audio packets received.", load(&self.engine.media_in));
         metric(
             "tapedeck_datagrams_dropped_total",
             "counter",
             "Datagrams for no session or not WebRTC.",
-            load(&self.engine[6]),
+            load(&self.engine.dropped),
         );
         metric(
             "tapedeck_concealed_packets_total",
@@ -223,7 +216,7 @@ impl Telemetry {
             "tapedeck_sample_underruns_total",
             "counter",
             "Sample frames the encoder did not deliver in time.",
-            load(&self.engine[5]),
+            load(&self.engine.underruns),
         );
         let _ = writeln!(out, "# HELP tapedeck_offers_refused_total Offers refused, by reason.");
         let _ = writeln!(out, "# TYPE tapedeck_offers_refused_total counter");
@@ -246,6 +239,33 @@ impl Telemetry {
         let _ = writeln!(out, "tapedeck_loop_turn_seconds_sum {}", load(&self.turn_sum_us) as f64 / 1e6);
         let _ = writeln!(out, "tapedeck_loop_turn_seconds_count {cumulative}");
         out
+    }
+}
+
+/// The engine's counters as of the loop's last turn.
+#[derive(Default)]
+struct EngineCounters {
+    sessions_added: AtomicU64,
+    datagrams_in: AtomicU64,
+    bytes_in: AtomicU64,
+    datagrams_out: AtomicU64,
+    bytes_out: AtomicU64,
+    media_in: AtomicU64,
+    underruns: AtomicU64,
+    /// Datagrams for no session, or not WebRTC at all.
+    dropped: AtomicU64,
+}
+
+impl EngineCounters {
+    fn store(&self, s: &EngineStats) {
+        self.sessions_added.store(s.sessions_added, Relaxed);
+        self.datagrams_in.store(s.datagrams_in, Relaxed);
+        self.bytes_in.store(s.bytes_in, Relaxed);
+        self.datagrams_out.store(s.transmits, Relaxed);
+        self.bytes_out.store(s.bytes_out, Relaxed);
+        self.media_in.store(s.media_in, Relaxed);
+        self.underruns.store(s.sample_underruns, Relaxed);
+        self.dropped.store(s.datagrams_unknown + s.datagrams_bad, Relaxed);
     }
 }
 

@@ -322,15 +322,7 @@ mod tests {
     /// The frequency of a steady tone from its rising zero crossings, interpolated between
     /// samples: (crossings - 1) periods between the first and the last.
     fn zero_crossing_hz(pcm: &[i16], rate: u32) -> f64 {
-        let crossings: Vec<f64> = pcm
-            .windows(2)
-            .enumerate()
-            .filter(|(_, w)| w[0] < 0 && w[1] >= 0)
-            .map(|(i, w)| {
-                let (a, b) = (f64::from(w[0]), f64::from(w[1]));
-                i as f64 + a / (a - b)
-            })
-            .collect();
+        let crossings = crate::testkit::rising_zero_crossings(pcm);
         assert!(crossings.len() > 10, "only {} zero crossings", crossings.len());
         (crossings.len() - 1) as f64 * f64::from(rate) / (crossings[crossings.len() - 1] - crossings[0])
     }

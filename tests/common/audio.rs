@@ -97,18 +97,3 @@ pub fn best_offset(sample: &[i16], piece: &[i16]) -> (usize, f64) {
     }
     best
 }
-
-/// Where a steady tone crosses zero going up, in samples, interpolated between samples. The
-/// gaps between crossings are its periods: a dropped stretch or a jump in phase shows as one
-/// period that is too short or too long.
-pub fn rising_zero_crossings(samples: &[i16]) -> Vec<f64> {
-    samples
-        .windows(2)
-        .enumerate()
-        .filter(|(_, w)| w[0] < 0 && w[1] >= 0)
-        .map(|(i, w)| {
-            let (a, b) = (f64::from(w[0]), f64::from(w[1]));
-            i as f64 + a / (a - b)
-        })
-        .collect()
-}
