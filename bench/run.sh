@@ -47,31 +47,32 @@ for ptime in $PTIMES; do
     ramp_s=$(python3 -c "print($n / $RAMP + 2)")
     sleep "$ramp_s"
     window=$(python3 -c "print(max(5, $SECS - ($n / $RAMP) - 4))")
-    c0=$(awk '{print $14+$15}' /proc/$pid/stat); t0=$(date +%s.%N)
+    c0=$(awk '{print $14+$15}' /proc/$pid/stat); l0=$(awk '{print $14+$15}' /proc/$lpid/stat); t0=$(date +%s.%N)
     peak=0
     end=$(python3 -c "import time; print(time.time() + $window)")
     while python3 -c "import time,sys; sys.exit(0 if time.time() < $end else 1)"; do
       r=$(awk '/VmRSS/{print $2}' /proc/$pid/status); [ "$r" -gt "$peak" ] && peak=$r
       sleep 1
     done
-    c1=$(awk '{print $14+$15}' /proc/$pid/stat); t1=$(date +%s.%N)
+    c1=$(awk '{print $14+$15}' /proc/$pid/stat); l1=$(awk '{print $14+$15}' /proc/$lpid/stat); t1=$(date +%s.%N)
     wait $lpid || true
     errs1=$(rcvbuf_errors)
     kill -TERM $pid; wait $pid || true
-    rows+=("$(python3 - "$dir/load" "$n" "$ptime" "$c0" "$c1" "$t0" "$t1" "$ticks" "$idle_rss" "$peak" "$floor" "$errs0" "$errs1" <<'PY'
+    rows+=("$(python3 - "$dir/load" "$n" "$ptime" "$c0" "$c1" "$t0" "$t1" "$ticks" "$idle_rss" "$peak" "$floor" "$errs0" "$errs1" "$l0" "$l1" <<'PY'
 import json, sys
-load, n, ptime, c0, c1, t0, t1, ticks, idle, peak, floor, e0, e1 = sys.argv[1:]
+load, n, ptime, c0, c1, t0, t1, ticks, idle, peak, floor, e0, e1, l0, l1 = sys.argv[1:]
 lines = open(load).read().strip().splitlines()
 j = json.loads(lines[-1])
 n = int(n); window = float(t1) - float(t0)
 cpu_ms = (float(c1) - float(c0)) * 1000 / int(ticks)
 per = cpu_ms / (window * n)
+load_per = (float(l1) - float(l0)) * 1000 / int(ticks) / (window * n)
 rss_per = (int(peak) - int(idle)) / n
 f = lambda v: "-" if v is None else f"{v:.1f}"
 print(f"| {ptime} | {n} | {j['connected']}/{n} | {per:.2f} | {per/float(floor):.2f}x | {rss_per:.0f} | "
       f"{f(j['answer_ms']['p50'])} / {f(j['answer_ms']['p99'])} | {f(j['connect_ms']['p50'])} / {f(j['connect_ms']['p99'])} | "
-      f"{100*j['packets_received']/max(1,j['packets_expected']):.1f} % | {f(j['pacing_p99_ms'])} | {j['max_gap_ms']:.1f} | "
-      f"{j['recordings_complete']}/{n} | {int(e1)-int(e0)} |")
+      f"{100*j['packets_received']/max(1,j['packets_expected']):.1f} % | {f(j['pacing_p99_ms'])} / {f(j['pacing_seen_p99_ms'])} | "
+      f"{j['max_gap_ms']:.1f} | {j['recordings_complete']}/{n} | {int(e1)-int(e0)} | {load_per:.2f} |")
 PY
 )")
     echo "${rows[-1]}"
@@ -89,10 +90,13 @@ done
   echo "Callers send 20 ms Opus packets of their own tone; the daemon sends the sample at its"
   echo "packet time (ptime). CPU is the daemon's, all threads, from /proc over the steady middle"
   echo "of the calls; RSS per caller is the peak above the idle daemon. The floor is measured in"
-  echo "the same run by \`tapedeck-floor\` (see below); the ratio is CPU / floor."
+  echo "the same run by \`tapedeck-floor\` (see below); the ratio is CPU / floor. Pacing is the"
+  echo "p99 distance of each packet's arrival from its ideal time (after the median offset):"
+  echo "\"sent\" by the kernel's arrival stamp (SO_TIMESTAMPNS; on loopback, the moment the daemon"
+  echo "sent it), \"read\" by when the load generator got to read it (its own delays included)."
   echo
-  echo "| ptime ms | callers | connected | CPU ms per caller-s | vs floor | RSS KiB per caller | answer ms p50 / p99 | connect ms p50 / p99 | packets received | pacing p99 ms | largest gap ms | recordings complete | UDP rcvbuf errors |"
-  echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+  echo "| ptime ms | callers | connected | CPU ms per caller-s | vs floor | RSS KiB per caller | answer ms p50 / p99 | connect ms p50 / p99 | packets received | pacing p99 ms: sent / read | largest gap ms | recordings complete | UDP rcvbuf errors | load generator CPU ms per caller-s |"
+  echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
   printf '%s\n' "${rows[@]}"
   echo
   echo "## The floor (per caller-second, measured by tapedeck-floor, medians of batches)"
@@ -101,8 +105,8 @@ done
     python3 -c '
 import json,sys
 j = json.loads(sys.argv[1])
-print("- ptime %d ms: Opus decode %.1f us per 20 ms frame (%.1f with %d decoders taking turns; the lower counts); UDP send %.2f us, recv %.2f us; WAV write %.2f us per frame; str0m + engine %.3f ms per session-second; floor %.2f ms per caller-second" % (
-    j["ptime_ms"], j["opus_decode_us_per_frame"], j["opus_decode_us_per_frame_interleaved"], j["decoders"], j["udp_send_us"], j["udp_recv_us"], j["wav_write_us_per_frame"],
+print("- ptime %d ms: Opus decode %.1f us per 20 ms frame (%.1f with %d decoders taking turns; the lower counts); UDP send %.2f us (sendto %.2f, sendmmsg %.2f; the lower counts), recv %.2f us; WAV write %.2f us per frame; str0m + engine %.3f ms per session-second; floor %.2f ms per caller-second" % (
+    j["ptime_ms"], j["opus_decode_us_per_frame"], j["opus_decode_us_per_frame_interleaved"], j["decoders"], j["udp_send_us"], j["udp_sendto_us"], j["udp_sendmmsg_us"], j["udp_recv_us"], j["wav_write_us_per_frame"],
     j["str0m_ms_per_session_second"], j["floor_ms_per_caller_second"]))' "$f"
   done
 } >"$OUT"

@@ -38,6 +38,8 @@ pub const DEFAULT_PTIME_MS: u64 = 10;
 pub const DEFAULT_JITTER_MS: u64 = 1000;
 /// Default session limit: about a third of what one core carries, far below memory limits.
 pub const DEFAULT_MAX_SESSIONS: usize = 1000;
+/// How far (ms) the recorders may fall behind the event loop before offers are refused.
+pub const DEFAULT_MAX_RECORDER_LAG_MS: u64 = 3000;
 /// Default time an ICE disconnection may last before the session is ended.
 pub const DEFAULT_DISCONNECT_TIMEOUT_MS: u64 = 5000;
 /// Default time a session may take from answer to connected.
@@ -103,6 +105,12 @@ pub struct Cli {
     #[arg(long, env = "TAPEDECK_MAX_SESSIONS",
           default_value_t = NonZeroUsize::new(DEFAULT_MAX_SESSIONS).expect("non-zero constant"))]
     pub max_sessions: NonZeroUsize,
+
+    /// Milliseconds the recorder threads may fall behind the event loop (the cores are
+    /// overloaded) before further offers get 503 with Retry-After; admitted calls go on and
+    /// keep every packet, but their audio waits in memory until the recorders catch up.
+    #[arg(long, env = "TAPEDECK_MAX_RECORDER_LAG", default_value_t = DEFAULT_MAX_RECORDER_LAG_MS)]
+    pub max_recorder_lag: u64,
 
     /// Console log level (off, error, warn, info, debug, trace); the log file always gets debug.
     #[arg(long, env = "TAPEDECK_LOG_LEVEL", default_value = "info", value_parser = values::parse_level)]
@@ -189,6 +197,8 @@ pub struct Config {
     pub ptime: Duration,
     pub jitter_buffer: Duration,
     pub max_sessions: NonZeroUsize,
+    /// How far the recorders may fall behind before offers are refused.
+    pub max_recorder_lag: Duration,
     pub log_level: log::LevelFilter,
     pub disconnect_timeout: Duration,
     pub connect_timeout: Duration,
@@ -272,6 +282,7 @@ impl Config {
             ptime: ms(pick(given("ptime"), cli.ptime, file.ptime)),
             jitter_buffer: ms(pick(given("jitter_buffer"), cli.jitter_buffer, file.jitter_buffer)),
             max_sessions: pick(given("max_sessions"), cli.max_sessions, file.max_sessions),
+            max_recorder_lag: ms(pick(given("max_recorder_lag"), cli.max_recorder_lag, file.max_recorder_lag)),
             log_level: pick(given("log_level"), cli.log_level, file.log_level),
             disconnect_timeout: ms(pick(given("disconnect_timeout"), cli.disconnect_timeout, file.disconnect_timeout)),
             connect_timeout: ms(pick(given("connect_timeout"), cli.connect_timeout, file.connect_timeout)),

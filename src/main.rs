@@ -109,6 +109,7 @@ fn run(matches: &ArgMatches) -> Result<(), StartError> {
             recordings: config.recordings.clone(),
             telemetry: telemetry.clone(),
             access: Access { token: config.token.clone(), cors_origins: config.cors_origins.clone() },
+            max_recorder_lag: config.max_recorder_lag,
         },
     )?;
 
@@ -137,6 +138,7 @@ fn run(matches: &ArgMatches) -> Result<(), StartError> {
         recorders,
         shutdown,
         telemetry,
+        outgoing: Default::default(),
     };
     let result = event_loop.run();
     signalling.stop();

@@ -16,44 +16,13 @@ use tapedeck::client::offering;
 
 const T: Duration = Duration::from_secs(10);
 
-/// The loop thread, stopped until dropped.
-struct Frozen(libc::pid_t);
-
-impl Frozen {
-    fn main_thread_of(pid: u32) -> Frozen {
-        let tid = pid as libc::pid_t; // the main thread's id is the process id
-                                      // SAFETY: plain ptrace/waitpid calls on our own child process; no memory is shared.
-        unsafe {
-            assert_eq!(
-                libc::ptrace(libc::PTRACE_SEIZE, tid, 0, 0),
-                0,
-                "PTRACE_SEIZE: {}",
-                std::io::Error::last_os_error()
-            );
-            assert_eq!(libc::ptrace(libc::PTRACE_INTERRUPT, tid, 0, 0), 0, "PTRACE_INTERRUPT");
-            let mut status = 0;
-            assert_eq!(libc::waitpid(tid, &mut status, libc::__WALL), tid, "waitpid");
-        }
-        Frozen(tid)
-    }
-}
-
-impl Drop for Frozen {
-    fn drop(&mut self) {
-        // SAFETY: as above; detaching resumes the thread.
-        unsafe {
-            libc::ptrace(libc::PTRACE_DETACH, self.0, 0, 0);
-        }
-    }
-}
-
 #[test]
 fn a_stalled_loop_fails_health_checks_and_offers_time_out() {
     let daemon = common::Daemon::start(&[]);
     let health = || request(daemon.http, "GET", "/healthz", None, b"", T).unwrap();
     assert_eq!(health().status, 200);
 
-    let frozen = Frozen::main_thread_of(daemon.child.id());
+    let frozen = common::Frozen::thread(daemon.child.id()); // the main thread's id is the process id
     std::thread::sleep(Duration::from_millis(2600));
     let stalled = health();
     assert_eq!(stalled.status, 503, "{:?}", stalled.json());

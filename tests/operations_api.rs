@@ -7,20 +7,13 @@ mod common;
 
 use std::time::Duration;
 
+use common::metric;
 use tapedeck::client::http::request;
 use tapedeck::client::{call, CallPlan};
 
 const T: Duration = Duration::from_secs(5);
 
 /// The value of an unlabelled (or fully labelled) sample in Prometheus text.
-fn metric(text: &str, name: &str) -> f64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
-        .unwrap_or_else(|| panic!("{name} missing from\n{text}"))
-        .parse()
-        .unwrap()
-}
-
 #[test]
 fn health_metrics_and_sessions_describe_a_live_call() {
     let daemon = common::Daemon::start(&[]);
@@ -75,6 +68,7 @@ fn health_metrics_and_sessions_describe_a_live_call() {
     assert!(metric(&text, "tapedeck_bytes_out_total") > metric(&text, "tapedeck_packets_out_total"));
     assert!(metric(&text, "tapedeck_recording_bytes_total") > 48_000.0, "a second of 16-bit audio is 96 kB");
     assert_eq!(metric(&text, "tapedeck_recording_errors_total"), 0.0);
+    assert_eq!(metric(&text, "tapedeck_send_errors_total"), 0.0, "every datagram to a live caller went out");
     assert!(metric(&text, "tapedeck_loop_turn_seconds_count") > 100.0);
     assert_eq!(
         metric(&text, "tapedeck_loop_turn_seconds_bucket{le=\"+Inf\"}"),

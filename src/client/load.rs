@@ -23,7 +23,7 @@ use str0m::media::{Frequency, MediaTime, Mid, Pt};
 use str0m::net::{Protocol, Receive};
 use str0m::{Event, Rtc};
 
-use super::{encode_tone, http, offering, opus_pt, Offering};
+use super::{encode_tone, http, offering, opus_pt, stamped, Offering};
 
 const WAKER: Token = Token(usize::MAX);
 
@@ -51,10 +51,16 @@ pub struct CallerResult {
     pub talked: Option<Duration>,
     pub sent: u64,
     pub received: u64,
-    /// Largest gap between two received packets, ms.
+    /// Largest gap between two received packets, ms, by the kernel's arrival stamps (on
+    /// loopback: when the server sent them).
     pub max_gap_ms: f64,
-    /// Deviations of arrival times from the ideal schedule (ms, after removing the median).
-    pub deviations_ms: Vec<f64>,
+    /// The same gap by when this process got to read them.
+    pub max_gap_seen_ms: f64,
+    /// Deviations of arrival times from the ideal schedule (ms, after removing the median),
+    /// by the kernel's arrival stamps: the server's pacing.
+    pub deviations_ms: Vec<f32>,
+    /// The same deviations by when this process read each packet (its own delays included).
+    pub seen_deviations_ms: Vec<f32>,
     pub hangup_status: Option<u16>,
     /// The recording's file name, from the answer.
     pub recording: Option<String>,
@@ -78,9 +84,10 @@ struct Caller {
     frame_samples: u64,
     frame: usize,
     tone: Arc<Vec<Arc<[u8]>>>,
-    last_rx: Option<Instant>,
-    first_rx: Option<(Instant, u64)>,
-    arrivals: Vec<(Instant, u64)>,
+    /// The kernel's stamp of the datagram being handled (see `client::stamped`).
+    stamp: Option<Duration>,
+    last_rx: Option<(Instant, Duration)>,
+    first_rx: Option<(Instant, Duration, u64)>,
     result: CallerResult,
     done: bool,
 }
@@ -159,6 +166,7 @@ fn signalling(
 fn offer(config: &LoadConfig, index: usize, cert: Option<DtlsCert>) -> Result<Caller, String> {
     let std_socket = std::net::UdpSocket::bind("127.0.0.1:0").map_err(|e| format!("bind: {e}"))?;
     std_socket.set_nonblocking(true).map_err(|e| e.to_string())?;
+    stamped::enable(&std_socket).map_err(|e| format!("SO_TIMESTAMPNS: {e}"))?;
     let local = std_socket.local_addr().map_err(|e| e.to_string())?;
     let now = Instant::now();
     let Offering { mut rtc, mid, offer, pending } = offering(local, now, cert)?;
@@ -198,9 +206,9 @@ fn offer(config: &LoadConfig, index: usize, cert: Option<DtlsCert>) -> Result<Ca
         frame_samples: config.ptime.as_micros() as u64 * 48 / 1000,
         frame: 0,
         tone,
+        stamp: None,
         last_rx: None,
         first_rx: None,
-        arrivals: Vec::new(),
         result: CallerResult {
             answer_ms: Some((answered_at - now).as_secs_f64() * 1000.0),
             recording: json["recording"].as_str().map(str::to_string),
@@ -222,6 +230,11 @@ fn tone(hz: u32, ptime: Duration) -> Arc<Vec<Arc<[u8]>>> {
     tones.entry((hz, ptime)).or_insert_with(|| Arc::new(encode_tone(hz, ptime))).clone()
 }
 
+/// Shortest time between two turns of the media loop. Without it every caller's 20 ms send
+/// and every received datagram would be a wake-up of its own; with it one turn serves all
+/// that came due, at the cost of sending up to this much late (browsers pace no better).
+const MIN_TURN: Duration = Duration::from_millis(1);
+
 fn media_loop(
     config: &LoadConfig,
     poll: &mut Poll,
@@ -230,21 +243,34 @@ fn media_loop(
 ) -> std::io::Result<Vec<CallerResult>> {
     let mut callers: Vec<Option<Caller>> = (0..config.callers).map(|_| None).collect();
     let mut results: Vec<Option<CallerResult>> = vec![None; config.callers];
+    let mut remaining = config.callers;
     let mut timers: BinaryHeap<Reverse<(Instant, usize)>> = BinaryHeap::new();
     let mut events = Events::with_capacity(1024);
     let mut buf = vec![0u8; 2048];
+    let mut due = Vec::new();
+    let mut finished = Vec::new();
     let deadline = Instant::now()
         + Duration::from_secs_f64(config.callers as f64 / config.ramp.max(0.01))
         + config.talk
         + Duration::from_secs(30);
-    while results.iter().any(Option::is_none) && Instant::now() < deadline {
+    let mut last_turn = Instant::now();
+    while remaining > 0 && Instant::now() < deadline {
         let now = Instant::now();
         let next = timers.peek().map_or(now + Duration::from_millis(50), |Reverse((t, _))| *t);
         poll.poll(&mut events, Some(next.saturating_duration_since(now).min(Duration::from_millis(50))))?;
-        let now = Instant::now();
+        let mut now = Instant::now();
+        if now < last_turn + MIN_TURN {
+            // Gather what else comes due in the meantime into this turn.
+            std::thread::sleep(last_turn + MIN_TURN - now);
+            now = Instant::now();
+        }
+        last_turn = now;
         for msg in from_signalling.try_iter() {
             match msg {
-                ToLoop::Failed(i, r) => results[i] = Some(r),
+                ToLoop::Failed(i, r) => {
+                    results[i] = Some(r);
+                    remaining -= 1;
+                }
                 ToLoop::Caller(mut c) => {
                     let i = c.index;
                     poll.registry().register(&mut c.socket, Token(i), Interest::READABLE)?;
@@ -261,34 +287,36 @@ fn media_loop(
             if let Some(c) = callers.get_mut(ev.token().0).and_then(Option::as_mut) {
                 c.read(&mut buf, now);
                 c.turn(now, config, to_signalling);
-                if !c.done {
+                if c.done {
+                    finished.push(c.index);
+                } else {
                     timers.push(Reverse((c.wake, c.index)));
                 }
             }
         }
-        let mut due = Vec::new();
         while let Some(&Reverse((t, i))) = timers.peek() {
             if t > now {
                 break;
             }
             timers.pop();
-            if callers[i].as_ref().is_some_and(|c| c.wake == t) {
+            if callers[i].as_ref().is_some_and(|c| c.wake == t && !c.done) {
                 due.push(i); // else superseded by a later wake-up
             }
         }
-        for i in due {
+        for i in due.drain(..) {
             let Some(c) = callers[i].as_mut() else { continue };
             c.turn(now, config, to_signalling);
-            if !c.done {
+            if c.done {
+                finished.push(i);
+            } else {
                 timers.push(Reverse((c.wake, i)));
             }
         }
-        for slot in callers.iter_mut() {
-            if slot.as_ref().is_some_and(|c| c.done) {
-                let mut c = slot.take().expect("checked above");
+        for i in finished.drain(..) {
+            if let Some(mut c) = callers[i].take() {
                 let _ = poll.registry().deregister(&mut c.socket);
-                let i = c.index;
                 results[i] = Some(c.finish());
+                remaining -= 1;
             }
         }
     }
@@ -304,10 +332,14 @@ fn media_loop(
 impl Caller {
     fn read(&mut self, buf: &mut [u8], now: Instant) {
         loop {
-            match self.socket.recv_from(buf) {
-                Ok((n, source)) => {
+            match stamped::recv(&self.socket, buf) {
+                Ok((n, source, stamp)) => {
                     if let Ok(r) = Receive::new(Protocol::Udp, source, self.local, &buf[..n]) {
                         let _ = self.rtc.handle_input(str0m::Input::Receive(now, r));
+                        // Drain now, so the audio this datagram completes gets its stamp.
+                        self.stamp = stamp;
+                        self.drain(now);
+                        self.stamp = None;
                     }
                 }
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
@@ -354,13 +386,7 @@ impl Caller {
                 }
                 Ok(str0m::Output::Event(Event::MediaData(d))) => {
                     let rtp = d.time.rebase(Frequency::FORTY_EIGHT_KHZ).numer();
-                    self.result.received += 1;
-                    if let Some(last) = self.last_rx {
-                        self.result.max_gap_ms = self.result.max_gap_ms.max((now - last).as_secs_f64() * 1000.0);
-                    }
-                    self.last_rx = Some(now);
-                    self.first_rx.get_or_insert((now, rtp));
-                    self.arrivals.push((now, rtp));
+                    self.arrived(now, rtp);
                 }
                 Ok(str0m::Output::Event(_)) => {}
                 Ok(str0m::Output::Timeout(t)) => {
@@ -374,6 +400,29 @@ impl Caller {
                 }
             }
         }
+    }
+
+    /// Counts one received audio packet and how far its arrival strays from the schedule the
+    /// first packet set, by the kernel's stamp and by when this process read it.
+    fn arrived(&mut self, seen: Instant, rtp: u64) {
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        // Without a stamp (there always is one on Linux), the read time stands in.
+        let sent = self.stamp.unwrap_or_else(|| {
+            let (seen0, sent0, _) = self.first_rx.unwrap_or((seen, Duration::ZERO, 0));
+            sent0 + seen.saturating_duration_since(seen0)
+        });
+        self.result.received += 1;
+        if let Some((last_seen, last_sent)) = self.last_rx {
+            self.result.max_gap_ms = self.result.max_gap_ms.max(ms(sent.saturating_sub(last_sent)));
+            self.result.max_gap_seen_ms =
+                self.result.max_gap_seen_ms.max(ms(seen.saturating_duration_since(last_seen)));
+        }
+        self.last_rx = Some((seen, sent));
+        let (seen0, sent0, rtp0) = *self.first_rx.get_or_insert((seen, sent, rtp));
+        let ideal = rtp.wrapping_sub(rtp0) as f64 / 48.0;
+        let since = |later: Duration, earlier: Duration| ms(later) - ms(earlier);
+        self.result.deviations_ms.push((since(sent, sent0) - ideal) as f32);
+        self.result.seen_deviations_ms.push((ms(seen.saturating_duration_since(seen0)) - ideal) as f32);
     }
 
     fn send_frame(&mut self, at: Instant) {
@@ -391,23 +440,18 @@ impl Caller {
 
     fn finish(self) -> CallerResult {
         let mut r = self.result;
-        if let Some((t0, rtp0)) = self.first_rx {
-            let mut dev: Vec<f64> = self
-                .arrivals
-                .iter()
-                .map(|(t, rtp)| {
-                    let ideal = (rtp.wrapping_sub(rtp0)) as f64 / 48.0;
-                    (*t - t0).as_secs_f64() * 1000.0 - ideal
-                })
-                .collect();
-            let mut sorted = dev.clone();
-            sorted.sort_by(f64::total_cmp);
-            let median = sorted.get(sorted.len() / 2).copied().unwrap_or(0.0);
-            for d in &mut dev {
-                *d = (*d - median).abs();
-            }
-            r.deviations_ms = dev;
-        }
+        around_median(&mut r.deviations_ms);
+        around_median(&mut r.seen_deviations_ms);
         r
+    }
+}
+
+/// Replaces each value by its distance from the median (a constant offset is no deviation).
+fn around_median(values: &mut [f32]) {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f32::total_cmp);
+    let median = sorted.get(sorted.len() / 2).copied().unwrap_or(0.0);
+    for v in values {
+        *v = (*v - median).abs();
     }
 }

@@ -35,6 +35,8 @@ pub enum ApiError {
     Unavailable(String),
     #[error("the session limit of {0} is reached")]
     Full(usize),
+    #[error("overloaded: recording is {} ms behind the calls; try again later", .0.as_millis())]
+    Overloaded(std::time::Duration),
     #[error("the event loop did not answer in time")]
     Timeout,
     #[error("{0}")]
@@ -53,7 +55,7 @@ impl ApiError {
             ApiError::MethodNotAllowed(_) => 405,
             ApiError::TooLarge => 413,
             ApiError::UnsupportedType { .. } => 415,
-            ApiError::Unavailable(_) | ApiError::Full(_) => 503,
+            ApiError::Unavailable(_) | ApiError::Full(_) | ApiError::Overloaded(_) => 503,
             ApiError::Timeout => 504,
             ApiError::Internal(_) => 500,
         }

@@ -62,6 +62,8 @@ pub struct Shared {
     pub recordings: PathBuf,
     pub telemetry: Arc<Telemetry>,
     pub access: Access,
+    /// Offers are refused while the recorders are further behind than this.
+    pub max_recorder_lag: Duration,
 }
 
 /// The running signalling server.
@@ -132,7 +134,7 @@ impl Reply {
         let mut reply =
             Reply { status: e.status(), content_type: "application/json", body: e.body(), headers: Vec::new() };
         match e {
-            ApiError::Unavailable(_) | ApiError::Full(_) => {
+            ApiError::Unavailable(_) | ApiError::Full(_) | ApiError::Overloaded(_) => {
                 reply.headers.push(("Retry-After", RETRY_AFTER_SECS.to_string()))
             }
             ApiError::Unauthorized => reply.headers.push(("WWW-Authenticate", "Bearer realm=\"tapedeck\"".into())),
@@ -327,6 +329,15 @@ fn offer(request: &mut Request, head: &Head, shared: &Shared, whip: bool) -> Res
     if shared.shutting_down.load(Ordering::Relaxed) {
         return Err(ApiError::Unavailable("shutting down".into()));
     }
+    let lag = shared.telemetry.recorder_lag();
+    if lag > shared.max_recorder_lag {
+        log::warn!(
+            "offer refused: the recorders are {} ms behind (limit {} ms)",
+            lag.as_millis(),
+            shared.max_recorder_lag.as_millis()
+        );
+        return Err(ApiError::Overloaded(lag));
+    }
     let id = SessionId::from_uuid(uuid::Uuid::new_v4());
     let now = Instant::now();
     let accepted = crate::logging::with_session(id, || accept_offer(&sdp, &shared.params, id, now))?;
@@ -430,6 +441,7 @@ fn refusal(e: &ApiError) -> Refusal {
         ApiError::TooLarge => Refusal::TooLarge,
         ApiError::UnsupportedType { .. } => Refusal::UnsupportedType,
         ApiError::Full(_) => Refusal::Full,
+        ApiError::Overloaded(_) => Refusal::Overloaded,
         ApiError::Unavailable(_) => Refusal::ShuttingDown,
         ApiError::Timeout | ApiError::RequestTimeout => Refusal::Timeout,
         ApiError::Internal(_) => Refusal::Internal,

@@ -8,6 +8,7 @@
 
 pub mod api;
 pub mod assets;
+pub mod batch;
 pub mod http;
 pub mod telemetry;
 
@@ -62,6 +63,8 @@ pub struct EventLoop {
     pub recorders: RecorderPool,
     pub shutdown: Arc<AtomicBool>,
     pub telemetry: Arc<Telemetry>,
+    /// Datagrams the engine asked for this turn, sent many to a syscall.
+    pub outgoing: batch::SendBatch,
 }
 
 impl EventLoop {
@@ -181,13 +184,12 @@ impl EventLoop {
     fn perform(&mut self, paths: &mut HashMap<SessionId, PathBuf>) -> Instant {
         loop {
             match self.engine.poll_output() {
-                Output::Transmit { destination, contents, .. } => match self.socket.send_to(&contents, destination) {
-                    Ok(_) => {}
-                    Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                        log::debug!("UDP send buffer full; dropped a datagram")
+                Output::Transmit { destination, contents, .. } => {
+                    self.outgoing.push(destination, contents);
+                    if self.outgoing.len() >= batch::BATCH {
+                        self.send_outgoing();
                     }
-                    Err(e) => log::debug!("UDP send to {destination} failed: {e}"),
-                },
+                }
                 Output::Connected { session, at } => match paths.get(&session) {
                     Some(path) => self.recorders.send(RecorderMsg::Start { session, at, path: path.clone() }),
                     None => log::error!("[session {session}] connected without a recording path"),
@@ -203,8 +205,19 @@ impl EventLoop {
                         }),
                     }
                 }
-                Output::Timeout(t) => return t,
+                Output::Timeout(t) => {
+                    self.send_outgoing();
+                    return t;
+                }
             }
         }
+    }
+
+    fn send_outgoing(&mut self) {
+        if self.outgoing.is_empty() {
+            return;
+        }
+        let sent = self.outgoing.send(&self.socket);
+        self.telemetry.send_failed(sent.would_block + sent.failed);
     }
 }

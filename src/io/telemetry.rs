@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::engine::{EngineStats, SessionId};
@@ -28,18 +28,20 @@ pub enum Refusal {
     TooLarge,
     UnsupportedType,
     Full,
+    Overloaded,
     ShuttingDown,
     Timeout,
     Internal,
 }
 
 impl Refusal {
-    const ALL: [Refusal; 8] = [
+    const ALL: [Refusal; 9] = [
         Refusal::BadRequest,
         Refusal::Unauthorized,
         Refusal::TooLarge,
         Refusal::UnsupportedType,
         Refusal::Full,
+        Refusal::Overloaded,
         Refusal::ShuttingDown,
         Refusal::Timeout,
         Refusal::Internal,
@@ -52,6 +54,7 @@ impl Refusal {
             Refusal::TooLarge => "too_large",
             Refusal::UnsupportedType => "unsupported_type",
             Refusal::Full => "full",
+            Refusal::Overloaded => "overloaded",
             Refusal::ShuttingDown => "shutting_down",
             Refusal::Timeout => "timeout",
             Refusal::Internal => "internal",
@@ -88,6 +91,11 @@ pub struct Telemetry {
     pub concealed_packets: AtomicU64,
     pub recording_bytes: AtomicU64,
     pub recording_errors: AtomicU64,
+    /// Datagrams the kernel would not send (buffer full, destination refused).
+    send_errors: AtomicU64,
+    /// Per recorder worker: the loop's time (µs since `started`) of the last batch it
+    /// finished. The slowest worker's distance to the loop is the recorders' lag.
+    recorders_done: Mutex<Vec<Arc<AtomicU64>>>,
     recordings: Mutex<HashMap<SessionId, RecordingView>>,
 }
 
@@ -112,6 +120,8 @@ impl Telemetry {
             concealed_packets: AtomicU64::new(0),
             recording_bytes: AtomicU64::new(0),
             recording_errors: AtomicU64::new(0),
+            send_errors: AtomicU64::new(0),
+            recorders_done: Mutex::new(Vec::new()),
             recordings: Mutex::new(HashMap::new()),
         }
     }
@@ -121,6 +131,40 @@ impl Telemetry {
         match at.checked_duration_since(self.started) {
             Some(d) => self.started_wall + d,
             None => self.started_wall - self.started.duration_since(at),
+        }
+    }
+
+    /// A recorder worker's progress marker; the worker calls [`Telemetry::recorder_done`].
+    pub fn add_recorder(&self) -> Arc<AtomicU64> {
+        let done = Arc::new(AtomicU64::new(self.last_turn_us.load(Relaxed)));
+        self.recorders_done.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(done.clone());
+        done
+    }
+
+    /// A worker finished the batch the loop handed over at `at`.
+    pub fn recorder_done(&self, marker: &AtomicU64, at: Instant) {
+        marker.fetch_max(micros(at.saturating_duration_since(self.started)), Relaxed);
+    }
+
+    /// How far the slowest recorder worker is behind the loop's last turn. A worker that
+    /// keeps up is at most a batch interval (0.2 s) behind.
+    pub fn recorder_lag(&self) -> Duration {
+        let turn = self.last_turn_us.load(Relaxed);
+        let slowest = self
+            .recorders_done
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .map(|d| d.load(Relaxed))
+            .min()
+            .unwrap_or(turn);
+        Duration::from_micros(turn.saturating_sub(slowest))
+    }
+
+    /// The loop could not send `n` datagrams.
+    pub fn send_failed(&self, n: usize) {
+        if n > 0 {
+            self.send_errors.fetch_add(n as u64, Relaxed);
         }
     }
 
@@ -195,6 +239,12 @@ impl Telemetry {
             load(&self.engine.dropped),
         );
         metric(
+            "tapedeck_send_errors_total",
+            "counter",
+            "Datagrams the kernel would not send (send buffer full, destination refused).",
+            load(&self.send_errors),
+        );
+        metric(
             "tapedeck_concealed_packets_total",
             "counter",
             "Lost packets concealed (FEC or PLC).",
@@ -217,6 +267,12 @@ impl Telemetry {
             "counter",
             "Sample frames the encoder did not deliver in time.",
             load(&self.engine.underruns),
+        );
+        let _ = writeln!(
+            out,
+            "# HELP tapedeck_recorder_lag_seconds How far the slowest recorder thread is behind the event loop.\n\
+             # TYPE tapedeck_recorder_lag_seconds gauge\ntapedeck_recorder_lag_seconds {}",
+            self.recorder_lag().as_secs_f64()
         );
         let _ = writeln!(out, "# HELP tapedeck_offers_refused_total Offers refused, by reason.");
         let _ = writeln!(out, "# TYPE tapedeck_offers_refused_total counter");

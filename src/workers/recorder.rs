@@ -252,6 +252,7 @@ impl Worker {
     fn run(mut self, rx: Receiver<Batch>) {
         let mut clock: Option<Instant> = None;
         let mut last_tick: Option<Instant> = None;
+        let done = self.telemetry.add_recorder();
         while let Ok(batch) = rx.recv() {
             batch.msgs.into_iter().for_each(|msg| self.handle(msg));
             let now = clock.map_or(batch.now, |c| c.max(batch.now));
@@ -260,6 +261,7 @@ impl Worker {
                 last_tick = Some(now);
                 self.tick(now);
             }
+            self.telemetry.recorder_done(&done, now);
         }
         let ids: Vec<SessionId> = self.open.keys().copied().collect();
         for id in ids {

@@ -178,3 +178,57 @@ fn parse_listening(line: &str) -> Option<(SocketAddr, SocketAddr)> {
 }
 
 pub mod sim;
+
+/// One thread of a child process, stopped (ptrace) until dropped; the process's other
+/// threads go on. Linux `PTRACE_SEIZE` + `PTRACE_INTERRUPT` stop a single thread, unlike
+/// SIGSTOP.
+pub struct Frozen(libc::pid_t);
+
+impl Frozen {
+    /// Stops thread `tid` (for a process's main thread, the process id).
+    pub fn thread(tid: u32) -> Frozen {
+        let tid = tid as libc::pid_t;
+        // SAFETY: plain ptrace/waitpid calls on our own child's thread; no memory is shared.
+        unsafe {
+            assert_eq!(
+                libc::ptrace(libc::PTRACE_SEIZE, tid, 0, 0),
+                0,
+                "PTRACE_SEIZE: {}",
+                std::io::Error::last_os_error()
+            );
+            assert_eq!(libc::ptrace(libc::PTRACE_INTERRUPT, tid, 0, 0), 0, "PTRACE_INTERRUPT");
+            let mut status = 0;
+            assert_eq!(libc::waitpid(tid, &mut status, libc::__WALL), tid, "waitpid");
+        }
+        Frozen(tid)
+    }
+}
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        // SAFETY: as above; detaching resumes the thread.
+        unsafe {
+            libc::ptrace(libc::PTRACE_DETACH, self.0, 0, 0);
+        }
+    }
+}
+
+/// The ids of a process's threads whose name starts with `prefix`.
+pub fn threads_named(pid: u32, prefix: &str) -> Vec<u32> {
+    let mut tids: Vec<u32> = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .expect("the process's threads")
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .filter(|tid| {
+            std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/comm")).is_ok_and(|n| n.starts_with(prefix))
+        })
+        .collect();
+    tids.sort_unstable();
+    tids
+}
+
+/// The value of one Prometheus sample line (`name` with its labels, if any).
+pub fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no metric {name} in:\n{text}"))
+}
