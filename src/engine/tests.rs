@@ -272,3 +272,35 @@ fn a_caller_that_goes_quiet_is_ended_after_twice_the_disconnect_timeout() {
     let d = duration.unwrap();
     assert!(d > Duration::from_millis(2500) && d <= Duration::from_millis(3100), "ended after {d:?}");
 }
+
+#[test]
+fn a_sample_frame_goes_out_in_the_turn_it_is_due() {
+    // str0m packetizes written media only on a timeout: the engine must see to it within
+    // the turn of the tick, or every frame would leave a turn late.
+    let (mut engine, _peer, mut now) = crate::testkit::connected_pair(Duration::from_millis(10)).expect("connected");
+    let frame: Arc<[u8]> = Arc::from(vec![0x48u8; 60]);
+    let mut ticks = 0;
+    for _ in 0..100 {
+        for _ in 0..engine.wants_frames() {
+            engine.handle_input(now, Input::SampleFrame(frame.clone())).unwrap();
+        }
+        now += Duration::from_millis(1);
+        let before = engine.stats().sample_frames;
+        engine.handle_input(now, Input::Timeout).unwrap();
+        let taken = engine.stats().sample_frames - before;
+        let mut large = 0; // the frame plus RTP and SRTP overhead
+        let next = loop {
+            match engine.poll_output() {
+                Output::Transmit { contents, .. } if contents.len() >= frame.len() + 12 => large += 1,
+                Output::Timeout(t) => break t,
+                _ => {}
+            }
+        };
+        if taken > 0 {
+            ticks += 1;
+            assert!(large >= taken, "{taken} frames were due at this tick, yet {large} audio packets went out");
+            assert!(next > now, "the engine wants to be woken again at once ({next:?} <= {now:?})");
+        }
+    }
+    assert!(ticks >= 9, "100 ms at a 10 ms packet time made only {ticks} ticks");
+}
