@@ -14,7 +14,10 @@ use clap::Parser;
 
 /// Measures the floor's parts.
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(
+    version,
+    about = "Measures the floor of a tapedeck caller on this machine: Opus decoding, UDP, WAV writing and str0m's own work, per caller-second"
+)]
 struct Args {
     /// Outgoing packet time of the daemon (ms) the per-caller floor is computed for.
     #[arg(long, default_value_t = 10)]

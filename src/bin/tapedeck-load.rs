@@ -15,7 +15,10 @@ use tapedeck::client::load::{run, CallerResult, LoadConfig};
 
 /// Load generator for tapedeck.
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(
+    version,
+    about = "Load generator for tapedeck: N real WebRTC callers (ICE, DTLS, SRTP) on 127.0.0.1, each sending its own tone and measuring what the daemon plays back"
+)]
 struct Args {
     /// The daemon's base URL.
     #[arg(long, default_value = "http://127.0.0.1:8080")]

@@ -80,6 +80,8 @@ struct Caller {
     connected_at: Option<Instant>,
     next_send: Option<Instant>,
     wake: Instant,
+    /// The wake-up filed in the timer heap, if any (older entries are stale).
+    scheduled: Option<Instant>,
     rtp: u64,
     frame_samples: u64,
     frame: usize,
@@ -202,6 +204,7 @@ fn offer(config: &LoadConfig, index: usize, cert: Option<DtlsCert>) -> Result<Ca
         connected_at: None,
         next_send: None,
         wake: answered_at,
+        scheduled: None,
         rtp: 0,
         frame_samples: config.ptime.as_micros() as u64 * 48 / 1000,
         frame: 0,
@@ -275,7 +278,7 @@ fn media_loop(
                     let i = c.index;
                     poll.registry().register(&mut c.socket, Token(i), Interest::READABLE)?;
                     c.wake = now;
-                    timers.push(Reverse((now, i)));
+                    c.schedule(&mut timers);
                     callers[i] = Some(*c);
                 }
             }
@@ -285,12 +288,16 @@ fn media_loop(
                 continue;
             }
             if let Some(c) = callers.get_mut(ev.token().0).and_then(Option::as_mut) {
+                // Reading drains str0m after each datagram; a turn (timeouts, sending) only
+                // when one is due, else the timer heap brings the caller back in time.
                 c.read(&mut buf, now);
-                c.turn(now, config, to_signalling);
+                if c.wake <= now && !c.done {
+                    c.turn(now, config, to_signalling);
+                }
                 if c.done {
                     finished.push(c.index);
                 } else {
-                    timers.push(Reverse((c.wake, c.index)));
+                    c.schedule(&mut timers);
                 }
             }
         }
@@ -299,7 +306,8 @@ fn media_loop(
                 break;
             }
             timers.pop();
-            if callers[i].as_ref().is_some_and(|c| c.wake == t && !c.done) {
+            if let Some(c) = callers[i].as_mut().filter(|c| c.scheduled == Some(t) && !c.done) {
+                c.scheduled = None;
                 due.push(i); // else superseded by a later wake-up
             }
         }
@@ -309,7 +317,7 @@ fn media_loop(
             if c.done {
                 finished.push(i);
             } else {
-                timers.push(Reverse((c.wake, i)));
+                c.schedule(&mut timers);
             }
         }
         for i in finished.drain(..) {
@@ -330,6 +338,14 @@ fn media_loop(
 }
 
 impl Caller {
+    /// Files the caller's wake-up in `timers`, unless that very time is filed already.
+    fn schedule(&mut self, timers: &mut BinaryHeap<Reverse<(Instant, usize)>>) {
+        if self.scheduled != Some(self.wake) {
+            self.scheduled = Some(self.wake);
+            timers.push(Reverse((self.wake, self.index)));
+        }
+    }
+
     fn read(&mut self, buf: &mut [u8], now: Instant) {
         loop {
             match stamped::recv(&self.socket, buf) {
