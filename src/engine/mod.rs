@@ -38,6 +38,13 @@ impl SessionId {
         SessionId(v)
     }
 
+    /// Which of `n` shards (recorder workers) this session belongs to: stable for the
+    /// session, spread evenly over random (v4) ids, and far cheaper than a hasher.
+    pub fn shard(self, n: usize) -> usize {
+        let v = self.0.as_u128();
+        ((v as u64 ^ (v >> 64) as u64) % n.max(1) as u64) as usize
+    }
+
     /// Parses the textual form used in URLs.
     pub fn parse(s: &str) -> Option<Self> {
         uuid::Uuid::try_parse(s).ok().map(SessionId)

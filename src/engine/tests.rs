@@ -304,3 +304,21 @@ fn a_sample_frame_goes_out_in_the_turn_it_is_due() {
     }
     assert!(ticks >= 9, "100 ms at a 10 ms packet time made only {ticks} ticks");
 }
+
+#[test]
+fn sessions_spread_evenly_over_recorder_shards_and_stay_put() {
+    let mut rng = fastrand::Rng::with_seed(7);
+    let ids: Vec<SessionId> = (0..4000)
+        .map(|_| SessionId::from_uuid(uuid::Builder::from_random_bytes(rng.u128(..).to_le_bytes()).into_uuid()))
+        .collect();
+    for n in [1, 2, 3, 8] {
+        let mut counts = vec![0usize; n];
+        for id in &ids {
+            let shard = id.shard(n);
+            assert_eq!(shard, id.shard(n), "a session's shard never changes");
+            counts[shard] += 1;
+        }
+        let even = ids.len() / n;
+        assert!(counts.iter().all(|&c| c.abs_diff(even) <= even / 10 + 5), "{n} shards: {counts:?}");
+    }
+}

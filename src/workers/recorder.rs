@@ -9,7 +9,6 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::hash::{Hash, Hasher};
 use std::io::BufWriter;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering::Relaxed;
@@ -135,9 +134,7 @@ impl RecorderPool {
 
     /// Queues a message for the session's worker; [`RecorderPool::flush`] hands it over.
     pub fn send(&mut self, msg: RecorderMsg) {
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        msg.session().hash(&mut h);
-        let i = (h.finish() % self.senders.len() as u64) as usize;
+        let i = msg.session().shard(self.senders.len());
         self.urgent[i] |= !matches!(msg, RecorderMsg::Packet { .. });
         self.pending[i].push(msg);
     }
