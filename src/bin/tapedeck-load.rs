@@ -63,7 +63,7 @@ fn main() -> ExitCode {
     let start = Instant::now();
     match run(&config) {
         Ok(results) => {
-            let checked = args.check_recordings.as_deref().map(|dir| check_recordings(dir, &results));
+            let checked = args.check_recordings.as_deref().map(|dir| check_recordings(config.server, dir, &results));
             summarize(&config, &results, start.elapsed(), checked);
             ExitCode::SUCCESS
         }
@@ -82,12 +82,32 @@ fn percentile(mut v: Vec<f64>, p: f64) -> Option<f64> {
     Some(v[((v.len() - 1) as f64 * p).round() as usize])
 }
 
+/// Waits (at most 2 minutes) until the daemon's recorders have caught up with its event loop
+/// (`tapedeck_recorder_lag_seconds` in `/metrics` under 1 s): under overload they run behind
+/// the calls, and a recording is final only once its worker got to the hang-up.
+fn wait_for_recorders(server: SocketAddr) {
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(120) {
+        let lag = tapedeck::client::http::request(server, "GET", "/metrics", None, b"", Duration::from_secs(5))
+            .ok()
+            .and_then(|r| {
+                let text = String::from_utf8_lossy(&r.body).into_owned();
+                text.lines().find_map(|l| l.strip_prefix("tapedeck_recorder_lag_seconds ")?.trim().parse::<f64>().ok())
+            });
+        match lag {
+            Some(lag) if lag >= 1.0 => std::thread::sleep(Duration::from_millis(250)),
+            _ => return, // caught up, or a server that does not say
+        }
+    }
+}
+
 /// What the recordings check found: (complete, problems).
 type Checked = (usize, Vec<String>);
 
-fn check_recordings(dir: &std::path::Path, results: &[CallerResult]) -> Checked {
+fn check_recordings(server: SocketAddr, dir: &std::path::Path, results: &[CallerResult]) -> Checked {
     let mut complete = 0;
     let mut problems = Vec::new();
+    wait_for_recorders(server);
     for r in results {
         let (Some(name), Some(talked)) = (&r.recording, r.talked) else { continue };
         let path = dir.join(name);
