@@ -31,7 +31,7 @@ struct Args {
 }
 
 fn median_of_batches(batches: usize, per_batch: usize, mut f: impl FnMut()) -> f64 {
-    let mut times: Vec<f64> = (0..batches)
+    let times: Vec<f64> = (0..batches)
         .map(|_| {
             let t = Instant::now();
             for _ in 0..per_batch {
@@ -40,8 +40,12 @@ fn median_of_batches(batches: usize, per_batch: usize, mut f: impl FnMut()) -> f
             t.elapsed().as_secs_f64() * 1e6 / per_batch as f64
         })
         .collect();
-    times.sort_by(f64::total_cmp);
-    times[times.len() / 2]
+    median(times)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
 }
 
 fn main() {
@@ -99,10 +103,6 @@ fn main() {
         }
         recvs.push(t.elapsed().as_secs_f64() * 1e6 / 200.0);
     }
-    let median = |mut v: Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
     let (sendto_us, sendmmsg_us, recv_us) = (median(sends), median(batched), median(recvs));
     // The floor errs on the low side: the cheaper way to send.
     let send_us = sendto_us.min(sendmmsg_us);

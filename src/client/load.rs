@@ -436,8 +436,7 @@ impl Caller {
         self.last_rx = Some((seen, sent));
         let (seen0, sent0, rtp0) = *self.first_rx.get_or_insert((seen, sent, rtp));
         let ideal = rtp.wrapping_sub(rtp0) as f64 / 48.0;
-        let since = |later: Duration, earlier: Duration| ms(later) - ms(earlier);
-        self.result.deviations_ms.push((since(sent, sent0) - ideal) as f32);
+        self.result.deviations_ms.push((ms(sent.saturating_sub(sent0)) - ideal) as f32);
         self.result.seen_deviations_ms.push((ms(seen.saturating_duration_since(seen0)) - ideal) as f32);
     }
 

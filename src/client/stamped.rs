@@ -6,9 +6,11 @@
 
 use std::io;
 use std::mem::{size_of, zeroed};
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, RawFd};
 use std::time::Duration;
+
+use socket2::SockAddr;
 
 /// Asks the kernel to stamp every datagram `socket` receives.
 pub fn enable(socket: &impl AsRawFd) -> io::Result<()> {
@@ -38,22 +40,29 @@ pub fn recv(socket: &impl AsRawFd, buf: &mut [u8]) -> io::Result<(usize, SocketA
 fn recv_fd(fd: RawFd, buf: &mut [u8]) -> io::Result<(usize, SocketAddr, Option<Duration>)> {
     // Room for one SCM_TIMESTAMPNS message, u64-aligned as cmsghdr wants.
     let mut control = [0u64; 8];
-    // SAFETY: all-zero is a valid sockaddr_storage, iovec and msghdr.
-    let mut addr: libc::sockaddr_storage = unsafe { zeroed() };
     let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
+    // SAFETY: all-zero is a valid msghdr.
     let mut msg: libc::msghdr = unsafe { zeroed() };
-    msg.msg_name = (&raw mut addr).cast();
-    msg.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
     msg.msg_iov = &raw mut iov;
     msg.msg_iovlen = 1;
     msg.msg_control = control.as_mut_ptr().cast();
     msg.msg_controllen = size_of::<[u64; 8]>() as _;
-    // SAFETY: every pointer in msg refers to a live local buffer of the stated length.
-    let n = unsafe { libc::recvmsg(fd, &raw mut msg, libc::MSG_DONTWAIT) };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let source = to_socket_addr(&addr)?;
+    // SAFETY: socket2 hands over zeroed address storage and its length; every other pointer
+    // in msg refers to a live local buffer of the stated length.
+    let (n, source) = unsafe {
+        SockAddr::try_init(|storage, len| {
+            msg.msg_name = storage.cast();
+            msg.msg_namelen = *len;
+            let n = libc::recvmsg(fd, &raw mut msg, libc::MSG_DONTWAIT);
+            *len = msg.msg_namelen;
+            if n < 0 {
+                Err(io::Error::last_os_error())
+            } else {
+                Ok(n as usize)
+            }
+        })?
+    };
+    let source = source.as_socket().ok_or_else(|| io::Error::other("a datagram from a non-IP address"))?;
     let mut stamp = None;
     // SAFETY: the CMSG_* walk stays within msg_controllen, which the kernel set.
     unsafe {
@@ -66,26 +75,7 @@ fn recv_fd(fd: RawFd, buf: &mut [u8]) -> io::Result<(usize, SocketAddr, Option<D
             cmsg = libc::CMSG_NXTHDR(&raw const msg, cmsg);
         }
     }
-    Ok((n as usize, source, stamp))
-}
-
-fn to_socket_addr(addr: &libc::sockaddr_storage) -> io::Result<SocketAddr> {
-    match libc::c_int::from(addr.ss_family) {
-        libc::AF_INET => {
-            // SAFETY: the family says this storage holds a sockaddr_in.
-            let a: &libc::sockaddr_in = unsafe { &*(&raw const *addr).cast() };
-            let ip = Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr));
-            Ok(SocketAddr::V4(SocketAddrV4::new(ip, u16::from_be(a.sin_port))))
-        }
-        libc::AF_INET6 => {
-            // SAFETY: the family says this storage holds a sockaddr_in6.
-            let a: &libc::sockaddr_in6 = unsafe { &*(&raw const *addr).cast() };
-            let ip = Ipv6Addr::from(a.sin6_addr.s6_addr);
-            let port = u16::from_be(a.sin6_port);
-            Ok(SocketAddr::V6(SocketAddrV6::new(ip, port, a.sin6_flowinfo, a.sin6_scope_id)))
-        }
-        family => Err(io::Error::other(format!("unexpected address family {family}"))),
-    }
+    Ok((n, source, stamp))
 }
 
 #[cfg(test)]

@@ -30,10 +30,6 @@ pub struct SendBatch {
 }
 
 impl SendBatch {
-    pub fn len(&self) -> usize {
-        self.queued.len()
-    }
-
     pub fn is_empty(&self) -> bool {
         self.queued.is_empty()
     }

@@ -331,11 +331,6 @@ fn offer(request: &mut Request, head: &Head, shared: &Shared, whip: bool) -> Res
     }
     let lag = shared.telemetry.recorder_lag();
     if lag > shared.max_recorder_lag {
-        log::warn!(
-            "offer refused: the recorders are {} ms behind (limit {} ms)",
-            lag.as_millis(),
-            shared.max_recorder_lag.as_millis()
-        );
         return Err(ApiError::Overloaded(lag));
     }
     let id = SessionId::from_uuid(uuid::Uuid::new_v4());

@@ -184,12 +184,7 @@ impl EventLoop {
     fn perform(&mut self, paths: &mut HashMap<SessionId, PathBuf>) -> Instant {
         loop {
             match self.engine.poll_output() {
-                Output::Transmit { destination, contents, .. } => {
-                    self.outgoing.push(destination, contents);
-                    if self.outgoing.len() >= batch::BATCH {
-                        self.send_outgoing();
-                    }
-                }
+                Output::Transmit { destination, contents, .. } => self.outgoing.push(destination, contents),
                 Output::Connected { session, at } => match paths.get(&session) {
                     Some(path) => self.recorders.send(RecorderMsg::Start { session, at, path: path.clone() }),
                     None => log::error!("[session {session}] connected without a recording path"),
