@@ -92,9 +92,24 @@ pub struct RecordingStats {
     /// Packets dropped because the same sequence number (or RTP time) was
     /// already buffered or written.
     pub duplicates: u64,
-    /// Packets dropped because their place on the timeline was already
-    /// written (or was absurdly far away, or the jitter buffer was full).
+    /// Packets dropped as late: they belong before audio already written in
+    /// sequence order (a reordered packet that came after the jitter depth).
     pub late: u64,
+    /// Packets dropped because the recording could not hold them: the jitter
+    /// buffer was full, or they lay absurdly far ahead of the call (hostile input).
+    pub overflow: u64,
+    /// Packets whose audio is in the file (decoded, or concealed if undecodable).
+    pub recorded: u64,
+    /// Times the RTP-to-file mapping was reset because the caller's timestamps
+    /// could not place a packet (they went backwards, or silence from the
+    /// server's clock had already covered its place).
+    pub reanchors: u64,
+    /// Net silence (in samples) added (+) or taken out (−) of silent stretches
+    /// to keep the file on the wall clock while the caller's clock drifts.
+    pub drift_samples: i64,
+    /// The caller's media clock rate against the arrival times, in parts per
+    /// million off nominal (−50000: 0.95x), once there is enough to estimate it.
+    pub clock_ppm: Option<i32>,
     /// Sequence numbers that were skipped when writing.
     pub lost: u64,
     /// Frames recovered with Opus in-band FEC.
