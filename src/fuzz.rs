@@ -67,48 +67,72 @@ pub fn engine_datagrams(data: &[u8]) {
     assert!(engine.is_done(), "shutdown must end every session");
 }
 
-/// The jitter buffer and decoder fed an arbitrary sequence of operations; checks that the
-/// finished WAV is exactly as long as the call.
+/// The recorder fed an arbitrary sequence of operations: arbitrary arrival times (any order,
+/// stalls, bursts) and timestamp jumps both ways. After every step: the file never shrinks,
+/// the jitter buffer stays within its bound. At the end: every packet is accounted for
+/// exactly once (written, duplicate, late, refused, or empty), no sequence number was
+/// written twice, and the file is at least as long as the call and at most the bounded
+/// lead longer.
 ///
-/// Input: records; op % 4 = 0: packet `[seq u16][rtp u32][arrival ms u16][len u8][payload]`,
-/// 1: advance `[ms u16]`, 2: flush, 3: finish `[ms u16]` (ends the input).
+/// Input: records, each relative to the previous packet; op % 4 = 0: packet
+/// `[seq delta i8][rtp delta i32][arrival delta ms i16][len u8][payload]`,
+/// 1: advance `[ms after the latest time u16]`, 2: flush, 3: finish `[ms u16]` (ends the input).
 pub fn recording_ops(data: &[u8]) {
     let config = RecordingConfig { jitter_depth: Duration::from_millis(200) };
     let mut wav = Cursor::new(Vec::new());
     let Ok(mut rec) = Recording::new(&mut wav, config) else { return };
     let mut r = Bytes(data);
-    let mut end = Duration::ZERO;
+    let (mut seq, mut rtp, mut arrival) = (1_000u64, 1u64 << 32, 0u64);
+    let mut end_ms = 0u64;
+    let mut empty = 0u64;
+    let mut seqs = std::collections::BTreeSet::new();
+    let mut written = 0;
     while let Some(op) = r.u8() {
         let result = match op % 4 {
             0 => {
-                let (Some(seq), Some(rtp), Some(ms), Some(len)) = (r.u16(), r.u32(), r.u16(), r.u8()) else { break };
+                let (Some(ds), Some(dr), Some(da), Some(len)) = (r.u8(), r.u32(), r.u16(), r.u8()) else { break };
+                seq = seq.saturating_add_signed(i64::from(ds as i8));
+                rtp = rtp.saturating_add_signed(i64::from(dr as i32));
+                arrival = arrival.saturating_add_signed(i64::from(da as i16));
+                end_ms = end_ms.max(arrival);
                 let payload = r.take(usize::from(len));
-                let arrival = Duration::from_millis(u64::from(ms));
-                end = end.max(arrival);
-                let p = Packet { seq: u64::from(seq), rtp_time: u64::from(rtp), payload: payload.into(), arrival };
+                if payload.is_empty() {
+                    empty += 1;
+                } else {
+                    seqs.insert(seq);
+                }
+                let p = Packet { seq, rtp_time: rtp, payload: payload.into(), arrival: Duration::from_millis(arrival) };
                 rec.push(p)
             }
             1 => {
-                let t = Duration::from_millis(u64::from(r.u16().unwrap_or(0)));
-                end = end.max(t);
-                rec.advance(t)
+                end_ms += u64::from(r.u16().unwrap_or(0));
+                rec.advance(Duration::from_millis(end_ms))
             }
             2 => rec.flush(),
             _ => {
-                end = end.max(Duration::from_millis(u64::from(r.u16().unwrap_or(0))));
+                end_ms += u64::from(r.u16().unwrap_or(0));
                 break;
             }
         };
         if result.is_err() {
             return;
         }
+        assert!(rec.samples_written() >= written, "the write cursor moved backwards");
+        written = rec.samples_written();
+        assert!(rec.buffered() <= rec.max_buffered(), "the jitter buffer outgrew its bound");
     }
-    if rec.finish(end).is_err() {
-        return;
-    }
+    let Ok(stats) = rec.finish(Duration::from_millis(end_ms)) else { return };
+    let s = stats;
+    let accounted = s.recorded + s.duplicates + s.late + s.overflow + empty;
+    assert_eq!(accounted, s.packets, "every packet is accounted for exactly once: {s:?}");
+    assert!(s.recorded <= seqs.len() as u64, "a sequence number was written twice: {s:?}");
     let len = hound::WavReader::new(Cursor::new(wav.into_inner())).map(|w| w.duration()).expect("a finished WAV reads");
-    let want = (end.as_nanos() * 48_000 / 1_000_000_000) as u32;
-    assert_eq!(len, want, "the WAV must be exactly as long as the call");
+    let end = end_ms * 48;
+    assert!(u64::from(len) >= end, "the WAV is shorter than the call: {len} < {end}");
+    // The lead bound (10 s and a quarter of the call ahead), plus the one frame that may
+    // start just inside it.
+    let most = end + 10 * 48_000 + end / 4 + 5_760;
+    assert!(u64::from(len) <= most, "the WAV runs {len} samples, more than {most}: {s:?}");
 }
 
 /// The capture parser and replay. Captures longer than a minute are skipped (replay would
@@ -212,26 +236,53 @@ mod tests {
         write("engine_datagrams", "mixed", &mix);
         write("engine_datagrams", "hangup", &[rec(0, &rtp), rec(3, &[])].concat());
         write("engine_datagrams", "time_passes", &[rec(2, &[200]), rec(2, &[255]), rec(0, &stun)].concat());
-        // Recording: real Opus packets in order, reordered, with a gap, then finish.
+        // Recording: real Opus packets (each record relative to the previous one).
         let mut enc = opus::Encoder::new(48_000, opus::Channels::Mono, opus::Application::Voip).unwrap();
         let mut out = vec![0u8; 255];
-        let mut ops = Vec::new();
-        for i in [0u16, 1, 3, 2, 5, 6, 7] {
-            let pcm: Vec<i16> =
-                (0..960).map(|j| (((f64::from(i) * 960.0 + f64::from(j)) * 0.06).sin() * 8000.0) as i16).collect();
+        let mut frames = Vec::new();
+        for i in 0..20 {
+            let pcm: Vec<i16> = (0..960).map(|j| ((f64::from(i * 960 + j) * 0.06).sin() * 8000.0) as i16).collect();
             let n = enc.encode(&pcm, &mut out).unwrap();
+            frames.push(out[..n].to_vec());
+        }
+        let packet = |ops: &mut Vec<u8>, ds: i8, dr: i32, da: i16, frame: &[u8]| {
             ops.push(0u8);
-            ops.extend_from_slice(&(100 + i).to_le_bytes());
-            ops.extend_from_slice(&(u32::from(i) * 960).to_le_bytes());
-            ops.extend_from_slice(&(i * 20 + 5).to_le_bytes());
-            ops.push(n as u8);
-            ops.extend_from_slice(&out[..n]);
+            ops.push(ds as u8);
+            ops.extend_from_slice(&dr.to_le_bytes());
+            ops.extend_from_slice(&da.to_le_bytes());
+            ops.push(frame.len() as u8);
+            ops.extend_from_slice(frame);
+        };
+        // In order, one reordered pair, a gap, then finish.
+        let mut ops = Vec::new();
+        let mut prev = 0i32;
+        for i in [0i32, 1, 3, 2, 5, 6, 7] {
+            packet(&mut ops, (i - prev) as i8, (i - prev) * 960, ((i - prev) * 20).max(1) as i16, &frames[i as usize]);
+            prev = i;
             if i == 3 {
                 ops.extend_from_slice(&[1, 100, 0, 2]);
             }
         }
         ops.extend_from_slice(&[3, 0x2c, 0x01]);
         write("recording_ops", "opus_reordered_gap", &ops);
+        // A slow clock (20 ms of audio every 23 ms), a stall with its backlog, a DTX jump,
+        // and timestamps jumping back an hour.
+        let mut ops = Vec::new();
+        for (i, f) in frames.iter().enumerate() {
+            packet(&mut ops, 1, 960, 23, f);
+            if i % 5 == 4 {
+                ops.extend_from_slice(&[1, 0, 0, 2]);
+            }
+        }
+        packet(&mut ops, 1, 960, 3_000, &frames[0]);
+        for f in &frames[1..10] {
+            packet(&mut ops, 1, 960, 0, f);
+        }
+        packet(&mut ops, 1, 48_000, 1_000, &frames[10]);
+        packet(&mut ops, 1, -3_600 * 48_000, 20, &frames[11]);
+        packet(&mut ops, 1, 960, 20, &frames[12]);
+        ops.extend_from_slice(&[1, 0x88, 0x13, 3, 0x10, 0x27]);
+        write("recording_ops", "opus_drift_stall_jumps", &ops);
         // Captures: the committed regression captures.
         for name in ["clean", "dtx"] {
             let data = std::fs::read(root.join(format!("../../tests/data/{name}.tdcap"))).unwrap();

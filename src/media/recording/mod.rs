@@ -3,43 +3,80 @@
 //!
 //! # Timeline model
 //!
-//! Every WAV sample index is a point on the call's timeline: index 0 is the
-//! moment the call connected (`Duration::ZERO`), index `n` is `n / 48000` s
-//! later. The recorder never reads a clock: the caller passes time in as a
-//! `Duration` since the call connected (packet arrival times, [`Recording::advance`],
-//! [`Recording::finish`]).
+//! **Every frame the caller sent and the network delivered is in the file**, once, in
+//! sequence order. The file follows the caller's media clock, which is never exactly
+//! the server's (sound cards drift by tens to hundreds of ppm, a CPU-starved sender falls
+//! behind real time, a phone app resumed from the background sends its backlog at once).
+//! The server's clock only fills what the caller's timestamps cannot say, and bounds what
+//! they may claim. The recorder never reads a clock: time comes in as a `Duration` since
+//! the call connected (packet arrivals, [`Recording::advance`], [`Recording::finish`]).
 //!
-//! * The first accepted packet *anchors* the mapping from RTP time to the
-//!   timeline: it is placed at `round(arrival * 48000)` (or at the latest
-//!   `now` seen, if that is later). Every later packet is placed at
-//!   `anchor_pos + (rtp_time - anchor_rtp)`, i.e. purely by RTP time, so
-//!   network jitter does not move audio around.
-//! * Packets wait in a jitter buffer (ordered by timeline position) until they
-//!   end at or before the *write limit* `pos(now) - jitter_depth`; then they are
-//!   decoded and appended in order. A packet that directly follows the last
-//!   one written (next sequence number) waits only until its end is no longer
-//!   in the future (it ends by the latest arrival seen): in-order audio reaches
-//!   the file within a packet time, so a killed process loses little; only a
-//!   gap in the sequence holds the packets behind it for the full depth. The
-//!   write cursor never passes the latest `now` or arrival, and never moves
-//!   backwards; a sample is written exactly once.
-//! * Gaps in front of a packet are concealed (FEC + PLC) when sequence numbers
-//!   show that packets were lost, and filled with digital silence when they
-//!   were not (DTX, muted microphone, sender paused). With nothing buffered,
-//!   the file is padded with silence up to the limit; packets that arrive for
-//!   an already written region are late and dropped.
+//! * **Placing audio.** The first packet goes where it arrived (sample
+//!   `floor(arrival × 48000)`); the rest of the call is read from the caller's RTP
+//!   timestamps. Each packet is placed after the last one written, by the RTP gap
+//!   between them: a packet that directly follows in RTP time is written right after
+//!   the previous one, whatever the arrival times say. So continuous speech never gets a
+//!   hole, however slow or bursty the sender, and nothing is dropped for arriving "late"
+//!   against the server's clock.
+//! * **Waiting.** Packets wait in a jitter buffer ordered by sequence number. The next
+//!   packet in sequence is written at once (a killed process loses little); a packet
+//!   behind a sequence gap waits until the oldest waiting packet has waited the jitter
+//!   depth, then the gap is declared lost. A packet arriving after audio later in sequence
+//!   was written is *late* and dropped; a sequence number seen before is a duplicate.
+//! * **Gaps.** A sequence gap (loss) is concealed: Opus PLC for up to 120 ms, silence,
+//!   then the last frame rebuilt from the next packet's in-band FEC. A timestamp jump with
+//!   no sequence gap (DTX, a muted microphone, a paused sender) is silence. A timestamp
+//!   that goes backwards places the packet right after the previous one (a *re-anchor*).
+//! * **Drift.** [`clock::ClockTrack`] compares the caller's timestamps with the arrival
+//!   times and estimates how far the file runs behind (or ahead of) the wall clock. A
+//!   silent stretch of at least [`ABSORB_MIN`] (a pause or an outage) takes up that
+//!   difference: it is lengthened for a slow caller and shortened, down to nothing, for a
+//!   fast one; and it never places audio later than it arrived. So a long call with
+//!   pauses stays within about a second of the wall clock. Without silence to take it up
+//!   (continuous speech), **the audio wins**: a slow caller's file falls behind the call
+//!   (and is padded with silence at the end), a fast caller's file runs ahead of it (and
+//!   ends up longer than the call). Nothing is dropped or stretched to stay on time.
+//! * **A sender that stops.** When nothing has arrived for [`STALL_HOLD`] (or the jitter
+//!   depth, if longer), silence from the server's clock is written behind the last audio,
+//!   that much behind real time, so the file keeps growing through a long pause or
+//!   outage. A shorter stall writes nothing until the caller is heard again, so a backlog
+//!   sent after it (contiguous timestamps) joins the audio before it without a hole. If
+//!   the server's silence has already covered a late backlog's place, the backlog is
+//!   written right after it (a re-anchor), never dropped.
+//! * **The end.** [`Recording::finish`] writes everything still buffered, gaps and all,
+//!   then pads with silence to the end of the call. The file is as long as the call, or
+//!   longer when the caller's audio runs past it.
+//! * **Bounds.** The jitter buffer holds a bounded number of packets; a gap is never
+//!   filled past the point where the file would run more than [`MAX_LEAD`] plus a quarter
+//!   of the call ahead of the wall clock, and audio beyond it is refused (a hostile or
+//!   broken sender cannot make the file grow much faster than the call).
+//!
+//! The write cursor never moves backwards and a sample is written exactly once.
 
-use std::collections::btree_map::Entry;
+mod clock;
+mod frames;
+
 use std::collections::BTreeMap;
 use std::io::{Seek, Write};
 use std::sync::Arc;
 use std::time::Duration;
+
+use clock::ClockTrack;
+use frames::{frame_len, has_lbrr, plc_len};
 
 /// Sample rate of the decoder, the RTP clock and the WAV file.
 pub const SAMPLE_RATE: u32 = 48_000;
 /// Largest number of samples a 16-bit mono WAV can hold (the data chunk size
 /// is a `u32`; some room is left for the header).
 pub const MAX_SAMPLES: u64 = (u32::MAX as u64 - 4096) / 2;
+/// A sender heard from within this long is stalled, not gone: no silence is written for
+/// it yet, so a backlog it sends afterwards joins its audio without a hole.
+pub const STALL_HOLD: Duration = Duration::from_secs(5);
+/// Silent stretches (timestamp jumps, long losses) at least this long take up drift.
+pub const ABSORB_MIN: Duration = Duration::from_millis(100);
+/// How far ahead of the wall clock the file may run, beyond a quarter of the call's time,
+/// before gaps stop being filled and audio is refused.
+pub const MAX_LEAD: Duration = Duration::from_secs(10);
 
 const RATE: u64 = SAMPLE_RATE as u64;
 /// Longest Opus packet: 120 ms.
@@ -48,10 +85,14 @@ const MAX_FRAME: usize = 5760;
 const PLC_STEP: usize = 120;
 /// Maximum PLC per gap (about 120 ms); the rest of a gap is silence.
 const MAX_PLC_PER_GAP: usize = MAX_FRAME;
-/// Packets placed further than this beyond the cursor (plus the jitter depth) are dropped.
-const MAX_AHEAD: u64 = 10 * 60 * RATE;
+/// A sequence jump larger than this is a restart, not a loss (str0m extends 16-bit
+/// sequence numbers to the nearest value, so real gaps are shorter).
+const MAX_SEQ_GAP: u64 = 1 << 15;
 /// Default frame length assumed before anything was decoded: 20 ms.
 const DEFAULT_FRAME: usize = 960;
+/// Drift smaller than this (20 ms, about network jitter) is left alone: a caller on time
+/// keeps the exact pauses its timestamps say.
+const DEADBAND: i128 = 960;
 
 static ZEROS: [i16; MAX_FRAME] = [0; MAX_FRAME];
 
@@ -71,9 +112,8 @@ pub struct Packet {
 /// Recorder settings.
 #[derive(Debug, Clone, Copy)]
 pub struct RecordingConfig {
-    /// How long packets are held for reordering before being written: a packet
-    /// is written once it ends at or before `now - jitter_depth`. Packets
-    /// arriving later than that are dropped as late.
+    /// How long a packet behind a sequence gap waits for the missing ones before they
+    /// are declared lost and concealed. A missing packet arriving later than that is late.
     pub jitter_depth: Duration,
 }
 
@@ -140,12 +180,24 @@ pub enum RecordingError {
     TooLong { requested: u64 },
 }
 
-/// A buffered packet, keyed by its timeline position.
+/// A packet waiting in the jitter buffer (keyed by sequence number).
 struct Buffered {
-    seq: u64,
+    rtp_time: u64,
+    /// Arrival, in samples since the call connected.
+    arrival: u64,
     /// Expected decoded length in samples.
     dur: usize,
     payload: Arc<[u8]>,
+}
+
+/// The last packet written.
+#[derive(Clone, Copy)]
+struct Written {
+    seq: u64,
+    /// RTP time right after its audio.
+    rtp_end: u64,
+    /// File position right after its audio.
+    end: u64,
 }
 
 /// What kind of samples are being written (for the statistics).
@@ -165,26 +217,25 @@ pub struct Recording<W: Write + Seek> {
     decoder: opus::Decoder,
     /// Jitter depth in samples.
     depth: u64,
+    /// Silence after the last arrival that is held back (a stall), in samples.
+    hold: u64,
     /// Most packets the jitter buffer may hold (bounds memory on hostile input).
     max_buffered: usize,
-    /// Jitter buffer keyed by timeline position (= RTP order).
+    /// Jitter buffer keyed by sequence number.
     buffer: BTreeMap<u64, Buffered>,
-    /// (timeline position, rtp_time) of the anchoring packet.
-    anchor: Option<(u64, u64)>,
+    /// Arrival of the oldest packet waiting behind a sequence gap (None: recompute).
+    waiting_since: Option<u64>,
     /// Next sample index to write (= samples in the file).
     cursor: u64,
-    /// Highest write limit used so far (never decreases).
-    limit: u64,
-    /// Latest `now` seen, in samples.
+    /// Latest time seen (`now` or an arrival), in samples.
     now_pos: u64,
-    /// Latest packet arrival seen, in samples. In-order packets are written up to here
-    /// without waiting for the jitter depth; a call never ends before its last arrival,
-    /// so this never writes past the end.
-    arrived: u64,
-    /// Highest sequence number written, and a bitmap of written sequence
-    /// numbers: bit `i` = `last_seq - i` was written.
-    last_seq: Option<u64>,
+    /// Latest arrival, in samples: the caller was last heard then.
+    heard: u64,
+    /// The last packet written, and a bitmap of written sequence numbers:
+    /// bit `i` = `last.seq - i` was written.
+    last: Option<Written>,
     seq_mask: u128,
+    clock: ClockTrack,
     /// Length of the last decoded frame (PLC chunk size).
     last_frame: usize,
     /// Reused decode buffer, as long as the longest frame decoded so far (20 ms for
@@ -196,49 +247,6 @@ pub struct Recording<W: Write + Seek> {
 /// Floor of `t * 48000`, saturating.
 fn samples_floor(t: Duration) -> u64 {
     u64::try_from(t.as_nanos() * u128::from(RATE) / 1_000_000_000).unwrap_or(u64::MAX)
-}
-
-/// `t * 48000` rounded to nearest, saturating.
-fn samples_round(t: Duration) -> u64 {
-    u64::try_from((t.as_nanos() * u128::from(RATE) + 500_000_000) / 1_000_000_000).unwrap_or(u64::MAX)
-}
-
-/// Decoded length of an Opus packet, if it parses and is at most 120 ms.
-fn frame_len(payload: &[u8]) -> Option<usize> {
-    opus::packet::get_nb_samples(payload, SAMPLE_RATE).ok().filter(|&n| n > 0 && n <= MAX_FRAME)
-}
-
-/// Rounds up to a valid PLC/FEC length (multiple of 2.5 ms, 2.5..=120 ms).
-fn plc_len(n: usize) -> usize {
-    (n.div_ceil(PLC_STEP) * PLC_STEP).clamp(PLC_STEP, MAX_FRAME)
-}
-
-/// True if the packet carries in-band FEC (LBRR) data for the previous frame:
-/// SILK or hybrid mode with the LBRR flag set (in libopus 1.5 this is
-/// `opus_packet_has_lbrr`). The flag is the bit after the VAD flags at the
-/// start of the first frame's range-coded data. Only called on losses.
-fn has_lbrr(payload: &[u8]) -> bool {
-    let Some(&toc) = payload.first() else {
-        return false;
-    };
-    let config = toc >> 3;
-    if config >= 16 {
-        return false; // CELT-only: no FEC
-    }
-    // SILK-only configs 0..=11 cycle 10/20/40/60 ms; hybrid 12..=15 are 10/20 ms.
-    let silk_frames: u32 = if config < 12 { (u32::from(config % 4)).max(1) } else { 1 };
-    let stereo = toc & 0x04 != 0;
-    let Ok(parsed) = opus::packet::parse(payload) else {
-        return false;
-    };
-    let Some(&first) = parsed.frames.first().and_then(|f| f.first()) else {
-        return false;
-    };
-    let mut lbrr = (first >> (7 - silk_frames)) & 1 == 1;
-    if stereo {
-        lbrr |= (first >> (6 - 2 * silk_frames)) & 1 == 1;
-    }
-    lbrr
 }
 
 /// Appends samples through hound's buffered 16-bit writer (one write call).
@@ -276,15 +284,16 @@ impl<W: Write + Seek> Recording<W> {
             wav,
             decoder,
             depth,
+            hold: depth.max(samples_floor(STALL_HOLD)),
             max_buffered,
             buffer: BTreeMap::new(),
-            anchor: None,
+            waiting_since: None,
             cursor: 0,
-            limit: 0,
             now_pos: 0,
-            arrived: 0,
-            last_seq: None,
+            heard: 0,
+            last: None,
             seq_mask: 0,
+            clock: ClockTrack::default(),
             last_frame: DEFAULT_FRAME,
             pcm: vec![0i16; DEFAULT_FRAME],
             stats: RecordingStats::default(),
@@ -293,66 +302,55 @@ impl<W: Write + Seek> Recording<W> {
 
     /// Buffers one packet, then calls [`advance`](Self::advance)`(packet.arrival)`.
     ///
-    /// Duplicates, late packets and packets placed absurdly far away are
-    /// counted and dropped; an empty payload is treated like a lost packet.
-    /// Errors come only from writing the WAV (or from an arrival time beyond
-    /// the WAV size limit).
+    /// Duplicates, late packets and packets the buffer cannot hold are counted and
+    /// dropped; an empty payload is treated like a lost packet. Errors come only from
+    /// writing the WAV (or from a time beyond the WAV size limit).
     pub fn push(&mut self, packet: Packet) -> Result<(), RecordingError> {
         self.stats.packets += 1;
+        let arrival = samples_floor(packet.arrival);
         if packet.payload.is_empty() {
             log::trace!("recording: empty payload seq {} treated as lost", packet.seq);
         } else {
-            self.insert(packet.seq, packet.rtp_time, packet.payload, packet.arrival);
+            self.insert(packet.seq, packet.rtp_time, packet.payload, arrival);
         }
-        self.arrived = self.arrived.max(samples_floor(packet.arrival));
+        self.heard = self.heard.max(arrival);
         self.advance(packet.arrival)
     }
 
-    fn insert(&mut self, seq: u64, rtp_time: u64, payload: Arc<[u8]>, arrival: Duration) {
-        if self.seq_written(seq) {
+    fn insert(&mut self, seq: u64, rtp_time: u64, payload: Arc<[u8]>, arrival: u64) {
+        if self.seq_written(seq) || self.buffer.contains_key(&seq) {
             self.stats.duplicates += 1;
-            return;
-        }
-        let floor = self.now_pos.max(self.cursor);
-        let (anchor_pos, anchor_rtp) =
-            *self.anchor.get_or_insert_with(|| (samples_round(arrival).max(floor), rtp_time));
-        let pos = i128::from(anchor_pos) + i128::from(rtp_time) - i128::from(anchor_rtp);
-        let horizon = self.cursor.saturating_add(MAX_AHEAD).saturating_add(self.depth);
-        let pos = match u64::try_from(pos) {
-            Ok(p) if p >= self.cursor && p <= horizon => p,
-            _ => {
-                log::trace!("recording: late/out-of-range packet seq {seq} at {pos}");
-                self.stats.late += 1;
-                return;
-            }
-        };
-        let dur = frame_len(&payload).unwrap_or(self.last_frame);
-        let full = self.buffer.len() >= self.max_buffered;
-        match self.buffer.entry(pos) {
-            Entry::Occupied(_) => self.stats.duplicates += 1,
-            Entry::Vacant(_) if full => {
-                log::trace!("recording: jitter buffer full, seq {seq} dropped");
-                self.stats.late += 1;
-            }
-            Entry::Vacant(v) => {
-                v.insert(Buffered { seq, dur, payload });
-            }
+        } else if self.last.is_some_and(|l| seq <= l.seq) {
+            log::trace!("recording: late packet seq {seq}");
+            self.stats.late += 1;
+        } else if self.buffer.len() >= self.max_buffered {
+            log::trace!("recording: jitter buffer full, seq {seq} dropped");
+            self.stats.overflow += 1;
+        } else {
+            let dur = frame_len(&payload).unwrap_or(self.last_frame);
+            self.buffer.insert(seq, Buffered { rtp_time, arrival, dur, payload });
         }
     }
 
-    /// Moves time forward to `now` (since the call connected): writes every
-    /// buffered packet that ends at or before `now - jitter_depth`, and if the
-    /// buffer is then empty, pads with silence up to that limit. Time going
-    /// backwards is ignored. Does not flush the header (see [`flush`](Self::flush)).
+    /// Moves time forward to `now` (since the call connected): writes the buffered
+    /// packets that are due, and silence for a caller not heard from for the stall hold.
+    /// Time going backwards is ignored. Does not flush the header (see [`flush`](Self::flush)).
     pub fn advance(&mut self, now: Duration) -> Result<(), RecordingError> {
         let now_pos = samples_floor(now);
-        let limit = now_pos.saturating_sub(self.depth).max(self.limit);
-        if limit > MAX_SAMPLES {
-            return Err(RecordingError::TooLong { requested: limit });
+        if now_pos > MAX_SAMPLES {
+            return Err(RecordingError::TooLong { requested: now_pos });
         }
         self.now_pos = self.now_pos.max(now_pos);
-        self.limit = limit;
-        self.drain(limit, false)
+        self.drain(false)?;
+        if self.buffer.is_empty() {
+            // The caller went quiet: silence from the server's clock, the hold behind it.
+            let quiet = self.now_pos.saturating_sub(self.heard);
+            if quiet > self.hold {
+                let from = self.last.map_or(self.heard, |l| l.end);
+                self.fill_silence(from.saturating_add(quiet - self.hold).min(self.lead_limit()))?;
+            }
+        }
+        Ok(())
     }
 
     /// Updates the WAV header and flushes the writer, so that what is on disk
@@ -361,21 +359,18 @@ impl<W: Write + Seek> Recording<W> {
         Ok(self.wav.flush()?)
     }
 
-    /// Ends the recording at `end` (since the call connected): writes the
-    /// buffered packets that start before `end`, pads with silence, and
-    /// finalizes the file so that it holds exactly `floor(end * 48000)`
-    /// samples. (If `end` is earlier than audio already written, which can
-    /// only happen when `end` lies before an earlier `now - jitter_depth`, the
-    /// file keeps its current length; a warning is logged.)
+    /// Ends the recording at `end` (since the call connected): writes every buffered
+    /// packet (gaps concealed as usual), pads with silence up to `floor(end * 48000)`
+    /// samples, and finalizes the file. The file is longer than that only when the
+    /// caller's audio runs past the end (a fast clock): audio is never cut.
     pub fn finish(mut self, end: Duration) -> Result<RecordingStats, RecordingError> {
         let end_pos = samples_floor(end);
         if end_pos > MAX_SAMPLES {
             return Err(RecordingError::TooLong { requested: end_pos });
         }
-        self.drain(end_pos, true)?;
-        if self.cursor > end_pos {
-            log::warn!("recording: end {end_pos} is before {} samples already written", self.cursor);
-        }
+        self.now_pos = self.now_pos.max(end_pos);
+        self.drain(true)?;
+        self.fill_silence(end_pos)?;
         let stats = self.stats();
         self.wav.finalize()?;
         Ok(stats)
@@ -383,7 +378,7 @@ impl<W: Write + Seek> Recording<W> {
 
     /// Current counters.
     pub fn stats(&self) -> RecordingStats {
-        RecordingStats { samples_written: self.cursor, ..self.stats }
+        RecordingStats { samples_written: self.cursor, clock_ppm: self.clock.ppm(), ..self.stats }
     }
 
     /// Samples in the file so far (= the write cursor on the timeline).
@@ -391,73 +386,130 @@ impl<W: Write + Seek> Recording<W> {
         self.cursor
     }
 
-    /// Writes buffered packets up to `limit`. During the call a packet must
-    /// end by the limit; when finishing it must start before it, the rest is
-    /// discarded and everything is padded to the limit.
-    fn drain(&mut self, limit: u64, finishing: bool) -> Result<(), RecordingError> {
-        while let Some((&pos, b)) = self.buffer.first_key_value() {
-            let end = pos.saturating_add(b.dur as u64);
-            let (ready, cap) = if finishing {
-                (pos < limit, limit)
-            } else if end <= limit {
-                (true, limit)
-            } else {
-                // The next packet in sequence has nothing to wait for: it is written as soon
-                // as its time has come, not a jitter depth later.
-                (self.is_next(b.seq) && pos >= self.cursor && end <= self.arrived, self.arrived)
-            };
-            if !ready {
-                break;
+    /// Packets waiting in the jitter buffer.
+    pub fn buffered(&self) -> usize {
+        self.buffer.len()
+    }
+
+    /// Most packets the jitter buffer will hold.
+    pub fn max_buffered(&self) -> usize {
+        self.max_buffered
+    }
+
+    /// Writes buffered packets in sequence order: the next in sequence at once, one behind
+    /// a gap once the oldest waiting packet has waited the jitter depth; all when finishing.
+    fn drain(&mut self, finishing: bool) -> Result<(), RecordingError> {
+        while let Some(&seq) = self.buffer.keys().next() {
+            if !finishing && !self.is_next(seq) {
+                let since = match self.waiting_since {
+                    Some(t) => t,
+                    None => *self.waiting_since.insert(self.oldest_waiting()),
+                };
+                if self.now_pos < since.saturating_add(self.depth) {
+                    break;
+                }
             }
-            let Some((pos, b)) = self.buffer.pop_first() else {
-                break;
-            };
-            self.play(pos, b, cap)?;
-        }
-        if finishing {
-            if !self.buffer.is_empty() {
-                log::debug!("recording: {} packets beyond the end discarded", self.buffer.len());
-            }
-            self.buffer.clear();
-        }
-        if self.buffer.is_empty() {
-            self.fill_silence(limit)?;
+            let Some(b) = self.buffer.remove(&seq) else { break };
+            self.waiting_since = None;
+            self.play(seq, b)?;
         }
         Ok(())
     }
 
-    /// Conceals the gap in front of `b` (if any), then decodes and writes it.
-    fn play(&mut self, pos: u64, b: Buffered, cap: u64) -> Result<(), RecordingError> {
-        if self.seq_written(b.seq) {
-            self.stats.duplicates += 1;
-            return Ok(());
+    fn oldest_waiting(&self) -> u64 {
+        self.buffer.values().map(|b| b.arrival).min().unwrap_or(u64::MAX)
+    }
+
+    /// Places `b` on the timeline, fills the gap in front of it, decodes and writes it.
+    fn play(&mut self, seq: u64, b: Buffered) -> Result<(), RecordingError> {
+        let mut skipped = self.last.map_or(0, |l| seq.saturating_sub(l.seq).saturating_sub(1));
+        if skipped > MAX_SEQ_GAP {
+            // Not a loss: the sender restarted its sequence (str0m's extended sequence
+            // numbers never jump this far otherwise). Nothing to conceal.
+            self.stats.reanchors += 1;
+            skipped = 0;
         }
-        if pos.saturating_add(b.dur as u64) <= self.cursor {
-            self.stats.late += 1;
+        let Some(pos) = self.place(&b) else {
+            log::trace!("recording: seq {seq} lies too far ahead of the call, dropped");
+            self.stats.overflow += 1;
             return Ok(());
-        }
-        let skipped = self.last_seq.map_or(0, |l| b.seq.saturating_sub(l).saturating_sub(1));
+        };
         self.stats.lost = self.stats.lost.saturating_add(skipped);
         if pos > self.cursor {
             if skipped > 0 {
-                self.conceal_gap(pos.min(cap), &b)?;
+                self.conceal_gap(pos, &b)?;
             } else {
-                // No sequence number missing: the sender paused (DTX / mute).
-                self.fill_silence(pos.min(cap))?;
+                self.fill_silence(pos)?;
             }
         }
-        match self.decode(&b.payload, b.dur, false) {
+        let at = self.cursor;
+        let len = match self.decode(&b.payload, b.dur, false) {
             Some(n) => {
                 self.last_frame = n;
-                self.put(pos, n, Kind::Audio, cap)?;
+                self.put(at, n, Kind::Audio, u64::MAX)?;
+                n
             }
             None => {
                 self.stats.decode_errors += 1;
-                self.conceal_plc(pos, b.dur, cap)?;
+                self.conceal_plc(at, b.dur, u64::MAX)?;
+                b.dur
             }
-        }
-        self.mark_written(b.seq);
+        };
+        self.stats.recorded += 1;
+        self.mark_written(seq);
+        self.last = Some(Written { seq, rtp_end: b.rtp_time.saturating_add(len as u64), end: self.cursor });
+        self.clock.observe(b.arrival, b.rtp_time, at);
         Ok(())
+    }
+
+    /// Where `b`'s audio starts in the file (at or after the cursor), or None if that is
+    /// beyond what the file may hold. See the module docs.
+    fn place(&mut self, b: &Buffered) -> Option<u64> {
+        let limit = self.lead_limit();
+        let Some(last) = self.last else {
+            // The first packet: the wall clock places it.
+            let pos = self.cursor.max(b.arrival);
+            return (self.cursor <= limit).then_some(pos.min(limit));
+        };
+        let gap = i128::from(b.rtp_time) - i128::from(last.rtp_end);
+        if gap < 0 {
+            // The caller's timestamps went backwards: carry on right after the last audio.
+            self.stats.reanchors += 1;
+            self.clock.reset();
+            return (self.cursor <= limit).then_some(self.cursor);
+        }
+        let by_rtp = i128::from(last.end) + gap;
+        let mut target = by_rtp;
+        if gap >= i128::from(samples_floor(ABSORB_MIN)) {
+            // A silent stretch takes up drift, and never places audio after it arrived.
+            let late = self.clock.lateness();
+            if late.abs() > DEADBAND {
+                target += late;
+            }
+            target = target.min(i128::from(b.arrival.max(last.end)));
+        }
+        if target < i128::from(self.cursor) && by_rtp < i128::from(self.cursor) {
+            // Silence from the server's clock already covers its place.
+            self.stats.reanchors += 1;
+        }
+        let pos = u64::try_from(target).unwrap_or(0).max(self.cursor);
+        if self.cursor > limit {
+            return None;
+        }
+        let pos = pos.min(limit);
+        let drift = i128::from(pos) - by_rtp;
+        self.stats.drift_samples = self
+            .stats
+            .drift_samples
+            .saturating_add(i64::try_from(drift).unwrap_or(if drift < 0 { i64::MIN } else { i64::MAX }));
+        Some(pos)
+    }
+
+    /// The furthest the file may reach now: [`MAX_LEAD`] plus a quarter of the call's
+    /// time ahead of the wall clock.
+    fn lead_limit(&self) -> u64 {
+        let lead = samples_floor(MAX_LEAD).saturating_add(self.now_pos / 4);
+        self.now_pos.saturating_add(lead).min(MAX_SAMPLES)
     }
 
     /// Fills `[cursor, pos)` after a loss: PLC (at most ~120 ms, in chunks of
@@ -533,6 +585,9 @@ impl<W: Write + Seek> Recording<W> {
         if end <= from {
             return Ok(());
         }
+        if end > MAX_SAMPLES {
+            return Err(RecordingError::TooLong { requested: end });
+        }
         if from > self.cursor {
             self.fill_silence(from)?;
         }
@@ -551,6 +606,9 @@ impl<W: Write + Seek> Recording<W> {
 
     /// Writes silence up to timeline position `to`.
     fn fill_silence(&mut self, to: u64) -> Result<(), RecordingError> {
+        if to > MAX_SAMPLES {
+            return Err(RecordingError::TooLong { requested: to });
+        }
         while self.cursor < to {
             // Blocks of one 20 ms frame keep hound's sample buffer small; the min makes the
             // cast lossless.
@@ -564,37 +622,25 @@ impl<W: Write + Seek> Recording<W> {
 
     /// Whether `seq` directly follows the last written packet (or nothing was written yet).
     fn is_next(&self, seq: u64) -> bool {
-        self.last_seq.is_none_or(|last| seq == last.wrapping_add(1))
+        self.last.is_none_or(|last| seq == last.seq.wrapping_add(1))
     }
 
     fn seq_written(&self, seq: u64) -> bool {
-        match self.last_seq {
-            Some(last) if seq <= last => {
-                let d = last - seq;
+        match self.last {
+            Some(last) if seq <= last.seq => {
+                let d = last.seq - seq;
                 d < 128 && (self.seq_mask >> d) & 1 == 1
             }
             _ => false,
         }
     }
 
+    /// Marks `seq` written; it is always past the last one written (sequence order).
     fn mark_written(&mut self, seq: u64) {
-        match self.last_seq {
-            Some(last) if seq <= last => {
-                let d = last - seq;
-                if d < 128 {
-                    self.seq_mask |= 1 << d;
-                }
-            }
-            Some(last) => {
-                let d = seq - last;
-                self.seq_mask = if d < 128 { self.seq_mask << d } else { 0 } | 1;
-                self.last_seq = Some(seq);
-            }
-            None => {
-                self.seq_mask = 1;
-                self.last_seq = Some(seq);
-            }
-        }
+        self.seq_mask = match self.last {
+            Some(last) if seq > last.seq && seq - last.seq < 128 => self.seq_mask << (seq - last.seq) | 1,
+            _ => 1,
+        };
     }
 }
 
