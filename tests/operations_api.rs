@@ -49,6 +49,10 @@ fn health_metrics_and_sessions_describe_a_live_call() {
     let seconds = rec["seconds"].as_f64().unwrap();
     assert!(seconds > 0.5 && seconds <= duration + 0.1, "recording length so far {seconds} of {duration}: {rec}");
     assert!(rec["error"].is_null());
+    // How the caller's clock looks to the recorder: nothing late, no re-anchor, and a rate
+    // (null until 10 s of the call were seen).
+    assert_eq!((rec["late_packets"].as_u64(), rec["reanchors"].as_u64()), (Some(0), Some(0)), "{rec}");
+    assert!(rec["drift_ms"].is_i64() && rec.get("clock_ppm").is_some(), "{rec}");
 
     let one = request(daemon.http, "GET", &format!("/sessions/{id}"), None, b"", T).unwrap();
     assert_eq!(one.status, 200);
@@ -68,6 +72,8 @@ fn health_metrics_and_sessions_describe_a_live_call() {
     assert!(metric(&text, "tapedeck_bytes_out_total") > metric(&text, "tapedeck_packets_out_total"));
     assert!(metric(&text, "tapedeck_recording_bytes_total") > 48_000.0, "a second of 16-bit audio is 96 kB");
     assert_eq!(metric(&text, "tapedeck_recording_errors_total"), 0.0);
+    assert_eq!(metric(&text, "tapedeck_recording_late_packets_total"), 0.0);
+    assert_eq!(metric(&text, "tapedeck_recording_reanchors_total"), 0.0);
     assert_eq!(metric(&text, "tapedeck_send_errors_total"), 0.0, "every datagram to a live caller went out");
     assert!(metric(&text, "tapedeck_loop_turn_seconds_count") > 100.0);
     assert_eq!(

@@ -400,6 +400,10 @@ fn session_json(s: &SessionInfo, shared: &Shared, now: Instant) -> serde_json::V
         "recording": recording.as_ref().map(|r| serde_json::json!({
             "path": r.path.display().to_string(),
             "seconds": r.samples as f64 / 48_000.0,
+            "late_packets": r.late,
+            "reanchors": r.reanchors,
+            "drift_ms": r.drift_ms,
+            "clock_ppm": r.clock_ppm,
             "error": r.error,
         })),
     })

@@ -72,6 +72,14 @@ pub struct RecordingView {
     pub lost: u64,
     pub concealed_packets: u64,
     pub concealed_samples: u64,
+    /// Packets dropped as late (they came after audio later in sequence was written).
+    pub late: u64,
+    /// Times the caller's timestamps could not place a packet and the mapping was reset.
+    pub reanchors: u64,
+    /// Silence added (+) or taken out (−) of silent stretches to follow the wall clock, ms.
+    pub drift_ms: i64,
+    /// The caller's estimated clock rate, ppm off nominal.
+    pub clock_ppm: Option<i32>,
     /// Set when writing failed; the call goes on without a recording.
     pub error: Option<String>,
 }
@@ -91,6 +99,9 @@ pub struct Telemetry {
     pub concealed_packets: AtomicU64,
     pub recording_bytes: AtomicU64,
     pub recording_errors: AtomicU64,
+    /// Packets the recorders dropped as late, and re-anchored timelines.
+    pub late_packets: AtomicU64,
+    pub reanchors: AtomicU64,
     /// Datagrams the kernel would not send (buffer full, destination refused).
     send_errors: AtomicU64,
     /// Per recorder worker: the loop's time (µs since `started`) of the last batch it
@@ -120,6 +131,8 @@ impl Telemetry {
             concealed_packets: AtomicU64::new(0),
             recording_bytes: AtomicU64::new(0),
             recording_errors: AtomicU64::new(0),
+            late_packets: AtomicU64::new(0),
+            reanchors: AtomicU64::new(0),
             send_errors: AtomicU64::new(0),
             recorders_done: Mutex::new(Vec::new()),
             recordings: Mutex::new(HashMap::new()),
@@ -261,6 +274,18 @@ impl Telemetry {
             "counter",
             "Recordings that could not be created or written.",
             load(&self.recording_errors),
+        );
+        metric(
+            "tapedeck_recording_late_packets_total",
+            "counter",
+            "Packets dropped as late: they arrived after audio later in sequence was written (reordered beyond the jitter depth).",
+            load(&self.late_packets),
+        );
+        metric(
+            "tapedeck_recording_reanchors_total",
+            "counter",
+            "Times a caller's timestamps could not place a packet (they went backwards, or the server's silence covered its place) and the timeline was re-anchored.",
+            load(&self.reanchors),
         );
         metric(
             "tapedeck_sample_underruns_total",
