@@ -42,7 +42,8 @@
 //!   CORS), the telemetry behind it, and the demo page's assets.
 //! - [`media`]: the recorder ([`media::recording`]: jitter buffer, Opus decoding with
 //!   FEC/PLC, WAV), captures and replay ([`media::capture`]), and the looped sample.
-//! - [`workers`]: the recorder pool and the sample encoder thread.
+//! - [`workers`]: the recorder pool (threads around a sans-IO recording pipeline, which the
+//!   simulated-network tests drive too) and the sample encoder thread.
 //! - [`client`]: WebRTC callers for the end-to-end tests and `tapedeck-load`.
 //! - [`testkit`] and [`fuzz`]: an in-memory connected session, and the functions the
 //!   cargo-fuzz targets wrap.

@@ -1,19 +1,38 @@
 //! A simulated network: the real engine and N offering str0m callers in one process, on a
 //! virtual clock, with a seeded network (latency, jitter, random and burst loss, reordering,
 //! duplication). Time jumps straight to the next event, so a minute of calls takes well
-//! under a second per caller. The recorder pipeline runs here too, deterministically: every
-//! session's WAV (and its capture) is built in memory through `media::capture::Recorder`,
-//! ticked every 200 ms of virtual time as the worker is.
+//! under a second per caller.
+//!
+//! The recorder runs here too, deterministically: the daemon's own recorder pipeline
+//! (`workers::recorder::Pipeline`, one worker's worth) with an in-memory storage and a
+//! telemetry of its own. Each step's engine outputs become one batch with the virtual `now`,
+//! as the event loop hands them to a worker: `Start` on `Output::Connected`, `Packet` on
+//! `Output::Media`, `End` on `Output::Ended`. The simulation also steps at the pipeline's
+//! next tick, so recordings advance and their headers are refreshed every 200 ms of virtual
+//! time, exactly as in the daemon. A finished session's WAV and capture are taken from the
+//! storage into [`Finished`].
+//!
+//! Callers follow a [`PeerPlan`]: a tone, silent stretches, a hang-up or a vanishing, and
+//! two knobs for callers whose media clock misbehaves:
+//!
+//! - `clock_rate`: the caller's media clock runs at this speed against (virtual) real time:
+//!   it sends one 20 ms frame (RTP +960) every `20 ms / clock_rate`. 0.95 sends 95 % of real
+//!   time's audio (a slow sender), 1.05 is a fast one.
+//! - `stalls`: `(at, length)` since connected: the caller goes on capturing frames (RTP time
+//!   and sequence numbers keep counting) but sends none for `length`, then writes the whole
+//!   backlog to str0m in one instant, then carries on in real time (a phone app resumed from
+//!   the background).
+//!
+//! [`Finished::frames_sent`] counts the audio frames a caller wrote to str0m (not those of
+//! its silent stretches), so a test can check that every frame sent is in the file.
 //!
 //! Same seed, same scenario: the same events in the same order and byte-identical WAVs (DTLS
 //! keys differ from run to run, but nothing the recorder sees depends on them).
 
-use std::cell::RefCell;
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap};
-use std::io::{Cursor, Seek, SeekFrom, Write};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 use std::net::SocketAddr;
-use std::rc::Rc;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -23,13 +42,17 @@ use str0m::net::{Protocol, Receive};
 use str0m::{Event, Rtc};
 use tapedeck::client::{encode_tone, offering, opus_pt, Offering};
 use tapedeck::engine::{accept_offer, EndReason, Engine, EngineConfig, Input, OfferParams, Output, SessionId};
-use tapedeck::media::capture::{CaptureWriter, Op, Recorder};
-use tapedeck::media::recording::{Recording, RecordingConfig, RecordingStats};
+use tapedeck::io::telemetry::Telemetry;
+use tapedeck::media::recording::{RecordingConfig, RecordingStats};
 use tapedeck::media::sample::LoopEncoder;
+use tapedeck::workers::recorder::pipeline::capture_path;
+use tapedeck::workers::recorder::{Ended, MemStorage, Pipeline, RecorderMsg, Summary};
 
 const SERVER: &str = "127.0.0.1:50000";
-/// How often the simulated recorder worker advances its recordings.
-const TICK: Duration = Duration::from_millis(200);
+/// Where the simulated recorder writes its captures (in memory).
+const CAPTURES: &str = "captures";
+/// One frame of a caller's audio, on its own media clock.
+const FRAME: Duration = Duration::from_millis(20);
 
 /// Conditions on one direction of the network.
 #[derive(Debug, Clone, Copy, Default)]
@@ -58,11 +81,29 @@ pub struct PeerPlan {
     pub hang_up_after: Duration,
     /// If set, the caller vanishes at this time instead (stops sending anything).
     pub vanish_after: Option<Duration>,
+    /// The speed of the caller's media clock against real time: one 20 ms frame every
+    /// `20 ms / clock_rate` (1.0: on time; 0.95: a slow sender; 1.05: a fast one).
+    pub clock_rate: f64,
+    /// (at, length): from `at`, the caller captures frames but sends none for `length`,
+    /// then sends the backlog at once and carries on.
+    pub stalls: Vec<(Duration, Duration)>,
 }
 
 impl PeerPlan {
     pub fn tone(tone_hz: u32, seconds: f64) -> Self {
-        PeerPlan { tone_hz, silent: Vec::new(), hang_up_after: Duration::from_secs_f64(seconds), vanish_after: None }
+        PeerPlan {
+            tone_hz,
+            silent: Vec::new(),
+            hang_up_after: Duration::from_secs_f64(seconds),
+            vanish_after: None,
+            clock_rate: 1.0,
+            stalls: Vec::new(),
+        }
+    }
+
+    /// The end of the stall `since` (time since connected) falls in, if any.
+    fn stalled(&self, since: Duration) -> Option<Duration> {
+        self.stalls.iter().find(|&&(at, len)| since >= at && since < at + len).map(|&(at, len)| at + len)
     }
 }
 
@@ -76,6 +117,8 @@ pub struct Finished {
     pub reason: EndReason,
     /// Media packets the engine handed over whose sequence number it had handed over before.
     pub repeated_seqs: u64,
+    /// Audio frames the caller wrote to str0m (not counting its silent stretches).
+    pub frames_sent: u64,
 }
 
 struct Peer {
@@ -87,22 +130,29 @@ struct Peer {
     plan: PeerPlan,
     connected_at: Option<Instant>,
     deadline: Instant,
+    /// When the caller captures its next frame (on its own media clock).
     next_send: Option<Instant>,
+    /// Frames captured so far.
+    captured: u64,
     rtp: u64,
     frame: usize,
+    /// Frames captured during a stall, sent when it ends at `resume_at`.
+    backlog: Vec<(Instant, u64, Arc<[u8]>)>,
+    /// Datagrams of a backlog sent at once, for the network.
+    burst: Vec<(SocketAddr, SocketAddr, Vec<u8>)>,
+    resume_at: Option<Instant>,
+    frames_sent: u64,
     gone: bool,
     /// A datagram arrived since the peer was last polled.
     dirty: bool,
 }
 
+/// A connected session, as the simulation sees it (its recording is in the pipeline).
 struct Live {
-    wav: SharedBuf,
-    recorder: Recorder<SharedBuf, Vec<u8>>,
-    connected_at: Instant,
-    next_tick: Instant,
-    flushed: Instant,
-    seqs: std::collections::BTreeSet<u64>,
+    path: PathBuf,
+    seqs: BTreeSet<u64>,
     repeated: u64,
+    reason: Option<EndReason>,
 }
 
 struct Datagram {
@@ -169,32 +219,17 @@ pub struct Sim {
     order: u64,
     live: BTreeMap<SessionId, Live>,
     pub done: BTreeMap<SessionId, Finished>,
+    /// The daemon's recorder pipeline, writing in memory, and the batch for this step.
+    recorders: Pipeline<MemStorage>,
+    batch: Vec<RecorderMsg>,
+    /// What the recorder pipeline publishes (progress, errors, lag).
+    pub telemetry: Arc<Telemetry>,
     sample: LoopEncoder,
     up: NetConfig,
     down: NetConfig,
     up_bursting: bool,
     down_bursting: bool,
-    jitter_depth: Duration,
     engine_deadline: Instant,
-}
-
-/// An in-memory WAV file the test can read after the recorder finalized it.
-#[derive(Clone, Default)]
-struct SharedBuf(Rc<RefCell<Cursor<Vec<u8>>>>);
-
-impl Write for SharedBuf {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.borrow_mut().write(buf)
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Seek for SharedBuf {
-    fn seek(&mut self, pos: SeekFrom) -> std::io::Result<u64> {
-        self.0.borrow_mut().seek(pos)
-    }
 }
 
 fn params() -> OfferParams {
@@ -228,9 +263,12 @@ impl Sim {
             connect_timeout: Duration::from_secs(10),
             max_sessions: 1000,
         };
-        let pcm =
-            tapedeck::media::sample::load(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/sample.wav"))
-                .expect("sample");
+        let pcm = tapedeck::media::sample::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/sample.wav"))
+            .expect("sample");
+        let telemetry = Arc::new(Telemetry::new());
+        let recording = RecordingConfig { jitter_depth: Duration::from_millis(1000) };
+        let captures = Some(PathBuf::from(CAPTURES));
+        let recorders = Pipeline::new(recording, captures, MemStorage::default(), telemetry.clone());
         Sim {
             now: start,
             start,
@@ -243,12 +281,14 @@ impl Sim {
             order: 0,
             live: BTreeMap::new(),
             done: BTreeMap::new(),
+            recorders,
+            batch: Vec::new(),
+            telemetry,
             sample: LoopEncoder::new(pcm.into(), Duration::from_millis(10)).unwrap(),
             up,
             down,
             up_bursting: false,
             down_bursting: false,
-            jitter_depth: Duration::from_millis(1000),
             engine_deadline: start,
         }
     }
@@ -273,8 +313,13 @@ impl Sim {
             connected_at: None,
             deadline: self.now,
             next_send: None,
+            captured: 0,
             rtp: 0,
             frame: 0,
+            backlog: Vec::new(),
+            burst: Vec::new(),
+            resume_at: None,
+            frames_sent: 0,
             gone: false,
             dirty: true,
         };
@@ -301,12 +346,12 @@ impl Sim {
         }
         for p in self.peers.iter().filter(|p| !p.gone) {
             next = next.min(p.deadline);
-            if let Some(t) = p.next_send {
+            for t in [p.next_send, p.resume_at].into_iter().flatten() {
                 next = next.min(t);
             }
         }
-        for l in self.live.values() {
-            next = next.min(l.next_tick);
+        if let Some(t) = self.recorders.next_tick() {
+            next = next.min(t);
         }
         next = next.min(self.engine_deadline);
         next.max(self.now + Duration::from_micros(50))
@@ -335,7 +380,7 @@ impl Sim {
         self.drain_engine();
         self.drive_peers();
         self.drain_engine();
-        self.tick_recorders();
+        self.feed_recorders();
     }
 
     fn drain_engine(&mut self) {
@@ -347,37 +392,25 @@ impl Sim {
                 }
                 Output::Transmit { source, destination, contents } => self.send(source, destination, contents),
                 Output::Connected { session, at } => {
-                    let config = RecordingConfig { jitter_depth: self.jitter_depth };
-                    let wav = SharedBuf::default();
-                    let recording = Recording::new(wav.clone(), config).unwrap();
-                    let capture = CaptureWriter::new(Vec::new(), config).unwrap();
-                    let live = Live {
-                        wav,
-                        recorder: Recorder::new(recording, Some(capture)),
-                        connected_at: at,
-                        next_tick: at + TICK,
-                        flushed: at,
-                        seqs: Default::default(),
-                        repeated: 0,
-                    };
+                    let path = PathBuf::from(format!("{session}.wav"));
+                    let live = Live { path: path.clone(), seqs: BTreeSet::new(), repeated: 0, reason: None };
                     self.live.insert(session, live);
+                    self.batch.push(RecorderMsg::Start { session, at, path });
                 }
                 Output::Media { session, packet } => {
                     if let Some(l) = self.live.get_mut(&session) {
                         if !l.seqs.insert(packet.seq) {
                             l.repeated += 1;
                         }
-                        l.recorder.apply(Op::Packet(packet)).unwrap();
                     }
+                    self.batch.push(RecorderMsg::Packet { session, packet });
                 }
-                Output::Ended { session, reason, duration, .. } => {
-                    let Some(l) = self.live.remove(&session) else { continue };
-                    let duration = duration.unwrap_or_default();
-                    let (stats, capture) = l.recorder.finish(duration).unwrap();
-                    let wav = l.wav.0.borrow().get_ref().clone();
-                    let capture = capture.unwrap();
-                    let finished = Finished { wav, capture, stats, duration, reason, repeated_seqs: l.repeated };
-                    self.done.insert(session, finished);
+                Output::Ended { session, reason, duration, counters } => {
+                    // As the event loop: a session that never connected has nothing to end.
+                    let (Some(l), Some(duration)) = (self.live.get_mut(&session), duration) else { continue };
+                    l.reason = Some(reason);
+                    let summary = Summary { reason, counters };
+                    self.batch.push(RecorderMsg::End { session, duration, summary });
                 }
             }
         }
@@ -388,7 +421,7 @@ impl Sim {
         let mut outgoing = Vec::new();
         let mut hangups = Vec::new();
         for p in self.peers.iter_mut().filter(|p| !p.gone) {
-            let due = p.dirty || p.deadline <= now || p.next_send.is_some_and(|t| t <= now);
+            let due = p.dirty || p.deadline <= now || [p.next_send, p.resume_at].iter().flatten().any(|&t| t <= now);
             let ends = p.connected_at.is_some_and(|at| {
                 now - at >= p.plan.hang_up_after || p.plan.vanish_after.is_some_and(|v| now - at >= v)
             });
@@ -410,12 +443,17 @@ impl Sim {
                     p.gone = true;
                     continue;
                 }
-                while p.next_send.is_some_and(|t| t <= now) {
-                    let t = p.next_send.unwrap();
-                    p.send_frame(t);
-                    p.next_send = Some(t + Duration::from_millis(20));
+                while let Some(t) = p.next_send.filter(|&t| t <= now) {
+                    p.capture_frame(t);
+                    p.captured += 1;
+                    let next = FRAME.as_nanos() as f64 * p.captured as f64 / p.plan.clock_rate;
+                    p.next_send = Some(at + Duration::from_nanos(next.round() as u64));
+                }
+                if p.resume_at.is_some_and(|t| t <= now) {
+                    p.send_backlog();
                 }
             }
+            outgoing.append(&mut p.burst);
             loop {
                 match p.rtc.poll_output() {
                     Ok(str0m::Output::Transmit(t)) => outgoing.push((t.source, t.destination, t.contents.to_vec())),
@@ -443,18 +481,36 @@ impl Sim {
         }
     }
 
-    fn tick_recorders(&mut self) {
-        let now = self.now;
-        for l in self.live.values_mut() {
-            while l.next_tick <= now {
-                l.recorder.apply(Op::Advance(l.next_tick - l.connected_at)).unwrap();
-                if l.next_tick - l.flushed >= Duration::from_secs(1) {
-                    l.flushed = l.next_tick;
-                    l.recorder.apply(Op::Flush).unwrap();
-                }
-                l.next_tick += TICK;
-            }
+    /// Hands this step's messages to the recorder pipeline as one batch at `now`, as the
+    /// event loop does (and an empty batch when a tick is due).
+    fn feed_recorders(&mut self) {
+        let due = self.recorders.next_tick().is_some_and(|t| t <= self.now);
+        if self.batch.is_empty() && !due {
+            return;
         }
+        let ended = self.recorders.handle_batch(self.now, std::mem::take(&mut self.batch));
+        for e in ended {
+            self.finished(e);
+        }
+    }
+
+    /// Takes a finalized recording's WAV and capture from the storage.
+    fn finished(&mut self, e: Ended) {
+        let Some(live) = self.live.remove(&e.session) else { return };
+        let storage = self.recorders.storage_mut();
+        let wav = storage.take(&live.path).expect("the WAV is in memory");
+        let capture = capture_path(Path::new(CAPTURES), &live.path).and_then(|p| storage.take(&p));
+        let frames_sent = self.peers.iter().find(|p| p.id == e.session).map_or(0, |p| p.frames_sent);
+        let finished = Finished {
+            wav,
+            capture: capture.expect("the capture is in memory"),
+            stats: e.stats.expect("writing in memory does not fail"),
+            duration: e.duration,
+            reason: live.reason.expect("the session ended"),
+            repeated_seqs: live.repeated,
+            frames_sent,
+        };
+        self.done.insert(e.session, finished);
     }
 
     /// Puts a datagram on the simulated network.
@@ -488,8 +544,11 @@ impl Sim {
 }
 
 impl Peer {
-    fn send_frame(&mut self, at: Instant) {
-        let since = at - self.connected_at.unwrap();
+    /// The caller's microphone hands over the frame captured at `at`: it is dropped in a
+    /// silent stretch, held back in a stall, and sent otherwise (after any backlog).
+    fn capture_frame(&mut self, at: Instant) {
+        let connected = self.connected_at.expect("frames are captured once connected");
+        let since = at - connected;
         let rtp = self.rtp;
         self.rtp += 960;
         let frames = tone_frames(self.plan.tone_hz);
@@ -498,9 +557,35 @@ impl Peer {
         if self.plan.silent.iter().any(|&(a, b)| since >= a && since < b) {
             return;
         }
+        if let Some(end) = self.plan.stalled(since) {
+            self.backlog.push((at, rtp, frame));
+            self.resume_at = Some(connected + end);
+            return;
+        }
+        self.send_backlog();
+        self.send_frame(at, rtp, frame);
+    }
+
+    /// Sends every frame held back by a stall, in one instant, in order. str0m holds at
+    /// most 50 written audio packets until polled (its `send_buffer_audio`), so each one is
+    /// polled out before the next is written, as a sender pushing a backlog would.
+    fn send_backlog(&mut self) {
+        self.resume_at = None;
+        for (at, rtp, frame) in std::mem::take(&mut self.backlog) {
+            self.send_frame(at, rtp, frame);
+            while let Ok(str0m::Output::Transmit(t)) = self.rtc.poll_output() {
+                self.burst.push((t.source, t.destination, t.contents.to_vec()));
+            }
+        }
+    }
+
+    /// Writes one frame to str0m; `at` is when it was captured.
+    fn send_frame(&mut self, at: Instant, rtp: u64, frame: Arc<[u8]>) {
         let Some(pt) = self.pt.or_else(|| opus_pt(&mut self.rtc, self.mid)) else { return };
         self.pt = Some(pt);
         let Some(writer) = self.rtc.writer(self.mid) else { return };
-        let _ = writer.write(pt, at, MediaTime::new(rtp, Frequency::FORTY_EIGHT_KHZ), frame);
+        if writer.write(pt, at, MediaTime::new(rtp, Frequency::FORTY_EIGHT_KHZ), frame).is_ok() {
+            self.frames_sent += 1;
+        }
     }
 }

@@ -1,0 +1,503 @@
+//! The recorder pipeline: what one recorder worker does with the messages the event loop sends
+//! it, with no thread, clock or file of its own. The daemon's worker threads
+//! ([`super::RecorderPool`]) and the simulated-network tests drive this one type: each hands
+//! over a batch of messages with the loop's (or the simulation's) time, so a test exercises
+//! exactly the daemon's recording logic, tick cadence and failure handling.
+//!
+//! It lives under `workers`, not `media`, because it is the worker's logic rather than audio:
+//! it knows sessions, the telemetry and the summary log line, which `media` (pure audio,
+//! no notion of a session) does not.
+//!
+//! Per session the pipeline owns a [`Recorder`] (jitter buffer, decoder, WAV writer, capture)
+//! writing into a [`Storage`]. On each batch it applies the messages in order, then, at most
+//! every [`TICK`] of the given time, advances every recording (so audio is written while a
+//! caller is silent), refreshes each WAV header (so a killed process leaves a playable file)
+//! and publishes each recording's progress. An end writes what is still buffered, makes the
+//! file exactly as long as the call and logs the session's one-line summary.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::storage::Storage;
+use crate::engine::{EndReason, SessionCounters, SessionId};
+use crate::io::telemetry::{RecordingView, Telemetry};
+use crate::media::capture::{CaptureWriter, Op, Recorder};
+use crate::media::recording::{Packet, Recording, RecordingConfig, RecordingStats};
+
+/// How often the pipeline advances its recordings without new packets (the pool also sends
+/// an empty batch this often).
+pub const TICK: Duration = Duration::from_millis(200);
+/// How often each WAV header is rewritten (with the write buffer), so that a killed
+/// process leaves a file whose header covers all but the last fraction of a second.
+pub const HEADER_REFRESH: Duration = TICK;
+
+/// What the event loop tells the recorders.
+#[derive(Debug)]
+pub enum RecorderMsg {
+    /// The session connected at `at`; record it to `path`.
+    Start { session: SessionId, at: Instant, path: PathBuf },
+    /// One received packet.
+    Packet { session: SessionId, packet: Packet },
+    /// The session ended `duration` after it connected; the worker logs its summary.
+    End { session: SessionId, duration: Duration, summary: Summary },
+}
+
+impl RecorderMsg {
+    /// The session the message is about.
+    pub fn session(&self) -> SessionId {
+        match self {
+            RecorderMsg::Start { session, .. }
+            | RecorderMsg::Packet { session, .. }
+            | RecorderMsg::End { session, .. } => *session,
+        }
+    }
+}
+
+/// What the loop knows about an ended session, for its one-line summary.
+#[derive(Debug, Clone, Copy)]
+pub struct Summary {
+    pub reason: EndReason,
+    pub counters: SessionCounters,
+}
+
+impl std::fmt::Display for Summary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let c = &self.counters;
+        write!(
+            f,
+            "ended ({}); datagrams in {} ({} bytes), out {} ({} bytes); audio packets in {}, out {}",
+            self.reason, c.datagrams_in, c.bytes_in, c.datagrams_out, c.bytes_out, c.media_in, c.media_out
+        )
+    }
+}
+
+/// A recording the pipeline finalized (its file is complete and closed).
+#[derive(Debug, Clone)]
+pub struct Ended {
+    pub session: SessionId,
+    /// How long the call lasted; the file is exactly this long unless writing failed.
+    pub duration: Duration,
+    /// The recording's final counters; `None` if writing failed (the file keeps what it had).
+    pub stats: Option<RecordingStats>,
+}
+
+/// Where a recording's capture goes in the capture directory `dir`: `<recording name>.tdcap`.
+pub fn capture_path(dir: &Path, recording: &Path) -> Option<PathBuf> {
+    let name = recording.file_stem()?.to_string_lossy().into_owned() + ".tdcap";
+    Some(dir.join(name))
+}
+
+/// One worker's recordings. See the module docs.
+pub struct Pipeline<S: Storage> {
+    config: RecordingConfig,
+    /// The capture directory, if capturing.
+    capture: Option<PathBuf>,
+    storage: S,
+    open: HashMap<SessionId, Open<S>>,
+    telemetry: Arc<Telemetry>,
+    /// This worker's progress marker in the telemetry (for the recorders' lag).
+    done: Arc<AtomicU64>,
+    /// The latest time handed over: the pipeline's clock never runs backwards.
+    clock: Option<Instant>,
+    last_tick: Option<Instant>,
+}
+
+impl<S: Storage> Pipeline<S> {
+    /// A pipeline recording with `config` into `storage`; with `capture`, each recording's
+    /// operations also go to `<capture>/<recording name>.tdcap`. Registers itself as a
+    /// recorder worker in `telemetry`.
+    pub fn new(config: RecordingConfig, capture: Option<PathBuf>, storage: S, telemetry: Arc<Telemetry>) -> Self {
+        let done = telemetry.add_recorder();
+        Pipeline { config, capture, storage, open: HashMap::new(), telemetry, done, clock: None, last_tick: None }
+    }
+
+    /// Handles one batch the loop handed over at `now`: applies its messages in order, then
+    /// ticks if [`TICK`] has passed since the last tick. Returns the recordings it finalized.
+    pub fn handle_batch(&mut self, now: Instant, msgs: Vec<RecorderMsg>) -> Vec<Ended> {
+        let ended = msgs.into_iter().filter_map(|msg| self.handle(msg)).collect();
+        let now = self.clock.map_or(now, |c| c.max(now));
+        self.clock = Some(now);
+        if self.last_tick.is_none_or(|t| now.duration_since(t) >= TICK) {
+            self.last_tick = Some(now);
+            self.tick(now);
+        }
+        self.telemetry.recorder_done(&self.done, now);
+        ended
+    }
+
+    /// When the next batch will tick (`None` before the first batch): a driver that wants
+    /// every tick on time hands over a batch, empty if need be, at this time.
+    pub fn next_tick(&self) -> Option<Instant> {
+        self.last_tick.map(|t| t + TICK)
+    }
+
+    /// Finalizes every open recording at the latest time handed over (the daemon is
+    /// stopping); each session's summary says `shutdown`.
+    pub fn shutdown(&mut self) -> Vec<Ended> {
+        let ids: Vec<SessionId> = self.open.keys().copied().collect();
+        let summary = Summary { reason: EndReason::Shutdown, counters: SessionCounters::default() };
+        ids.into_iter()
+            .filter_map(|id| {
+                let duration = match (self.open.get(&id), self.clock) {
+                    (Some(o), Some(now)) => now.saturating_duration_since(o.at),
+                    _ => Duration::ZERO,
+                };
+                self.end(id, duration, summary)
+            })
+            .collect()
+    }
+
+    /// The storage the recordings are written to.
+    pub fn storage(&self) -> &S {
+        &self.storage
+    }
+
+    /// The storage, to take finished files from it.
+    pub fn storage_mut(&mut self) -> &mut S {
+        &mut self.storage
+    }
+
+    fn handle(&mut self, msg: RecorderMsg) -> Option<Ended> {
+        match msg {
+            RecorderMsg::Start { session, at, path } => self.start(session, at, path),
+            RecorderMsg::Packet { session, packet } => {
+                if let Some(open) = self.open.get_mut(&session) {
+                    open.apply(Op::Packet(packet), session, &self.telemetry);
+                }
+            }
+            RecorderMsg::End { session, duration, summary } => return self.end(session, duration, summary),
+        }
+        None
+    }
+
+    fn start(&mut self, session: SessionId, at: Instant, path: PathBuf) {
+        let recorder = crate::logging::with_session(session, || {
+            let wav = self
+                .storage
+                .create_wav(&path)
+                .map_err(|e| format!("cannot create the recording {}: {e}", path.display()))?;
+            let recording = Recording::new(wav, self.config)
+                .map_err(|e| format!("cannot start the recording {}: {e}", path.display()))?;
+            log::info!("recording to {}", path.display());
+            Ok::<_, String>(Recorder::new(recording, self.open_capture(&path)))
+        });
+        let mut view = RecordingView { path: path.clone(), ..Default::default() };
+        let recorder = match recorder {
+            Ok(r) => Some(r),
+            Err(e) => {
+                crate::logging::with_session(session, || log::error!("{e}; the call goes on unrecorded"));
+                self.telemetry.recording_errors.fetch_add(1, Relaxed);
+                view.error = Some(e);
+                None
+            }
+        };
+        self.telemetry.update_recording(session, view.clone());
+        let failed_at = recorder.is_none().then_some(Duration::ZERO);
+        self.open.insert(session, Open { at, path, recorder, flushed: at, view, failed_at });
+    }
+
+    fn open_capture(&mut self, recording: &Path) -> Option<CaptureWriter<S::Capture>> {
+        let path = capture_path(self.capture.as_ref()?, recording)?;
+        let created = self.storage.create_capture(&path).map_err(Into::into);
+        match created.and_then(|out| CaptureWriter::new(out, self.config)) {
+            Ok(c) => {
+                log::info!("capturing to {}", path.display());
+                Some(c)
+            }
+            Err(e) => {
+                log::error!("cannot capture to {}: {e}", path.display());
+                None
+            }
+        }
+    }
+
+    fn tick(&mut self, now: Instant) {
+        for (id, open) in &mut self.open {
+            open.apply(Op::Advance(now.saturating_duration_since(open.at)), *id, &self.telemetry);
+            if now.duration_since(open.flushed) >= HEADER_REFRESH {
+                open.flushed = now;
+                open.apply(Op::Flush, *id, &self.telemetry);
+            }
+            if let Some(stats) = open.recorder.as_ref().map(|r| r.stats()) {
+                open.publish(*id, stats, &self.telemetry);
+            }
+        }
+    }
+
+    /// Finalizes the recording and logs the session's one-line summary.
+    fn end(&mut self, session: SessionId, duration: Duration, summary: Summary) -> Option<Ended> {
+        let mut open = self.open.remove(&session)?;
+        let finished = open.recorder.take().map(|r| r.finish(duration));
+        let mut stats = None;
+        let recording = match (finished, &open.view.error) {
+            (Some(Ok((s, _))), _) => {
+                open.publish(session, s, &self.telemetry);
+                stats = Some(s);
+                finalized(&s, &open.path)
+            }
+            (Some(Err(e)), _) => {
+                self.telemetry.recording_errors.fetch_add(1, Relaxed);
+                format!("recording {} FAILED at the end: {e}", open.path.display())
+            }
+            (None, error) => format!(
+                "recording {} FAILED ({}); {:.3} s kept",
+                open.path.display(),
+                error.as_deref().unwrap_or("unknown error"),
+                open.failed_at.unwrap_or_default().as_secs_f64()
+            ),
+        };
+        self.telemetry.remove_recording(session);
+        crate::logging::with_session(session, || {
+            log::info!("summary: {summary} after {:.3} s; {recording}", duration.as_secs_f64())
+        });
+        Some(Ended { session, duration, stats })
+    }
+}
+
+/// The summary's account of a recording finalized without error.
+fn finalized(stats: &RecordingStats, path: &Path) -> String {
+    let loss = if stats.packets + stats.lost == 0 {
+        0.0
+    } else {
+        100.0 * stats.lost as f64 / (stats.packets + stats.lost) as f64
+    };
+    format!(
+        "{} packets in, {} recorded, {} lost ({loss:.1} %), {} late, {} concealed ({} ms); caller's clock {}, {} ms of silence {} to follow the wall clock, {} re-anchors; recording {} finalized: {:.3} s",
+        stats.packets,
+        stats.recorded,
+        stats.lost,
+        stats.late,
+        stats.concealed_fec + stats.concealed_plc,
+        stats.concealed_samples / 48,
+        stats.clock_ppm.map_or("not estimated".to_string(), |p| format!("{p:+} ppm")),
+        stats.drift_samples.unsigned_abs() / 48,
+        if stats.drift_samples < 0 { "taken out" } else { "added" },
+        stats.reanchors,
+        path.display(),
+        stats.samples_written as f64 / 48_000.0,
+    )
+}
+
+struct Open<S: Storage> {
+    at: Instant,
+    path: PathBuf,
+    /// None once writing failed: the call goes on, the file keeps what it had.
+    recorder: Option<Recorder<S::Wav, S::Capture>>,
+    flushed: Instant,
+    /// The last counters published to the telemetry.
+    view: RecordingView,
+    failed_at: Option<Duration>,
+}
+
+impl<S: Storage> Open<S> {
+    /// Applies `op`; on a write error, keeps what is on disk, stops recording this call,
+    /// and counts and logs the failure (once).
+    fn apply(&mut self, op: Op, session: SessionId, telemetry: &Telemetry) {
+        let Some(recorder) = &mut self.recorder else { return };
+        let Err(e) = recorder.apply(op) else { return };
+        let mut recorder = self.recorder.take();
+        // Rewrite the header for what is already in the file (hound does it again on drop).
+        let _ = recorder.as_mut().map(|r| r.apply(Op::Flush));
+        let kept = recorder.as_ref().map_or(0, |r| r.stats().samples_written);
+        drop(recorder);
+        self.failed_at = Some(Duration::from_secs_f64(kept as f64 / 48_000.0));
+        self.view.error = Some(e.to_string());
+        telemetry.recording_errors.fetch_add(1, Relaxed);
+        telemetry.update_recording(session, self.view.clone());
+        crate::logging::with_session(session, || {
+            log::error!(
+                "recording {} failed: {e}; the call goes on unrecorded, the file keeps its first {:.3} s",
+                self.path.display(),
+                kept as f64 / 48_000.0
+            )
+        });
+    }
+
+    /// Publishes the recording's progress (and the bytes written since last time).
+    fn publish(&mut self, session: SessionId, stats: RecordingStats, telemetry: &Telemetry) {
+        let bytes = stats.samples_written.saturating_sub(self.view.samples) * 2;
+        let concealed = (stats.concealed_fec + stats.concealed_plc).saturating_sub(self.view.concealed_packets);
+        telemetry.recording_bytes.fetch_add(bytes, Relaxed);
+        telemetry.concealed_packets.fetch_add(concealed, Relaxed);
+        telemetry.late_packets.fetch_add(stats.late.saturating_sub(self.view.late), Relaxed);
+        telemetry.reanchors.fetch_add(stats.reanchors.saturating_sub(self.view.reanchors), Relaxed);
+        self.view.late = stats.late;
+        self.view.reanchors = stats.reanchors;
+        self.view.drift_ms = stats.drift_samples / 48;
+        self.view.clock_ppm = stats.clock_ppm;
+        self.view.samples = stats.samples_written;
+        self.view.packets = stats.packets;
+        self.view.lost = stats.lost;
+        self.view.concealed_samples = stats.concealed_samples;
+        self.view.concealed_packets = stats.concealed_fec + stats.concealed_plc;
+        telemetry.update_recording(session, self.view.clone());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+    use std::io::{self, Cursor, Seek, SeekFrom, Write};
+    use std::rc::Rc;
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::workers::recorder::storage::{MemFile, MemStorage};
+
+    const SESSION: SessionId = SessionId::from_u128(3);
+
+    fn tone() -> Vec<Arc<[u8]>> {
+        crate::client::encode_tone(440, Duration::from_millis(20))
+    }
+
+    /// Packet `i` of a caller sending 20 ms frames, arriving 5 ms after it was sent.
+    fn packet(i: u64, tone: &[Arc<[u8]>]) -> RecorderMsg {
+        let arrival = Duration::from_millis(20 * i + 5);
+        let payload = tone[i as usize % tone.len()].clone();
+        RecorderMsg::Packet { session: SESSION, packet: Packet { seq: i, rtp_time: i * 960, payload, arrival } }
+    }
+
+    fn end(duration: Duration) -> RecorderMsg {
+        let summary = Summary { reason: EndReason::Hangup, counters: SessionCounters::default() };
+        RecorderMsg::End { session: SESSION, duration, summary }
+    }
+
+    /// The WAV's declared length in samples, and the bytes in front of its samples.
+    fn declared(wav: &[u8]) -> (u64, u64) {
+        let samples = u64::from(hound::WavReader::new(Cursor::new(wav)).expect("a WAV").len());
+        (samples, wav.len() as u64 - 2 * samples)
+    }
+
+    #[test]
+    #[allow(clippy::disallowed_methods)] // one real instant as the test's time origin
+    fn the_header_covers_the_whole_file_after_every_tick() {
+        let telemetry = Arc::new(Telemetry::new());
+        let mut p = Pipeline::new(RecordingConfig::default(), None, MemStorage::default(), telemetry.clone());
+        let (t0, path, tone) = (Instant::now(), PathBuf::from("call.wav"), tone());
+        p.handle_batch(t0, vec![RecorderMsg::Start { session: SESSION, at: t0, path: path.clone() }]);
+        let mut ticks = Vec::new();
+        for i in 0..150 {
+            let now = t0 + Duration::from_millis(20 * i + 5);
+            let ticking = p.next_tick().is_some_and(|t| t <= now);
+            p.handle_batch(now, vec![packet(i, &tone)]);
+            if !ticking {
+                continue;
+            }
+            // Read back mid-call, as after a kill: the header covers every sample written.
+            let (samples, header) = declared(&p.storage().read(&path).unwrap());
+            assert_eq!(header, 44, "at {:?}: the header is stale", now - t0);
+            assert_eq!(samples, telemetry.recording(SESSION).unwrap().samples, "published progress");
+            ticks.push((now - t0, samples));
+        }
+        // A tick (and a header refresh) every 200 ms of the given time: 205, 405, ... 2805 ms.
+        assert_eq!(ticks.len(), 14, "{ticks:?}");
+        assert!(ticks.windows(2).all(|w| w[1].0 - w[0].0 == TICK), "{ticks:?}");
+        // In-order audio reaches the file within a packet time, jitter buffer or not.
+        let (at, samples) = ticks[ticks.len() - 1];
+        assert!(samples as f64 >= (at.as_secs_f64() - 0.05) * 48_000.0, "{samples} samples at {at:?}");
+
+        let ended = p.handle_batch(t0 + Duration::from_secs(3), vec![end(Duration::from_secs(3))]);
+        let stats = ended[0].stats.expect("finalized");
+        assert_eq!((ended.len(), ended[0].session, stats.packets, stats.lost), (1, SESSION, 150, 0));
+        let wav = p.storage_mut().take(&path).unwrap();
+        assert_eq!(declared(&wav), (144_000, 44), "exactly the call's length");
+        assert!(telemetry.recording(SESSION).is_none(), "the view is removed with the summary");
+    }
+
+    #[test]
+    #[allow(clippy::disallowed_methods)] // one real instant as the test's time origin
+    fn captures_go_to_the_storage_and_shutdown_finalizes_open_recordings() {
+        let telemetry = Arc::new(Telemetry::new());
+        let capture_dir = Some(PathBuf::from("captures"));
+        let mut p = Pipeline::new(RecordingConfig::default(), capture_dir, MemStorage::default(), telemetry);
+        let (t0, path, tone) = (Instant::now(), PathBuf::from("rec/call.wav"), tone());
+        let start = RecorderMsg::Start { session: SESSION, at: t0, path: path.clone() };
+        p.handle_batch(t0, vec![start]);
+        let packets = (0..50).map(|i| packet(i, &tone)).collect();
+        p.handle_batch(t0 + Duration::from_millis(1005), packets);
+        let ended = p.shutdown();
+        assert_eq!(ended.len(), 1);
+        assert_eq!(ended[0].duration, Duration::from_millis(1005), "ended at the last time handed over");
+        let wav = p.storage_mut().take(&path).unwrap();
+        assert_eq!(declared(&wav).0, 48_240);
+        let capture = p.storage_mut().take(Path::new("captures/call.tdcap")).expect("the capture");
+        let mut replayed = Cursor::new(Vec::new());
+        let stats = crate::media::capture::replay(&capture, &mut replayed).unwrap();
+        assert_eq!(stats.packets, 50);
+        assert!(replayed.into_inner() == wav, "the capture replays to the recording");
+        assert!(p.shutdown().is_empty(), "nothing left open");
+    }
+
+    /// A storage whose WAV files cannot grow past `limit` bytes (a full disk).
+    struct SmallDisk {
+        files: MemStorage,
+        limit: u64,
+        refused: Rc<Cell<u32>>,
+    }
+
+    struct Capped {
+        file: MemFile,
+        limit: u64,
+        refused: Rc<Cell<u32>>,
+    }
+
+    impl Storage for SmallDisk {
+        type Wav = Capped;
+        type Capture = MemFile;
+        fn create_wav(&mut self, path: &Path) -> io::Result<Capped> {
+            Ok(Capped { file: self.files.create_wav(path)?, limit: self.limit, refused: self.refused.clone() })
+        }
+        fn create_capture(&mut self, path: &Path) -> io::Result<MemFile> {
+            self.files.create_capture(path)
+        }
+    }
+
+    impl Write for Capped {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            if self.file.stream_position()? + buf.len() as u64 > self.limit {
+                self.refused.set(self.refused.get() + 1);
+                return Err(io::Error::new(io::ErrorKind::StorageFull, "no space left"));
+            }
+            self.file.write(buf)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Seek for Capped {
+        fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
+            self.file.seek(pos)
+        }
+    }
+
+    #[test]
+    #[allow(clippy::disallowed_methods)] // one real instant as the test's time origin
+    fn a_write_error_keeps_the_file_and_counts_once() {
+        let telemetry = Arc::new(Telemetry::new());
+        let refused = Rc::new(Cell::new(0));
+        let disk = SmallDisk { files: MemStorage::default(), limit: 44 + 96_000, refused: refused.clone() };
+        let mut p = Pipeline::new(RecordingConfig::default(), None, disk, telemetry.clone());
+        let (t0, path, tone) = (Instant::now(), PathBuf::from("call.wav"), tone());
+        p.handle_batch(t0, vec![RecorderMsg::Start { session: SESSION, at: t0, path: path.clone() }]);
+        for i in 0..150 {
+            p.handle_batch(t0 + Duration::from_millis(20 * i + 5), vec![packet(i, &tone)]);
+        }
+        assert_eq!(refused.get(), 1, "the recorder stopped writing at the first error");
+        assert_eq!(telemetry.recording_errors.load(Relaxed), 1);
+        assert!(telemetry.recording(SESSION).unwrap().error.is_some(), "the error is shown");
+
+        let ended = p.handle_batch(t0 + Duration::from_secs(3), vec![end(Duration::from_secs(3))]);
+        assert!(ended[0].stats.is_none(), "a failed recording has no final counters");
+        assert_eq!(telemetry.recording_errors.load(Relaxed), 1, "counted once");
+        // The file keeps what was written, under a header that says so.
+        let wav = p.storage().files.read(&path).unwrap();
+        let (samples, header) = declared(&wav);
+        assert_eq!(header, 44);
+        assert!(samples > 40_000 && samples <= 48_000, "{samples} samples kept");
+    }
+}
