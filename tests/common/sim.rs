@@ -1,7 +1,9 @@
 //! A simulated network: the real engine and N offering str0m callers in one process, on a
 //! virtual clock, with a seeded network (latency, jitter, random and burst loss, reordering,
 //! duplication). Time jumps straight to the next event, so a minute of calls takes well
-//! under a second per caller.
+//! under a second per caller, and a two-hour call about half a minute (a third of it decoding
+//! the caller's audio); the cost is linear in the call's length. What the engine plays the
+//! callers is one loop of the sample, encoded once (callers never decode it).
 //!
 //! The recorder runs here too, deterministically: the daemon's own recorder pipeline
 //! (`workers::recorder::Pipeline`, one worker's worth) with an in-memory storage and a
@@ -128,6 +130,8 @@ struct Peer {
     mid: Mid,
     pt: Option<Pt>,
     plan: PeerPlan,
+    /// The plan's tone, in 20 ms frames.
+    tone: Frames,
     connected_at: Option<Instant>,
     deadline: Instant,
     /// When the caller captures its next frame (on its own media clock).
@@ -222,7 +226,9 @@ pub struct Sim {
     batch: Vec<RecorderMsg>,
     /// What the recorder pipeline publishes (progress, errors, lag).
     pub telemetry: Arc<Telemetry>,
-    sample: LoopEncoder,
+    /// The sample's frames, and the next one to play.
+    sample: Frames,
+    sample_next: usize,
     up: NetConfig,
     down: NetConfig,
     up_bursting: bool,
@@ -238,9 +244,24 @@ fn params() -> OfferParams {
     OfferParams { cert, candidate: SERVER.parse().unwrap() }
 }
 
-/// 1 s of a tone in 20 ms frames, encoded once per frequency.
+/// Opus frames, encoded once per process.
 type Frames = Arc<Vec<Arc<[u8]>>>;
 
+/// One loop of the sample in 10 ms frames. Callers never decode what the engine plays them,
+/// so the simulation repeats one loop's frames instead of encoding every frame anew.
+fn sample_frames() -> Frames {
+    static FRAMES: OnceLock<Frames> = OnceLock::new();
+    let frames = FRAMES.get_or_init(|| {
+        let pcm = tapedeck::media::sample::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/sample.wav"))
+            .expect("sample");
+        let n = pcm.len() / 480;
+        let mut encoder = LoopEncoder::new(pcm.into(), Duration::from_millis(10)).expect("an encoder");
+        Arc::new((0..n.max(1)).map(|_| encoder.next_frame().expect("encoded")).collect())
+    });
+    frames.clone()
+}
+
+/// 1 s of a tone in 20 ms frames.
 fn tone_frames(hz: u32) -> Frames {
     static CACHE: OnceLock<std::sync::Mutex<BTreeMap<u32, Frames>>> = OnceLock::new();
     let cache = CACHE.get_or_init(Default::default);
@@ -261,8 +282,6 @@ impl Sim {
             connect_timeout: Duration::from_secs(10),
             max_sessions: 1000,
         };
-        let pcm = tapedeck::media::sample::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/sample.wav"))
-            .expect("sample");
         let telemetry = Arc::new(Telemetry::new());
         let recording = RecordingConfig { jitter_depth: Duration::from_millis(1000) };
         let captures = Some(PathBuf::from(CAPTURES));
@@ -282,7 +301,8 @@ impl Sim {
             recorders,
             batch: Vec::new(),
             telemetry,
-            sample: LoopEncoder::new(pcm.into(), Duration::from_millis(10)).unwrap(),
+            sample: sample_frames(),
+            sample_next: 0,
             up,
             down,
             up_bursting: false,
@@ -307,6 +327,7 @@ impl Sim {
             rtc,
             mid,
             pt: None,
+            tone: tone_frames(plan.tone_hz),
             plan,
             connected_at: None,
             deadline: self.now,
@@ -370,7 +391,8 @@ impl Sim {
             }
         }
         for _ in 0..self.engine.wants_frames() {
-            let frame = self.sample.next_frame().unwrap();
+            let frame = self.sample[self.sample_next % self.sample.len()].clone();
+            self.sample_next += 1;
             let _ = self.engine.handle_input(now, Input::SampleFrame(frame));
         }
         let _ = self.engine.handle_input(now, Input::Timeout);
@@ -547,8 +569,7 @@ impl Peer {
         let since = at - connected;
         let rtp = self.rtp;
         self.rtp += 960;
-        let frames = tone_frames(self.plan.tone_hz);
-        let frame = frames[self.frame % frames.len()].clone();
+        let frame = self.tone[self.frame % self.tone.len()].clone();
         self.frame += 1;
         if self.plan.silent.iter().any(|&(a, b)| since >= a && since < b) {
             return;
