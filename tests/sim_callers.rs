@@ -63,6 +63,7 @@ fn a_stalled_caller_sends_its_backlog_at_once() {
     assert_eq!(p.len(), 450);
     // Contiguous sequence numbers and RTP time up to the silent second.
     assert!(p[..300].windows(2).all(|w| w[1].seq == w[0].seq + 1 && w[1].rtp_time == w[0].rtp_time + 960));
+    // The second held back (frames 150..200) and the frame due as it ended arrive together.
     // The second held back (frames 150..200) and the frame due as it ended go out in one
     // burst (str0m sends one packet per poll: 50 us apart in the simulation).
     let burst = &p[150..=200];

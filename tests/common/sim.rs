@@ -1,7 +1,9 @@
 //! A simulated network: the real engine and N offering str0m callers in one process, on a
 //! virtual clock, with a seeded network (latency, jitter, random and burst loss, reordering,
 //! duplication). Time jumps straight to the next event, so a minute of calls takes well
-//! under a second per caller.
+//! under a second per caller, and a two-hour call about half a minute (a third of it decoding
+//! the caller's audio); the cost is linear in the call's length. What the engine plays the
+//! callers is one loop of the sample, encoded once (callers never decode it).
 //!
 //! The recorder runs here too, deterministically: the daemon's own recorder pipeline
 //! (`workers::recorder::Pipeline`, one worker's worth) with an in-memory storage and a
@@ -12,7 +14,7 @@
 //! time, exactly as in the daemon. A finished session's WAV and capture are taken from the
 //! storage into [`Finished`].
 //!
-//! Callers follow a [`PeerPlan`]: a tone, silent stretches, a hang-up or a vanishing, and
+//! Callers (`sim/caller.rs`) follow a [`PeerPlan`]: a tone, silent stretches, a hang-up or a vanishing, and
 //! two knobs for callers whose media clock misbehaves:
 //!
 //! - `clock_rate`: the caller's media clock runs at this speed against (virtual) real time:
@@ -37,10 +39,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use str0m::change::SdpAnswer;
-use str0m::media::{Frequency, MediaTime, Mid, Pt};
-use str0m::net::{Protocol, Receive};
-use str0m::{Event, Rtc};
-use tapedeck::client::{encode_tone, offering, opus_pt, Offering};
+use tapedeck::client::{offering, Offering};
 use tapedeck::engine::{accept_offer, EndReason, Engine, EngineConfig, Input, OfferParams, Output, SessionId};
 use tapedeck::io::telemetry::Telemetry;
 use tapedeck::media::recording::{RecordingConfig, RecordingStats};
@@ -48,11 +47,14 @@ use tapedeck::media::sample::LoopEncoder;
 use tapedeck::workers::recorder::pipeline::capture_path;
 use tapedeck::workers::recorder::{Ended, MemStorage, Pipeline, RecorderMsg, Summary};
 
+mod caller;
+
+pub use caller::PeerPlan;
+use caller::{Frames, Peer};
+
 const SERVER: &str = "127.0.0.1:50000";
 /// Where the simulated recorder writes its captures (in memory).
 const CAPTURES: &str = "captures";
-/// One frame of a caller's audio, on its own media clock.
-const FRAME: Duration = Duration::from_millis(20);
 
 /// Conditions on one direction of the network.
 #[derive(Debug, Clone, Copy, Default)]
@@ -71,42 +73,6 @@ pub struct NetConfig {
     pub duplicate: f64,
 }
 
-/// What one caller does, from the moment its session connected.
-#[derive(Debug, Clone)]
-pub struct PeerPlan {
-    pub tone_hz: u32,
-    /// (start, end) of stretches in which the caller sends nothing (DTX, mute).
-    pub silent: Vec<(Duration, Duration)>,
-    /// When the caller hangs up (DELETE), counted from its connection.
-    pub hang_up_after: Duration,
-    /// If set, the caller vanishes at this time instead (stops sending anything).
-    pub vanish_after: Option<Duration>,
-    /// The speed of the caller's media clock against real time: one 20 ms frame every
-    /// `20 ms / clock_rate` (1.0: on time; 0.95: a slow sender; 1.05: a fast one).
-    pub clock_rate: f64,
-    /// (at, length): from `at`, the caller captures frames but sends none for `length`,
-    /// then sends the backlog at once and carries on.
-    pub stalls: Vec<(Duration, Duration)>,
-}
-
-impl PeerPlan {
-    pub fn tone(tone_hz: u32, seconds: f64) -> Self {
-        PeerPlan {
-            tone_hz,
-            silent: Vec::new(),
-            hang_up_after: Duration::from_secs_f64(seconds),
-            vanish_after: None,
-            clock_rate: 1.0,
-            stalls: Vec::new(),
-        }
-    }
-
-    /// The end of the stall `since` (time since connected) falls in, if any.
-    fn stalled(&self, since: Duration) -> Option<Duration> {
-        self.stalls.iter().find(|&&(at, len)| since >= at && since < at + len).map(|&(at, len)| at + len)
-    }
-}
-
 /// A finished session's recording.
 #[derive(Debug, Clone)]
 pub struct Finished {
@@ -119,32 +85,6 @@ pub struct Finished {
     pub repeated_seqs: u64,
     /// Audio frames the caller wrote to str0m (not counting its silent stretches).
     pub frames_sent: u64,
-}
-
-struct Peer {
-    id: SessionId,
-    addr: SocketAddr,
-    rtc: Rtc,
-    mid: Mid,
-    pt: Option<Pt>,
-    plan: PeerPlan,
-    connected_at: Option<Instant>,
-    deadline: Instant,
-    /// When the caller captures its next frame (on its own media clock).
-    next_send: Option<Instant>,
-    /// Frames captured so far.
-    captured: u64,
-    rtp: u64,
-    frame: usize,
-    /// Frames captured during a stall, sent when it ends at `resume_at`.
-    backlog: Vec<(Instant, u64, Arc<[u8]>)>,
-    /// Datagrams of a backlog sent at once, for the network.
-    burst: Vec<(SocketAddr, SocketAddr, Vec<u8>)>,
-    resume_at: Option<Instant>,
-    frames_sent: u64,
-    gone: bool,
-    /// A datagram arrived since the peer was last polled.
-    dirty: bool,
 }
 
 /// A connected session, as the simulation sees it (its recording is in the pipeline).
@@ -224,7 +164,9 @@ pub struct Sim {
     batch: Vec<RecorderMsg>,
     /// What the recorder pipeline publishes (progress, errors, lag).
     pub telemetry: Arc<Telemetry>,
-    sample: LoopEncoder,
+    /// The sample's frames, and the next one to play.
+    sample: Frames,
+    sample_next: usize,
     up: NetConfig,
     down: NetConfig,
     up_bursting: bool,
@@ -240,14 +182,18 @@ fn params() -> OfferParams {
     OfferParams { cert, candidate: SERVER.parse().unwrap() }
 }
 
-/// 1 s of a tone in 20 ms frames, encoded once per frequency.
-type Frames = Arc<Vec<Arc<[u8]>>>;
-
-fn tone_frames(hz: u32) -> Frames {
-    static CACHE: OnceLock<std::sync::Mutex<BTreeMap<u32, Frames>>> = OnceLock::new();
-    let cache = CACHE.get_or_init(Default::default);
-    let mut cache = cache.lock().unwrap();
-    cache.entry(hz).or_insert_with(|| Arc::new(encode_tone(hz, Duration::from_millis(20)))).clone()
+/// One loop of the sample in 10 ms frames. Callers never decode what the engine plays them,
+/// so the simulation repeats one loop's frames instead of encoding every frame anew.
+fn sample_frames() -> Frames {
+    static FRAMES: OnceLock<Frames> = OnceLock::new();
+    let frames = FRAMES.get_or_init(|| {
+        let pcm = tapedeck::media::sample::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/sample.wav"))
+            .expect("sample");
+        let n = pcm.len() / 480;
+        let mut encoder = LoopEncoder::new(pcm.into(), Duration::from_millis(10)).expect("an encoder");
+        Arc::new((0..n.max(1)).map(|_| encoder.next_frame().expect("encoded")).collect())
+    });
+    frames.clone()
 }
 
 impl Sim {
@@ -263,8 +209,6 @@ impl Sim {
             connect_timeout: Duration::from_secs(10),
             max_sessions: 1000,
         };
-        let pcm = tapedeck::media::sample::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/sample.wav"))
-            .expect("sample");
         let telemetry = Arc::new(Telemetry::new());
         let recording = RecordingConfig { jitter_depth: Duration::from_millis(1000) };
         let captures = Some(PathBuf::from(CAPTURES));
@@ -284,7 +228,8 @@ impl Sim {
             recorders,
             batch: Vec::new(),
             telemetry,
-            sample: LoopEncoder::new(pcm.into(), Duration::from_millis(10)).unwrap(),
+            sample: sample_frames(),
+            sample_next: 0,
             up,
             down,
             up_bursting: false,
@@ -303,26 +248,7 @@ impl Sim {
         let answer = SdpAnswer::from_sdp_string(&accepted.answer).unwrap();
         rtc.sdp_api().accept_answer(pending, answer).unwrap();
         self.engine.handle_input(self.now, Input::AddSession(Box::new(accepted))).expect("session added");
-        let peer = Peer {
-            id,
-            addr,
-            rtc,
-            mid,
-            pt: None,
-            plan,
-            connected_at: None,
-            deadline: self.now,
-            next_send: None,
-            captured: 0,
-            rtp: 0,
-            frame: 0,
-            backlog: Vec::new(),
-            burst: Vec::new(),
-            resume_at: None,
-            frames_sent: 0,
-            gone: false,
-            dirty: true,
-        };
+        let peer = Peer::new(id, addr, rtc, mid, plan, self.now);
         self.peers.push(peer);
         id
     }
@@ -345,10 +271,7 @@ impl Sim {
             next = next.min(d.at);
         }
         for p in self.peers.iter().filter(|p| !p.gone) {
-            next = next.min(p.deadline);
-            for t in [p.next_send, p.resume_at].into_iter().flatten() {
-                next = next.min(t);
-            }
+            next = next.min(p.next_event());
         }
         if let Some(t) = self.recorders.next_tick() {
             next = next.min(t);
@@ -366,14 +289,12 @@ impl Sim {
                 let input = Input::Datagram { source: d.from, destination: d.to, contents: &d.bytes };
                 let _ = self.engine.handle_input(now, input);
             } else if let Some(p) = self.peers.iter_mut().find(|p| p.addr == d.to && !p.gone) {
-                if let Ok(r) = Receive::new(Protocol::Udp, d.from, d.to, &d.bytes) {
-                    let _ = p.rtc.handle_input(str0m::Input::Receive(now, r));
-                    p.dirty = true;
-                }
+                p.receive(now, d.from, d.to, &d.bytes);
             }
         }
         for _ in 0..self.engine.wants_frames() {
-            let frame = self.sample.next_frame().unwrap();
+            let frame = self.sample[self.sample_next % self.sample.len()].clone();
+            self.sample_next += 1;
             let _ = self.engine.handle_input(now, Input::SampleFrame(frame));
         }
         let _ = self.engine.handle_input(now, Input::Timeout);
@@ -421,56 +342,8 @@ impl Sim {
         let mut outgoing = Vec::new();
         let mut hangups = Vec::new();
         for p in self.peers.iter_mut().filter(|p| !p.gone) {
-            let due = p.dirty || p.deadline <= now || [p.next_send, p.resume_at].iter().flatten().any(|&t| t <= now);
-            let ends = p.connected_at.is_some_and(|at| {
-                now - at >= p.plan.hang_up_after || p.plan.vanish_after.is_some_and(|v| now - at >= v)
-            });
-            if !due && !ends {
-                continue;
-            }
-            p.dirty = false;
-            if p.deadline <= now {
-                let _ = p.rtc.handle_input(str0m::Input::Timeout(now));
-            }
-            if let Some(at) = p.connected_at {
-                let since = now - at;
-                if p.plan.vanish_after.is_some_and(|v| since >= v) {
-                    p.gone = true;
-                    continue;
-                }
-                if since >= p.plan.hang_up_after {
-                    hangups.push(p.id);
-                    p.gone = true;
-                    continue;
-                }
-                while let Some(t) = p.next_send.filter(|&t| t <= now) {
-                    p.capture_frame(t);
-                    p.captured += 1;
-                    let next = FRAME.as_nanos() as f64 * p.captured as f64 / p.plan.clock_rate;
-                    p.next_send = Some(at + Duration::from_nanos(next.round() as u64));
-                }
-                if p.resume_at.is_some_and(|t| t <= now) {
-                    p.send_backlog();
-                }
-            }
-            outgoing.append(&mut p.burst);
-            loop {
-                match p.rtc.poll_output() {
-                    Ok(str0m::Output::Transmit(t)) => outgoing.push((t.source, t.destination, t.contents.to_vec())),
-                    Ok(str0m::Output::Event(Event::Connected)) => {
-                        p.connected_at = Some(now);
-                        p.next_send = Some(now);
-                    }
-                    Ok(str0m::Output::Event(_)) => {}
-                    Ok(str0m::Output::Timeout(t)) => {
-                        p.deadline = t;
-                        break;
-                    }
-                    Err(_) => {
-                        p.gone = true;
-                        break;
-                    }
-                }
+            if p.drive(now, &mut outgoing) {
+                hangups.push(p.id);
             }
         }
         for (from, to, bytes) in outgoing {
@@ -539,53 +412,6 @@ impl Sim {
             self.order += 1;
             let at = self.now + delay + Duration::from_millis(5) * c;
             self.inflight.push(Reverse(Datagram { at, order: self.order, from, to, bytes: bytes.clone() }));
-        }
-    }
-}
-
-impl Peer {
-    /// The caller's microphone hands over the frame captured at `at`: it is dropped in a
-    /// silent stretch, held back in a stall, and sent otherwise (after any backlog).
-    fn capture_frame(&mut self, at: Instant) {
-        let connected = self.connected_at.expect("frames are captured once connected");
-        let since = at - connected;
-        let rtp = self.rtp;
-        self.rtp += 960;
-        let frames = tone_frames(self.plan.tone_hz);
-        let frame = frames[self.frame % frames.len()].clone();
-        self.frame += 1;
-        if self.plan.silent.iter().any(|&(a, b)| since >= a && since < b) {
-            return;
-        }
-        if let Some(end) = self.plan.stalled(since) {
-            self.backlog.push((at, rtp, frame));
-            self.resume_at = Some(connected + end);
-            return;
-        }
-        self.send_backlog();
-        self.send_frame(at, rtp, frame);
-    }
-
-    /// Sends every frame held back by a stall, in one instant, in order. str0m holds at
-    /// most 50 written audio packets until polled (its `send_buffer_audio`), so each one is
-    /// polled out before the next is written, as a sender pushing a backlog would.
-    fn send_backlog(&mut self) {
-        self.resume_at = None;
-        for (at, rtp, frame) in std::mem::take(&mut self.backlog) {
-            self.send_frame(at, rtp, frame);
-            while let Ok(str0m::Output::Transmit(t)) = self.rtc.poll_output() {
-                self.burst.push((t.source, t.destination, t.contents.to_vec()));
-            }
-        }
-    }
-
-    /// Writes one frame to str0m; `at` is when it was captured.
-    fn send_frame(&mut self, at: Instant, rtp: u64, frame: Arc<[u8]>) {
-        let Some(pt) = self.pt.or_else(|| opus_pt(&mut self.rtc, self.mid)) else { return };
-        self.pt = Some(pt);
-        let Some(writer) = self.rtc.writer(self.mid) else { return };
-        if writer.write(pt, at, MediaTime::new(rtp, Frequency::FORTY_EIGHT_KHZ), frame).is_ok() {
-            self.frames_sent += 1;
         }
     }
 }
