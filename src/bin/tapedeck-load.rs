@@ -1,6 +1,6 @@
 //! `tapedeck-load`: opens N real WebRTC callers against a running tapedeck (str0m, offering,
 //! each with its own UDP socket on 127.0.0.1, full ICE, DTLS and SRTP), each sending its own
-//! pre-encoded tone at 20 ms pacing and counting what the server plays, then hanging up with
+//! pre-encoded tone at browser pacing (on a clock that may run fast or slow) and counting what the server plays, then hanging up with
 //! DELETE. All callers run on one media thread (see `tapedeck::client::load`).
 //!
 //! Prints a readable summary and, as its last line, one JSON object.
@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use tapedeck::client::load::{run, CallerResult, LoadConfig};
+use tapedeck::client::load::{parse_clock_rate, run, CallerResult, LoadConfig};
 
 /// Load generator for tapedeck.
 #[derive(Debug, Parser)]
@@ -38,6 +38,10 @@ struct Args {
     /// Packet time the server sends, in ms (its --ptime).
     #[arg(long, default_value_t = 10)]
     server_ptime: u64,
+    /// How fast the callers' media clocks run against real time (0.5 to 2.0): each sends a
+    /// frame of --ptime every ptime/R, so it sends R times --seconds of audio.
+    #[arg(long, value_name = "R", default_value = "1.0", value_parser = parse_clock_rate)]
+    clock_rate: f64,
     /// The daemon's recordings folder: check every call's WAV (length within 1 % of the
     /// call, the caller's tone) and report how many are complete.
     #[arg(long, value_name = "DIR")]
@@ -59,6 +63,7 @@ fn main() -> ExitCode {
         ramp: args.ramp,
         ptime: Duration::from_millis(args.ptime),
         server_ptime: Duration::from_millis(args.server_ptime),
+        clock_rate: args.clock_rate,
     };
     let start = Instant::now();
     match run(&config) {
@@ -230,6 +235,7 @@ fn summarize(config: &LoadConfig, results: &[CallerResult], wall: Duration, chec
     }
     let json = serde_json::json!({
         "callers": results.len(),
+        "clock_rate": config.clock_rate,
         "connected": connected,
         "failed": failed.len(),
         "failures": reasons.iter().map(|(r, n)| serde_json::json!({"reason": r, "count": n})).collect::<Vec<_>>(),
