@@ -1,17 +1,19 @@
 //! `tapedeck-load`: opens N real WebRTC callers against a running tapedeck (str0m, offering,
 //! each with its own UDP socket on 127.0.0.1, full ICE, DTLS and SRTP), each sending its own
-//! pre-encoded tone at 20 ms pacing and counting what the server plays, then hanging up with
+//! pre-encoded tone at browser pacing (on a clock that may run fast or slow) and counting what the server plays, then hanging up with
 //! DELETE. All callers run on one media thread (see `tapedeck::client::load`).
 //!
 //! Prints a readable summary and, as its last line, one JSON object.
 #![allow(clippy::disallowed_methods)] // a load generator owns its clock
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use tapedeck::client::load::{run, CallerResult, LoadConfig};
+use tapedeck::client::load::{parse_clock_rate, run, CallerResult, LoadConfig};
+use tapedeck::client::recordings::{self, judge, Judgement, Sent};
 
 /// Load generator for tapedeck.
 #[derive(Debug, Parser)]
@@ -38,10 +40,15 @@ struct Args {
     /// Packet time the server sends, in ms (its --ptime).
     #[arg(long, default_value_t = 10)]
     server_ptime: u64,
-    /// The daemon's recordings folder: check every call's WAV (length within 1 % of the
-    /// call, the caller's tone) and report how many are complete.
+    /// How fast the callers' media clocks run against real time (0.5 to 2.0): each sends a
+    /// frame of --ptime every ptime/R, so it sends R times --seconds of audio.
+    #[arg(long, value_name = "R", default_value = "1.0", value_parser = parse_clock_rate)]
+    clock_rate: f64,
+    /// The daemon's recordings folder: check that every call's WAV holds every frame its
+    /// caller sent (its tone, without holes, in a file as long as the call or the audio sent)
+    /// and report how many are complete.
     #[arg(long, value_name = "DIR")]
-    check_recordings: Option<std::path::PathBuf>,
+    check_recordings: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -59,11 +66,15 @@ fn main() -> ExitCode {
         ramp: args.ramp,
         ptime: Duration::from_millis(args.ptime),
         server_ptime: Duration::from_millis(args.server_ptime),
+        clock_rate: args.clock_rate,
     };
     let start = Instant::now();
     match run(&config) {
         Ok(results) => {
-            let checked = args.check_recordings.as_deref().map(|dir| check_recordings(config.server, dir, &results));
+            let checked = args
+                .check_recordings
+                .as_deref()
+                .map(|dir| check_recordings(config.server, dir, &results, config.ptime));
             summarize(&config, &results, start.elapsed(), checked);
             ExitCode::SUCCESS
         }
@@ -101,77 +112,47 @@ fn wait_for_recorders(server: SocketAddr) {
     }
 }
 
-/// What the recordings check found: (complete, problems).
-type Checked = (usize, Vec<String>);
+/// What the recordings check found: one judgement per caller that talked.
+type Checked = Vec<(String, Result<Judgement, String>)>;
 
-fn check_recordings(server: SocketAddr, dir: &std::path::Path, results: &[CallerResult]) -> Checked {
-    let mut complete = 0;
-    let mut problems = Vec::new();
+fn check_recordings(server: SocketAddr, dir: &Path, results: &[CallerResult], ptime: Duration) -> Checked {
     wait_for_recorders(server);
+    let mut checked = Vec::new();
     for r in results {
-        let (Some(name), Some(talked)) = (&r.recording, r.talked) else { continue };
-        let path = dir.join(name);
-        // The daemon finalizes a recording right after the hang-up, but its header is
-        // refreshed during the call too: wait until the file is as long as the call, or has
-        // stopped growing for 2 s (then it is final, and judged as it is).
-        let call = talked.as_secs_f64();
-        let started = Instant::now();
-        let (mut last_len, mut last_change) = (u32::MAX, Instant::now());
-        let mut wav = hound::WavReader::open(&path);
-        loop {
-            let len = wav.as_ref().map_or(0, |w| w.duration());
-            if (f64::from(len) / 48_000.0 - call).abs() <= call * 0.01 + 0.02 {
-                break;
-            }
-            if len != last_len {
-                (last_len, last_change) = (len, Instant::now());
-            }
-            if last_change.elapsed() > Duration::from_secs(2) || started.elapsed() > Duration::from_secs(30) {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-            wav = hound::WavReader::open(&path);
-        }
-        let samples: Vec<i16> = match wav {
-            Ok(mut w) => w.samples::<i16>().filter_map(Result::ok).collect(),
-            Err(e) => {
-                problems.push(format!("{name}: {e}"));
-                continue;
-            }
-        };
-        let len = samples.len() as f64 / 48_000.0;
-        if (len - call).abs() > call * 0.01 + 0.02 {
-            problems.push(format!("{name}: {len:.3} s for a {call:.3} s call"));
-            continue;
-        }
-        let middle = &samples[samples.len() / 4..samples.len() * 3 / 4];
-        let share = tone_share(middle, f64::from(r.tone_hz));
-        if share < 0.5 {
-            problems.push(format!("{name}: only {:.0} % of the energy at {} Hz", share * 100.0, r.tone_hz));
-            continue;
-        }
-        complete += 1;
+        let (Some(name), Some(call)) = (&r.recording, r.talked) else { continue };
+        let sent = Sent { tone_hz: r.tone_hz, frames: r.sent, ptime, call };
+        let judged = read_final(&dir.join(name), call.max(sent.audio())).map(|samples| judge(&samples, sent));
+        checked.push((name.clone(), judged));
     }
-    (complete, problems)
+    checked
 }
 
-/// Energy at `hz` relative to all energy (Goertzel), 0..1.
-fn tone_share(samples: &[i16], hz: f64) -> f64 {
-    let w = 2.0 * std::f64::consts::PI * hz / 48_000.0;
-    let coeff = 2.0 * w.cos();
-    let (mut s1, mut s2, mut total) = (0.0f64, 0.0f64, 0.0f64);
-    for &x in samples {
-        let x = f64::from(x);
-        let s0 = x + coeff * s1 - s2;
-        s2 = s1;
-        s1 = s0;
-        total += x * x;
+/// A recording's samples once it is final. The daemon finalizes a recording right after the
+/// hang-up, but its header is refreshed during the call too: wait until the file is as long
+/// as `expected` (the call, or the audio sent if longer), or has stopped growing for 2 s (then
+/// it is final, and judged as it is).
+fn read_final(path: &Path, expected: Duration) -> Result<Vec<i16>, String> {
+    let expected = expected.as_secs_f64() - 0.05;
+    let started = Instant::now();
+    let (mut last_len, mut last_change) = (u32::MAX, Instant::now());
+    let mut wav = hound::WavReader::open(path);
+    loop {
+        let len = wav.as_ref().map_or(0, |w| w.duration());
+        if f64::from(len) / f64::from(recordings::RATE) >= expected {
+            break;
+        }
+        if len != last_len {
+            (last_len, last_change) = (len, Instant::now());
+        }
+        if last_change.elapsed() > Duration::from_secs(2) || started.elapsed() > Duration::from_secs(30) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        wav = hound::WavReader::open(path);
     }
-    let power = s1 * s1 + s2 * s2 - coeff * s1 * s2;
-    if total == 0.0 {
-        0.0
-    } else {
-        2.0 * power / (samples.len() as f64 * total)
+    match wav {
+        Ok(mut w) => Ok(w.samples::<i16>().filter_map(Result::ok).collect()),
+        Err(e) => Err(e.to_string()),
     }
 }
 
@@ -222,14 +203,13 @@ fn summarize(config: &LoadConfig, results: &[CallerResult], wall: Duration, chec
     for (reason, n) in &reasons {
         println!("failure x{n}: {reason}");
     }
-    if let Some((complete, problems)) = &checked {
-        println!("recordings complete: {complete} of {}", results.len());
-        for p in problems.iter().take(10) {
-            println!("recording problem: {p}");
-        }
+    let recordings = checked.as_deref().map(recordings_report);
+    if let Some(report) = &recordings {
+        print_recordings(report, checked.as_deref().unwrap_or_default(), results.len());
     }
     let json = serde_json::json!({
         "callers": results.len(),
+        "clock_rate": config.clock_rate,
         "connected": connected,
         "failed": failed.len(),
         "failures": reasons.iter().map(|(r, n)| serde_json::json!({"reason": r, "count": n})).collect::<Vec<_>>(),
@@ -243,7 +223,57 @@ fn summarize(config: &LoadConfig, results: &[CallerResult], wall: Duration, chec
         "max_gap_seen_ms": max_gap_seen,
         "pacing_seen_p99_ms": p99_seen,
         "hangups_ok": hangups_ok,
-        "recordings_complete": checked.as_ref().map(|c| c.0),
+        "recordings_complete": recordings.as_ref().map(|r| r["complete"].clone()),
+        "recordings_checked": recordings.as_ref().map(|r| r["checked"].clone()),
+        "recording_missing_frames_max": recordings.as_ref().map(|r| r["missing_frames_max"].clone()),
+        "recording_worst": recordings.as_ref().map(|r| r["worst"].clone()),
     });
     println!("{json}");
+}
+
+/// The recordings' counts: checked, complete, the most frames missing from one, and the
+/// worst one's figures (the most frames missing; else the first with a problem).
+fn recordings_report(checked: &[(String, Result<Judgement, String>)]) -> serde_json::Value {
+    let complete = checked.iter().filter(|(_, j)| j.as_ref().is_ok_and(Judgement::complete)).count();
+    let judged = || checked.iter().filter_map(|(name, j)| Some((name, j.as_ref().ok()?)));
+    let missing_max = judged().map(|(_, j)| j.missing_frames()).max();
+    let worst = judged().max_by_key(|(_, j)| (j.missing_frames(), !j.complete())).map(|(name, j)| {
+        let mut v = j.to_json();
+        v["recording"] = name.as_str().into();
+        v
+    });
+    serde_json::json!({
+        "checked": checked.len(),
+        "complete": complete,
+        "missing_frames_max": missing_max,
+        "worst": worst,
+    })
+}
+
+fn print_recordings(report: &serde_json::Value, checked: &[(String, Result<Judgement, String>)], callers: usize) {
+    println!(
+        "recordings complete: {} of {callers} ({} checked); most frames missing from one: {}",
+        report["complete"], report["checked"], report["missing_frames_max"]
+    );
+    let problems = checked.iter().flat_map(|(name, j)| match j {
+        Ok(j) => j.problems.iter().map(|p| format!("{name}: {p}")).collect(),
+        Err(e) => vec![format!("{name}: {e}")],
+    });
+    for p in problems.take(10) {
+        println!("recording problem: {p}");
+    }
+    let w = &report["worst"];
+    if !w.is_null() {
+        let s = |k: &str| w[k].as_f64().unwrap_or(f64::NAN);
+        println!(
+            "worst recording {}: {} frames sent ({:.2} s), {} with the tone ({:.2} s), file {:.2} s, call {:.2} s",
+            w["recording"],
+            w["frames_sent"],
+            s("sent_s"),
+            w["tone_frames"],
+            s("tone_s"),
+            s("file_s"),
+            s("call_s")
+        );
+    }
 }

@@ -2,9 +2,10 @@
 //!
 //! One signalling thread posts offers at the ramp rate (blocking HTTP, about 3 ms each) and
 //! hands each negotiated `Rtc` and its own UDP socket to the media loop, a single mio loop
-//! that runs every caller: ICE, DTLS, SRTP, a pre-encoded tone at 20 ms pacing, and counting
-//! what the server sends. Hang-ups go back to the signalling thread, so the loop never
-//! blocks. Received audio is not decoded: the load generator measures, it does not listen.
+//! that runs every caller: ICE, DTLS, SRTP, a pre-encoded tone at `ptime` pacing (on a media
+//! clock that may run fast or slow, [`LoadConfig::clock_rate`]), and counting what the server
+//! sends. Hang-ups go back to the signalling thread, so the loop never blocks. Received audio
+//! is not decoded: the load generator measures, it does not listen.
 #![allow(clippy::disallowed_methods)] // a load generator owns its threads and its clock
 
 use std::cmp::Reverse;
@@ -40,6 +41,24 @@ pub struct LoadConfig {
     pub ptime: Duration,
     /// Packet time the server sends (for the expected count and the pacing schedule).
     pub server_ptime: Duration,
+    /// How fast each caller's media clock runs against real time: a caller sends one frame
+    /// of `ptime` (RTP advancing by its samples) every `ptime / clock_rate` of real time, as
+    /// a sound card whose crystal runs fast or slow does. 1.0 is an exact clock.
+    pub clock_rate: f64,
+}
+
+/// The slowest `LoadConfig::clock_rate` allowed: half speed.
+pub const MIN_CLOCK_RATE: f64 = 0.5;
+/// The fastest `LoadConfig::clock_rate` allowed: double speed.
+pub const MAX_CLOCK_RATE: f64 = 2.0;
+
+/// Parses a clock rate (`1.0`, `0.95`) within [`MIN_CLOCK_RATE`, `MAX_CLOCK_RATE`].
+pub fn parse_clock_rate(s: &str) -> Result<f64, String> {
+    let rate: f64 = s.trim().parse().map_err(|_| format!("{s:?} is not a number (a rate such as 0.95 or 1.05)"))?;
+    if !(MIN_CLOCK_RATE..=MAX_CLOCK_RATE).contains(&rate) {
+        return Err(format!("{rate} is outside {MIN_CLOCK_RATE} to {MAX_CLOCK_RATE} (half to double real time)"));
+    }
+    Ok(rate)
 }
 
 /// One caller's outcome.
@@ -79,6 +98,8 @@ struct Caller {
     answered_at: Instant,
     connected_at: Option<Instant>,
     next_send: Option<Instant>,
+    /// Real time between two frames: `ptime / clock_rate`.
+    send_interval: Duration,
     wake: Instant,
     /// The wake-up filed in the timer heap, if any (older entries are stale).
     scheduled: Option<Instant>,
@@ -203,6 +224,7 @@ fn offer(config: &LoadConfig, index: usize, cert: Option<DtlsCert>) -> Result<Ca
         answered_at,
         connected_at: None,
         next_send: None,
+        send_interval: config.ptime.div_f64(config.clock_rate),
         wake: answered_at,
         scheduled: None,
         rtp: 0,
@@ -379,7 +401,7 @@ impl Caller {
             }
             while let Some(t) = self.next_send.filter(|t| *t <= now) {
                 self.send_frame(t);
-                self.next_send = Some(t + config.ptime);
+                self.next_send = Some(t + self.send_interval);
             }
         } else if now - self.answered_at > Duration::from_secs(15) {
             self.result.error = Some("did not connect within 15 s".into());
@@ -468,5 +490,21 @@ fn around_median(values: &mut [f32]) {
     let median = sorted.get(sorted.len() / 2).copied().unwrap_or(0.0);
     for v in values {
         *v = (*v - median).abs();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_clock_rate_is_a_number_from_half_to_double_speed() {
+        assert_eq!(parse_clock_rate("1.0"), Ok(1.0));
+        assert_eq!(parse_clock_rate("0.95"), Ok(0.95));
+        assert_eq!(parse_clock_rate("2"), Ok(2.0));
+        assert!(parse_clock_rate("0.49").unwrap_err().contains("outside 0.5 to 2"));
+        assert!(parse_clock_rate("3").is_err());
+        assert!(parse_clock_rate("NaN").is_err());
+        assert!(parse_clock_rate("fast").unwrap_err().contains("not a number"));
     }
 }

@@ -8,6 +8,7 @@
 
 pub mod http;
 pub mod load;
+pub mod recordings;
 pub mod stamped;
 
 use std::f32::consts::TAU;
