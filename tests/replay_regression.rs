@@ -36,6 +36,13 @@ fn make(name: &str) -> Vec<u8> {
             plan.silent = vec![(Duration::from_millis(1000), Duration::from_millis(2000))];
             (13, wan, plan)
         }
+        "drift" => {
+            // A caller whose clock runs at 0.95x: 0.2 s behind by its pause, which takes it up.
+            let mut plan = PeerPlan::tone(392, 8.0);
+            plan.clock_rate = 0.95;
+            plan.silent = vec![(Duration::from_millis(4000), Duration::from_millis(5000))];
+            (14, wan, plan)
+        }
         _ => unreachable!("unknown capture {name}"),
     };
     let mut sim = Sim::new(seed, up, NetConfig::default());
@@ -46,8 +53,10 @@ fn make(name: &str) -> Vec<u8> {
 
 #[test]
 fn committed_captures_replay_to_known_bytes() {
-    let write = std::env::var_os("TAPEDECK_WRITE_CAPTURES").is_some();
-    for name in ["clean", "lossy", "dtx"] {
+    // TAPEDECK_WRITE_CAPTURES=1 rewrites every capture; a list (drift,dtx) only those named.
+    let chosen = std::env::var("TAPEDECK_WRITE_CAPTURES").unwrap_or_default();
+    for name in ["clean", "lossy", "dtx", "drift"] {
+        let write = chosen == "1" || chosen.split(',').any(|c| c == name);
         let capture_path = data().join(format!("{name}.tdcap"));
         let hash_path = data().join(format!("{name}.wav.sha256"));
         if write {
@@ -66,7 +75,7 @@ fn committed_captures_replay_to_known_bytes() {
 
 #[test]
 fn committed_captures_hold_what_their_names_say() {
-    for (name, hz) in [("clean", 440.0), ("lossy", 523.0), ("dtx", 330.0)] {
+    for (name, hz) in [("clean", 440.0), ("lossy", 523.0), ("dtx", 330.0), ("drift", 392.0)] {
         let capture = std::fs::read(data().join(format!("{name}.tdcap"))).unwrap();
         let mut wav = std::io::Cursor::new(Vec::new());
         let stats = tapedeck::media::capture::replay(&capture, &mut wav).unwrap();
@@ -80,6 +89,10 @@ fn committed_captures_hold_what_their_names_say() {
         match name {
             "clean" => assert_eq!(stats.lost, 0),
             "lossy" => assert!(stats.lost > 5, "{name}: {stats:?}"),
+            "drift" => {
+                assert_eq!((stats.recorded, stats.late, stats.lost), (stats.packets, 0, 0), "{name}: {stats:?}");
+                assert!(stats.drift_samples > 2_400, "{name}: the pause took up no drift: {stats:?}");
+            }
             _ => assert!(stats.silence_samples >= 48_000 - 2_000, "{name}: {stats:?}"),
         }
     }
