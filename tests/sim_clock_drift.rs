@@ -9,7 +9,6 @@ mod common;
 
 use std::time::Duration;
 
-use common::audio;
 use common::sim::{seed, Finished, NetConfig, PeerPlan, Sim};
 
 fn samples(f: &Finished) -> Vec<i16> {
