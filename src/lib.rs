@@ -40,8 +40,10 @@
 //! - [`engine`]: the sans-IO core (sessions, demultiplexing, the sample clock, timers).
 //! - [`io`]: the event loop, the HTTP API (offers, WHIP, sessions, health, metrics, token,
 //!   CORS), the telemetry behind it, and the demo page's assets.
-//! - [`media`]: the recorder ([`media::recording`]: jitter buffer, Opus decoding with
-//!   FEC/PLC, WAV), captures and replay ([`media::capture`]), and the looped sample.
+//! - [`media`]: the recorder ([`media::recording`]: a timeline that follows the caller's
+//!   media clock, so every frame that arrived is in the file; jitter buffer, Opus decoding
+//!   with FEC/PLC, drift taken up in silent stretches, WAV), captures and replay
+//!   ([`media::capture`]), and the looped sample.
 //! - [`workers`]: the recorder pool (threads around a sans-IO recording pipeline, which the
 //!   simulated-network tests drive too) and the sample encoder thread.
 //! - [`client`]: WebRTC callers for the end-to-end tests and `tapedeck-load`.
