@@ -2,13 +2,16 @@
 # Quick cost probe: starts the release daemon on 127.0.0.1, runs N callers for S seconds with
 # tapedeck-load, and prints the daemon's CPU time (all threads, from /proc) and RSS.
 # Usage: bench/quick.sh N SECONDS [extra daemon flags...]
+# A/B: BIN=../old/target/release bench/quick.sh N SECONDS runs another build's daemon under
+# this tree's load generator; alternate it with a plain run to compare builds in one hour.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-1}; secs=${2:-20}; shift 2 || true
 cargo build --release --locked -q --bins
+daemon=${BIN:-target/release}/tapedeck
 dir=$(mktemp -d)
 trap 'kill $pid 2>/dev/null || true; rm -rf "$dir"' EXIT
-target/release/tapedeck --http-addr 127.0.0.1:0 --udp-addr 127.0.0.1:0 --log-level warn \
+"$daemon" --http-addr 127.0.0.1:0 --udp-addr 127.0.0.1:0 --log-level warn \
   --recordings "$dir/rec" --logs "$dir/logs" "$@" >"$dir/out" &
 pid=$!
 for _ in $(seq 50); do grep -q listening "$dir/out" 2>/dev/null && break; sleep 0.1; done
