@@ -1,5 +1,6 @@
 //! Tests: real Opus packets of a 440 Hz tone, recorded into an in-memory WAV.
 
+use super::frames::has_lbrr;
 use super::*;
 use rustfft::{num_complex::Complex, FftPlanner};
 use std::io::Cursor;
