@@ -447,17 +447,19 @@ impl<W: Write + Seek> Recording<W> {
     /// beyond what the file may hold. See the module docs.
     fn place(&mut self, b: &Buffered) -> Option<u64> {
         let limit = self.lead_limit();
+        if self.cursor > limit {
+            return None;
+        }
         let Some(last) = self.last else {
             // The first packet: the wall clock places it.
-            let pos = self.cursor.max(b.arrival);
-            return (self.cursor <= limit).then_some(pos.min(limit));
+            return Some(self.cursor.max(b.arrival).min(limit));
         };
         let gap = i128::from(b.rtp_time) - i128::from(last.rtp_end);
         if gap < 0 {
             // The caller's timestamps went backwards: carry on right after the last audio.
             self.stats.reanchors += 1;
             self.clock.reset();
-            return (self.cursor <= limit).then_some(self.cursor);
+            return Some(self.cursor);
         }
         let by_rtp = i128::from(last.end) + gap;
         let mut target = by_rtp;
@@ -473,16 +475,9 @@ impl<W: Write + Seek> Recording<W> {
             // Silence from the server's clock already covers its place.
             self.stats.reanchors += 1;
         }
-        let pos = u64::try_from(target).unwrap_or(0).max(self.cursor);
-        if self.cursor > limit {
-            return None;
-        }
-        let pos = pos.min(limit);
-        let drift = i128::from(pos) - by_rtp;
-        self.stats.drift_samples = self
-            .stats
-            .drift_samples
-            .saturating_add(i64::try_from(drift).unwrap_or(if drift < 0 { i64::MIN } else { i64::MAX }));
+        let pos = u64::try_from(target).unwrap_or(0).clamp(self.cursor, limit);
+        let drift = (i128::from(pos) - by_rtp).clamp(i64::MIN.into(), i64::MAX.into()) as i64;
+        self.stats.drift_samples = self.stats.drift_samples.saturating_add(drift);
         Some(pos)
     }
 
