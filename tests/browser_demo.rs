@@ -11,6 +11,7 @@ mod common;
 
 use std::path::Path;
 use std::process::Command;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use common::audio;
@@ -29,6 +30,11 @@ fn write_tone(path: &Path, hz: f64, seconds: f64) {
     }
     w.finalize().unwrap();
 }
+
+/// One browser at a time: two Chromiums, two daemons and a str0m caller on a 2-core CI machine
+/// starve the (debug-built) event loop, which then skips sample frames and the page measures
+/// a packet rate the daemon would not show on its own.
+static ONE_BROWSER: Mutex<()> = Mutex::new(());
 
 /// Runs the playwright driver against the daemon; returns what the page showed.
 fn drive(daemon: &common::Daemon, shot: &str, mode: &str) -> serde_json::Value {
@@ -62,6 +68,7 @@ fn drive(daemon: &common::Daemon, shot: &str, mode: &str) -> serde_json::Value {
 
 #[test]
 fn the_demo_page_calls_records_and_plays_in_chromium() {
+    let _one = ONE_BROWSER.lock().unwrap_or_else(|e| e.into_inner());
     let daemon = common::Daemon::start(&[]);
     let page = drive(&daemon, "demo-page.png", "call");
     assert_eq!(page["state"], "connected");
@@ -93,6 +100,7 @@ fn the_demo_page_calls_records_and_plays_in_chromium() {
 
 #[test]
 fn the_demo_page_shows_the_servers_refusal() {
+    let _one = ONE_BROWSER.lock().unwrap_or_else(|e| e.into_inner());
     let daemon = common::Daemon::start(&["--max-sessions", "1"]);
     let http = daemon.http;
     let busy = std::thread::spawn(move || {
