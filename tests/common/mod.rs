@@ -27,7 +27,7 @@ impl Daemon {
 
     /// [`Daemon::start`] playing `sample` instead of the default one.
     pub fn start_with_sample(sample: &Path, extra: &[&str]) -> Daemon {
-        Daemon::start_in(tempfile::tempdir().expect("temp dir"), None, sample, extra)
+        Daemon::start_in(tempfile::tempdir().expect("temp dir"), None, sample, LOOPBACK_UDP, extra)
     }
 
     /// [`Daemon::start`] in `dir`; with `wrapper` (a shell snippet ending in
@@ -35,21 +35,27 @@ impl Daemon {
     /// namespace of its own (for example to give it a tiny disk). `$REC` names the
     /// recordings folder, which exists before the wrapper runs.
     pub fn start_with(dir: tempfile::TempDir, wrapper: Option<&str>, extra: &[&str]) -> Daemon {
-        Daemon::start_in(dir, wrapper, &default_sample(), extra)
+        Daemon::start_in(dir, wrapper, &default_sample(), LOOPBACK_UDP, extra)
     }
 
-    fn start_in(dir: tempfile::TempDir, wrapper: Option<&str>, sample: &Path, extra: &[&str]) -> Daemon {
+    /// [`Daemon::start_with`] with the UDP socket on `udp_addr` instead of 127.0.0.1: an
+    /// address that the wrapper makes (say, in a network namespace of its own).
+    pub fn start_with_udp(dir: tempfile::TempDir, wrapper: &str, udp_addr: &str, extra: &[&str]) -> Daemon {
+        Daemon::start_in(dir, Some(wrapper), &default_sample(), udp_addr, extra)
+    }
+
+    fn start_in(dir: tempfile::TempDir, wrapper: Option<&str>, sample: &Path, udp: &str, extra: &[&str]) -> Daemon {
         let recordings = dir.path().join("recordings");
         std::fs::create_dir_all(&recordings).expect("recordings folder");
         let mut command = match wrapper {
             Some(script) => {
-                let tapedeck = command(sample, dir.path());
+                let tapedeck = command_on(sample, dir.path(), udp);
                 let mut c = Command::new("unshare");
                 c.args(["-rm", "sh", "-c", script]).arg(tapedeck.get_program()).args(tapedeck.get_args());
                 c.env("REC", &recordings);
                 c
             }
-            None => command(sample, dir.path()),
+            None => command_on(sample, dir.path(), udp),
         };
         let mut child =
             command.args(extra).stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().expect("start tapedeck");
@@ -156,12 +162,20 @@ pub fn default_sample() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/sample.wav")
 }
 
+/// The UDP address the tests' daemons bind unless told otherwise: a free port on loopback.
+const LOOPBACK_UDP: &str = "127.0.0.1:0";
+
 /// The `tapedeck` command line the tests use: free ports, quiet console, `sample`, and its
 /// recordings and logs under `dir`.
 pub fn command(sample: &Path, dir: &Path) -> Command {
+    command_on(sample, dir, LOOPBACK_UDP)
+}
+
+/// [`command`] with the UDP socket on `udp_addr`.
+fn command_on(sample: &Path, dir: &Path, udp_addr: &str) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_tapedeck"));
     command
-        .args(["--http-addr", "127.0.0.1:0", "--udp-addr", "127.0.0.1:0", "--log-level", "warn"])
+        .args(["--http-addr", "127.0.0.1:0", "--udp-addr", udp_addr, "--log-level", "warn"])
         .arg("--sample")
         .arg(sample)
         .arg("--recordings")
