@@ -62,35 +62,75 @@ fn a_gstreamer_webrtcbin_whip_publisher_is_recorded_and_hears_the_sample() {
     let call_len = report["seconds"].as_f64().unwrap();
     assert!((call_len - CALL_SECONDS).abs() < 0.5, "the publisher called for {call_len} s");
 
-    // The caller heard the sample: 100 packets a second from the first one on (it comes
-    // within a packet time or two of connecting) ...
+    // The caller heard the sample at the daemon's packet rate. The count runs from the first
+    // packet to the hang-up; webrtcbin's jitter buffer (200 ms) delays both ends alike.
+    // 98-100/s measured here; 90 % leaves room for a loaded machine (browser_demo.rs saw a
+    // starved debug build skip sample frames down to 85 %: that would be a finding here).
     let packets = report["received_packets"].as_f64().unwrap();
     let rate = packets / call_len;
     assert!(
         (0.9 * PACKETS_PER_SECOND..=1.05 * PACKETS_PER_SECOND).contains(&rate),
         "received {packets} packets in {call_len:.2} s: {rate:.1}/s"
     );
-    // ... and decoded them to the sample's level, not to concealment or silence.
+    // ... decoded to the sample's level, not to concealment or silence: any 5 s of the
+    // looped sample has an RMS within 4 % of the whole loop's, Opus keeps it within a few %.
     let sample_rms = audio::rms(&audio::read_wav(&common::default_sample()).1);
     let heard_rms = report["received_rms"].as_f64().unwrap();
     assert!(
-        (0.6 * sample_rms..=1.4 * sample_rms).contains(&heard_rms),
+        (0.8 * sample_rms..=1.2 * sample_rms).contains(&heard_rms),
         "heard RMS {heard_rms:.4}, the sample's is {sample_rms:.4}"
     );
 
-    // The recording: the tone, at its frequency, as long as the call, with no hole.
+    // The recording: the tone, at its frequency and level, as long as the call, no hole.
     let path = only_recording(&daemon);
     let samples = audio::read_wav(&path).1;
     let wav_len = samples.len() as f64 / 48_000.0;
-    let hz = audio::dominant_hz(&samples[samples.len() / 4..samples.len() * 3 / 4], 48_000);
-    let (first, last) = tone_span(&samples);
+    let middle = &samples[samples.len() / 4..samples.len() * 3 / 4];
+    let hz = audio::dominant_hz(middle, 48_000);
+    let level = audio::rms(middle);
+    let tone = tone_span(&samples, level);
     eprintln!(
-        "recorded {wav_len:.3} s for a {call_len:.3} s call, {hz:.2} Hz, tone {first:.3}..{last:.3} s; \
+        "recorded {wav_len:.3} s for a {call_len:.3} s call, {hz:.2} Hz at RMS {level:.4}, {tone:?}; \
          heard {rate:.1} packets/s at RMS {heard_rms:.4} (sample {sample_rms:.4})"
     );
-    assert!((wav_len - call_len).abs() <= 0.15, "WAV {wav_len:.3} s vs call {call_len:.3} s");
+    // The file runs from the daemon's connect to the DELETE (and the last frame whole); the
+    // call from the publisher's connect (the DTLS client, done a flight after the daemon) to
+    // sending the DELETE. Measured +2 to +9 ms; 60 ms, as for the str0m callers, is three of
+    // the publisher's 20 ms frames.
+    assert!((wav_len - call_len).abs() <= 0.06, "WAV {wav_len:.3} s vs call {call_len:.3} s");
     assert!((hz - TONE_HZ).abs() <= 3.0, "dominant {hz:.2} Hz");
-    assert!(first <= 0.3 && last >= wav_len - 0.15, "the tone spans {first:.3}..{last:.3} s of {wav_len:.3} s");
+    // audiotestsrc volume=0.3: a sine of RMS 0.3/sqrt(2) = 0.212.
+    assert!((0.17..=0.25).contains(&level), "the tone's RMS is {level:.4}, 0.212 was sent");
+    // The tone starts with the first frame (the publisher opens its valve on connecting:
+    // measured 20-30 ms in), goes on to the hang-up (measured 10-20 ms before the end), and
+    // has no 10 ms block without it in between.
+    assert!(tone.first <= 0.1 && tone.last >= wav_len - 0.06 && tone.holes == 0, "{tone:?} in {wav_len:.3} s");
+}
+
+/// Where the tone is in a recording, in 10 ms blocks: a block holds it when its RMS is over
+/// half the tone's.
+#[derive(Debug)]
+struct ToneSpan {
+    /// The start of the first block with the tone, in seconds.
+    first: f64,
+    /// The end of the last block with the tone, in seconds.
+    last: f64,
+    /// Blocks without it between those two.
+    holes: usize,
+}
+
+fn tone_span(samples: &[i16], tone_rms: f64) -> ToneSpan {
+    const BLOCK: usize = 480;
+    let loud: Vec<usize> =
+        samples.chunks(BLOCK).enumerate().filter(|(_, b)| audio::rms(b) > tone_rms / 2.0).map(|(i, _)| i).collect();
+    let (Some(&a), Some(&b)) = (loud.first(), loud.last()) else {
+        return ToneSpan { first: f64::INFINITY, last: 0.0, holes: 0 };
+    };
+    ToneSpan {
+        first: (a * BLOCK) as f64 / 48_000.0,
+        last: ((b + 1) * BLOCK) as f64 / 48_000.0,
+        holes: b + 1 - a - loud.len(),
+    }
 }
 
 /// Runs the publisher inside the daemon's network namespace; its JSON report.
@@ -127,7 +167,7 @@ fn publish(daemon: &common::Daemon) -> serde_json::Value {
     };
     let stdout = std::fs::read_to_string(&out_path).unwrap();
     let stderr = std::fs::read_to_string(&err_path).unwrap();
-    assert_ne!(status.code(), Some(2), "GStreamer is not complete here:\n{stderr}");
+    assert!(status.code() != Some(2), "GStreamer is not complete here:\n{stderr}");
     let line = stdout.lines().last().unwrap_or("");
     serde_json::from_str(line)
         .unwrap_or_else(|e| panic!("no report from the publisher ({status}, {e}):\n{stdout}\n{stderr}"))
@@ -143,18 +183,6 @@ fn only_recording(daemon: &common::Daemon) -> std::path::PathBuf {
     assert_eq!(recordings.len(), 1, "exactly one WAV: {recordings:?}");
     daemon.wait_for_final(&recordings[0], Duration::from_secs(5));
     recordings[0].clone()
-}
-
-/// Where the tone is, in seconds: the first and the end of the last 10 ms block holding it at
-/// over half the level of the middle of the file.
-fn tone_span(samples: &[i16]) -> (f64, f64) {
-    let block = 480;
-    let level = audio::rms(&samples[samples.len() / 4..samples.len() * 3 / 4]);
-    let loud: Vec<usize> =
-        samples.chunks(block).enumerate().filter(|(_, b)| audio::rms(b) > level / 2.0).map(|(i, _)| i).collect();
-    let first = loud.first().map_or(f64::INFINITY, |&i| (i * block) as f64 / 48_000.0);
-    let last = loud.last().map_or(0.0, |&i| ((i + 1) * block) as f64 / 48_000.0);
-    (first, last)
 }
 
 /// The shell snippet for [`common::Daemon::start_with_udp`]: a network namespace of the

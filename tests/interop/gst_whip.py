@@ -21,6 +21,7 @@ import argparse
 import array
 import json
 import math
+import random
 import sys
 import threading
 import time
@@ -67,6 +68,10 @@ for namespace, package in [
 from gi.repository import Gst, GstSdp, GstWebRTC  # noqa: E402
 
 
+# The tone's Opus frame length (opusenc's default, said explicitly).
+FRAME_MS = 20
+
+
 class Failed(Exception):
     pass
 
@@ -83,12 +88,24 @@ class Publisher:
         self.first_packet_at = None
         self.connected_at = None
         self.received_by_hangup = None
+        # The caps say what the offer says: "opus/48000/2" needs encoding-params (without it
+        # webrtcbin offers "OPUS/48000", which matches no codec of the daemon's), and the SSRC
+        # is pinned because the offer carries no mid header extension: the daemon (str0m)
+        # finds the stream by the offer's a=ssrc, and unless the caps name the SSRC, webrtcbin
+        # may advertise one and the payloader send with another.
+        # The valve holds the tone back until the call connects, like a microphone that
+        # starts with the call: otherwise the audio of the seconds before (gathering, POST,
+        # DTLS) queues up and goes out in a burst on connecting, and the recording, which
+        # keeps every frame sent, is that much longer than the call.
+        ssrc = random.randrange(1, 2**32)
         self.pipe = Gst.parse_launch(
             "webrtcbin name=w bundle-policy=max-bundle "
             f"audiotestsrc is-live=true wave=sine freq={hz} volume=0.3 "
             "! audioconvert ! audioresample ! audio/x-raw,rate=48000,channels=1 "
-            "! opusenc ! rtpopuspay name=pay pt=96 "
-            "! application/x-rtp,media=audio,encoding-name=OPUS,clock-rate=48000,payload=96,encoding-params=(string)2 ! w."
+            "! valve name=gate drop=true drop-mode=forward-sticky-events "
+            f"! opusenc frame-size={FRAME_MS} ! rtpopuspay name=pay pt=96 ssrc={ssrc} "
+            "! application/x-rtp,media=audio,encoding-name=OPUS,clock-rate=48000,payload=96,"
+            f"encoding-params=(string)2,ssrc=(uint){ssrc} ! w."
         )
         self.webrtc = self.pipe.get_by_name("w")
         self.webrtc.connect("pad-added", self.on_pad_added)
@@ -138,6 +155,7 @@ class Publisher:
         if self.webrtc.get_property("connection-state") == GstWebRTC.WebRTCPeerConnectionState.CONNECTED:
             with self.lock:
                 self.connected_at = self.connected_at or time.monotonic()
+            self.pipe.get_by_name("gate").set_property("drop", False)
 
     def states(self):
         """ICE, DTLS and peer connection states, as webrtcbin names them."""
@@ -232,7 +250,9 @@ def setup_role(sdp):
 
 
 def call(args, publisher, report):
+    started_at = time.monotonic()
     offer = publisher.offer(args.timeout)
+    report["gather_seconds"] = round(time.monotonic() - started_at, 3)
     report["offer_candidates"] = candidate_types(offer)
     print(f"gst_whip: offer:\n{offer}", file=sys.stderr)
     posted_at = time.monotonic()
@@ -293,6 +313,7 @@ def main():
         stop.join(5)  # a wedged pipeline must not hang the test
     with publisher.lock:
         report["sent_packets"] = publisher.sent_packets
+        report["sent_seconds"] = round(publisher.sent_packets * FRAME_MS / 1000, 3)
         # Packets that came in during the call (up to the hang-up).
         report["received_packets"] = publisher.received_by_hangup or publisher.received_packets
         report["received_seconds"] = round(publisher.samples / 48000, 3)
