@@ -4,7 +4,8 @@
 Sends a sine tone (audiotestsrc -> opusenc -> rtpopuspay) to a WHIP endpoint (RFC 9725)
 as a sendrecv audio transceiver, so it also receives what the server plays; decodes that
 (rtpopusdepay -> opusdec) and measures it. Non-trickle, as WHIP is: the offer is POSTed
-once ICE gathering is complete. After SECONDS of connected call it DELETEs the Location.
+once ICE gathering is complete. The tone starts when the call connects; after SECONDS of
+connected call it DELETEs the Location.
 
 Prints ONE JSON line on stdout at the end, for example
   {"connected": true, "ice": "completed", "dtls": "connected", "seconds": 5.0,
@@ -315,7 +316,8 @@ def main():
         report["sent_packets"] = publisher.sent_packets
         report["sent_seconds"] = round(publisher.sent_packets * FRAME_MS / 1000, 3)
         # Packets that came in during the call (up to the hang-up).
-        report["received_packets"] = publisher.received_by_hangup or publisher.received_packets
+        by_hangup = publisher.received_by_hangup
+        report["received_packets"] = by_hangup if by_hangup is not None else publisher.received_packets
         report["received_seconds"] = round(publisher.samples / 48000, 3)
         report["received_rms"] = round(math.sqrt(publisher.square_sum / publisher.samples), 4) if publisher.samples else 0.0
         if publisher.first_packet_at is not None and publisher.connected_at is not None:
