@@ -17,4 +17,6 @@ fi
 if [ ! -d tests/browser/node_modules/playwright-core ]; then
   (cd tests/browser && npm ci --no-audit --no-fund)
 fi
+# The vendored, patched dimpl (str0m's DTLS; vendor/dimpl/PATCHED.md): its own unit tests.
+cargo test --locked -p dimpl --lib
 exec cargo test --locked "$@"

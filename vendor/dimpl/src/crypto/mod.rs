@@ -36,10 +36,10 @@ pub use crate::buffer::{Buf, TmpBuf};
 pub use provider::{
     ActiveKeyExchange, Cipher, CryptoProvider, CryptoSafe, HashContext, HashProvider, HmacProvider,
     KeyProvider, SecureRandom, SignatureVerifier, SigningKey, SupportedDtls12CipherSuite,
-    SupportedDtls13CipherSuite, SupportedKxGroup, check_verify_scheme,
+    SupportedDtls13CipherSuite, SupportedKxGroup, check_rsa_verify_hash, check_verify_scheme,
 };
 #[cfg(feature = "_crypto-common")]
-pub use provider::{OID_P256, OID_P384, cert_named_group};
+pub use provider::{OID_P256, OID_P384, OID_RSA_ENCRYPTION, cert_named_group};
 
 // Re-export shared types for provider trait implementations
 pub use crate::dtls12::message::Dtls12CipherSuite;

@@ -161,6 +161,11 @@ pub const OID_P256: spki::ObjectIdentifier =
 #[cfg(feature = "_crypto-common")]
 pub const OID_P384: spki::ObjectIdentifier = spki::ObjectIdentifier::new_unwrap("1.3.132.0.34");
 
+/// OID for an RSA public key (rsaEncryption, PKCS#1).
+#[cfg(feature = "_crypto-common")]
+pub const OID_RSA_ENCRYPTION: spki::ObjectIdentifier =
+    spki::ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
+
 // ============================================================================
 // Marker Trait
 // ============================================================================
@@ -337,6 +342,28 @@ const SUPPORTED_VERIFY_SCHEMES: &[(SignatureAlgorithm, HashAlgorithm, NamedGroup
         NamedGroup::Secp384r1,
     ),
 ];
+
+/// Hashes allowed with RSA PKCS#1 v1.5 signatures in DTLS 1.2 verification (a peer's RSA
+/// client certificate). No SHA-1 or MD5. RSA keys have no curve, so they are not in
+/// [`SUPPORTED_VERIFY_SCHEMES`]; backends also bound the key size (aws-lc-rs: 2048 to 8192
+/// bits).
+const SUPPORTED_RSA_VERIFY_HASHES: &[HashAlgorithm] = &[
+    HashAlgorithm::SHA256,
+    HashAlgorithm::SHA384,
+    HashAlgorithm::SHA512,
+];
+
+/// Check that a hash is allowed with an RSA PKCS#1 v1.5 signature.
+pub fn check_rsa_verify_hash(hash_alg: HashAlgorithm) -> Result<(), CryptoError> {
+    if SUPPORTED_RSA_VERIFY_HASHES.contains(&hash_alg) {
+        Ok(())
+    } else {
+        Err(CryptoError::UnsupportedSignaturePair {
+            signature: SignatureAlgorithm::RSA,
+            hash: hash_alg,
+        })
+    }
+}
 
 /// Check that a (signature, hash, curve) combination is in the allow-list.
 pub fn check_verify_scheme(

@@ -814,16 +814,24 @@ impl State {
             unreachable!()
         };
 
-        // Check that the hash algorithm that is default fo the PrivateKey in use
-        // is one of the supported by the CertificateRequest
+        // Check that the (hash, signature) pair our CertificateVerify will use (the
+        // PrivateKey's default hash and its signature algorithm) is one the
+        // CertificateRequest lists. The pair, not the hash alone: the list may also
+        // carry RSA algorithms, which an ECDSA key cannot produce.
         // unwrap: CertificateRequest only received for certificate-based suites
         let hash_algorithm = client
             .engine
             .crypto_context()
             .private_key_default_hash_algorithm()
             .unwrap();
+        let signature_algorithm = client
+            .engine
+            .crypto_context()
+            .signature_algorithm()
+            .unwrap();
+        let ours = SignatureAndHashAlgorithm::new(hash_algorithm, signature_algorithm);
 
-        if !cr.supports_hash_algorithm(hash_algorithm) {
+        if !cr.supports(ours) {
             return Err(Error::CertificateError(
                 crate::CertificateError::UnsupportedHashAlgorithm(hash_algorithm),
             )

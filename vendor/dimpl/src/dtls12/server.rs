@@ -1321,9 +1321,9 @@ fn handshake_serialize_certificate_request(
     body: &mut Buf,
     sig_algs: &SignatureAndHashAlgorithmVec,
 ) -> Result<(), Error> {
-    // Only advertise ECDSA_SIGN (the only supported client cert type)
-    let mut cert_types = CertificateTypeVec::new();
-    cert_types.push(ClientCertificateType::ECDSA_SIGN);
+    // Advertise every client certificate type our verifiers accept (ECDSA_SIGN, RSA_SIGN):
+    // a peer whose certificate is RSA sends none unless RSA_SIGN is listed.
+    let cert_types = CertificateTypeVec::from(*ClientCertificateType::supported());
 
     // If intersection is empty (e.g., client didn't advertise), fall back to our supported set
     // Build the selected list with the capacity expected by CertificateRequest
@@ -1474,7 +1474,7 @@ mod tests {
     }
 
     #[test]
-    fn certificate_request_does_not_select_rsa_signatures() {
+    fn certificate_request_selects_rsa_signatures_in_client_order() {
         let mut client = SignatureAndHashAlgorithmVec::new();
         client.push(SignatureAndHashAlgorithm::new(
             HashAlgorithm::SHA256,
@@ -1487,14 +1487,22 @@ mod tests {
 
         let selected = select_certificate_request_sig_algs(Some(&client));
 
-        assert_eq!(selected.len(), 1);
+        assert_eq!(selected.len(), 2);
         assert_eq!(selected[0].signature, SignatureAlgorithm::ECDSA);
         assert_eq!(selected[0].hash, HashAlgorithm::SHA256);
+        assert_eq!(selected[1].signature, SignatureAlgorithm::RSA);
+        assert_eq!(selected[1].hash, HashAlgorithm::SHA256);
     }
 
     #[test]
-    fn certificate_request_rejects_rsa_only_signatures() {
+    fn certificate_request_accepts_rsa_only_signatures() {
+        // An OpenSSL peer with an RSA certificate (GStreamer's webrtcbin) may offer RSA
+        // algorithms the server can verify; SHA-1 is never selected.
         let mut client = SignatureAndHashAlgorithmVec::new();
+        client.push(SignatureAndHashAlgorithm::new(
+            HashAlgorithm::SHA512,
+            SignatureAlgorithm::RSA,
+        ));
         client.push(SignatureAndHashAlgorithm::new(
             HashAlgorithm::SHA256,
             SignatureAlgorithm::RSA,
@@ -1502,6 +1510,33 @@ mod tests {
 
         let selected = select_certificate_request_sig_algs(Some(&client));
 
-        assert!(selected.is_empty());
+        assert_eq!(selected.len(), 2);
+        assert_eq!(selected[0].hash, HashAlgorithm::SHA512);
+        assert_eq!(selected[1].hash, HashAlgorithm::SHA256);
+    }
+
+    #[test]
+    fn certificate_request_lists_ecdsa_and_rsa_certificate_types() {
+        let mut client = SignatureAndHashAlgorithmVec::new();
+        client.push(SignatureAndHashAlgorithm::new(
+            HashAlgorithm::SHA256,
+            SignatureAlgorithm::RSA,
+        ));
+        let mut body = Buf::new();
+        handshake_serialize_certificate_request(&mut body, &client).unwrap();
+
+        let (rest, cr) = CertificateRequest::parse(&body, 0).unwrap();
+        assert!(rest.is_empty());
+        assert_eq!(
+            cr.certificate_types.as_slice(),
+            &[
+                ClientCertificateType::ECDSA_SIGN,
+                ClientCertificateType::RSA_SIGN
+            ]
+        );
+        assert_eq!(
+            cr.supported_signature_algorithms.as_slice(),
+            client.as_slice()
+        );
     }
 }

@@ -7,12 +7,14 @@ use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1, ECDSA_P256_SHA384_ASN1};
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, UnparsedPublicKey};
 use aws_lc_rs::signature::{ECDSA_P384_SHA256_ASN1, ECDSA_P384_SHA384_ASN1};
 use aws_lc_rs::signature::{EcdsaKeyPair, EcdsaSigningAlgorithm, EcdsaVerificationAlgorithm};
+use aws_lc_rs::signature::{RSA_PKCS1_2048_8192_SHA256, RSA_PKCS1_2048_8192_SHA384};
+use aws_lc_rs::signature::{RSA_PKCS1_2048_8192_SHA512, RsaParameters};
 use der::{Decode, Encode};
 use spki::ObjectIdentifier;
 use x509_cert::Certificate as X509Certificate;
 
 use super::super::{KeyProvider, SignatureVerifier, SigningKey, check_verify_scheme};
-use super::super::{OID_P256, OID_P384};
+use super::super::{OID_P256, OID_P384, OID_RSA_ENCRYPTION, check_rsa_verify_hash};
 use crate::buffer::Buf;
 use crate::types::{HashAlgorithm, NamedGroup, SignatureAlgorithm};
 use crate::{CryptoError, CryptoOperation};
@@ -191,13 +193,37 @@ impl SignatureVerifier for AwsLcSignatureVerifier {
         hash_alg: HashAlgorithm,
         sig_alg: SignatureAlgorithm,
     ) -> Result<(), CryptoError> {
-        if sig_alg != SignatureAlgorithm::ECDSA {
+        if sig_alg != SignatureAlgorithm::ECDSA && sig_alg != SignatureAlgorithm::RSA {
             return Err(CryptoError::UnsupportedSignatureAlgorithm(sig_alg));
         }
 
         let cert =
             X509Certificate::from_der(cert_der).map_err(|_| CryptoError::CertificateParseFailed)?;
         let spki = cert.tbs_certificate().subject_public_key_info();
+
+        if sig_alg == SignatureAlgorithm::RSA {
+            // PKCS#1 v1.5 (a peer's RSA client certificate). The key must be an RSA key:
+            // an RSA signature never verifies against an EC key, nor the reverse below.
+            if spki.algorithm.oid != OID_RSA_ENCRYPTION {
+                return Err(CryptoError::UnsupportedPublicKeyAlgorithm);
+            }
+            check_rsa_verify_hash(hash_alg)?;
+            let algorithm: &RsaParameters = match hash_alg {
+                HashAlgorithm::SHA256 => &RSA_PKCS1_2048_8192_SHA256,
+                HashAlgorithm::SHA384 => &RSA_PKCS1_2048_8192_SHA384,
+                HashAlgorithm::SHA512 => &RSA_PKCS1_2048_8192_SHA512,
+                // unreachable: check_rsa_verify_hash already validated
+                _ => unreachable!(),
+            };
+            // The subjectPublicKey of rsaEncryption is the DER RSAPublicKey aws-lc-rs takes.
+            let pubkey_bytes = spki
+                .subject_public_key
+                .as_bytes()
+                .ok_or(CryptoError::InvalidSubjectPublicKey)?;
+            return UnparsedPublicKey::new(algorithm, pubkey_bytes)
+                .verify(data, signature)
+                .map_err(|_| CryptoError::RsaSignatureVerificationFailed { hash: hash_alg });
+        }
 
         const OID_EC_PUBLIC_KEY: ObjectIdentifier =
             ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
@@ -288,6 +314,171 @@ mod tests {
                 signature: SignatureAlgorithm::ECDSA,
                 hash: HashAlgorithm::SHA256,
                 group: NamedGroup::Secp256r1,
+            }
+        );
+    }
+
+    /// A self-signed RSA-2048 certificate, as OpenSSL-based WebRTC stacks (GStreamer) make
+    /// them, and its key for signing.
+    fn rsa_peer() -> (Vec<u8>, aws_lc_rs::rsa::KeyPair) {
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).expect("RSA key");
+        let params = rcgen::CertificateParams::new(vec!["rsa-peer".to_string()]).unwrap();
+        let cert = params
+            .self_signed(&key)
+            .expect("self-signed RSA certificate");
+        let pair = aws_lc_rs::rsa::KeyPair::from_pkcs8(&key.serialize_der()).expect("pkcs8");
+        (cert.der().to_vec(), pair)
+    }
+
+    fn rsa_sign(pair: &aws_lc_rs::rsa::KeyPair, hash: HashAlgorithm, data: &[u8]) -> Vec<u8> {
+        use aws_lc_rs::signature::{RSA_PKCS1_SHA256, RSA_PKCS1_SHA384, RSA_PKCS1_SHA512};
+        let padding = match hash {
+            HashAlgorithm::SHA256 => &RSA_PKCS1_SHA256,
+            HashAlgorithm::SHA384 => &RSA_PKCS1_SHA384,
+            HashAlgorithm::SHA512 => &RSA_PKCS1_SHA512,
+            _ => panic!("no PKCS#1 signing with {hash:?} in these tests"),
+        };
+        let mut sig = vec![0; pair.public_modulus_len()];
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        pair.sign(padding, &rng, data, &mut sig).expect("sign");
+        sig
+    }
+
+    #[test]
+    fn rsa_pkcs1_signatures_verify_with_sha256_384_512() {
+        let (cert, pair) = rsa_peer();
+        let data = b"handshake transcript";
+        for hash in [
+            HashAlgorithm::SHA256,
+            HashAlgorithm::SHA384,
+            HashAlgorithm::SHA512,
+        ] {
+            let sig = rsa_sign(&pair, hash, data);
+            SIGNATURE_VERIFIER
+                .verify_signature(&cert, data, &sig, hash, SignatureAlgorithm::RSA)
+                .unwrap_or_else(|e| panic!("{hash:?}: {e}"));
+        }
+    }
+
+    #[test]
+    fn rsa_signature_over_other_data_or_other_hash_is_refused() {
+        let (cert, pair) = rsa_peer();
+        let sig = rsa_sign(&pair, HashAlgorithm::SHA256, b"handshake transcript");
+        let refused = |data: &[u8], hash| {
+            SIGNATURE_VERIFIER
+                .verify_signature(&cert, data, &sig, hash, SignatureAlgorithm::RSA)
+                .expect_err("must not verify")
+        };
+        assert_eq!(
+            refused(b"another transcript", HashAlgorithm::SHA256),
+            CryptoError::RsaSignatureVerificationFailed {
+                hash: HashAlgorithm::SHA256
+            }
+        );
+        // Claiming another hash than the one signed with fails too.
+        assert_eq!(
+            refused(b"handshake transcript", HashAlgorithm::SHA384),
+            CryptoError::RsaSignatureVerificationFailed {
+                hash: HashAlgorithm::SHA384
+            }
+        );
+    }
+
+    #[test]
+    fn rsa_signature_from_another_key_is_refused() {
+        let (cert, _) = rsa_peer();
+        let (_, other) = rsa_peer();
+        let sig = rsa_sign(&other, HashAlgorithm::SHA256, b"transcript");
+        let err = SIGNATURE_VERIFIER
+            .verify_signature(
+                &cert,
+                b"transcript",
+                &sig,
+                HashAlgorithm::SHA256,
+                SignatureAlgorithm::RSA,
+            )
+            .expect_err("a signature by another key must not verify");
+        assert!(matches!(
+            err,
+            CryptoError::RsaSignatureVerificationFailed { .. }
+        ));
+    }
+
+    #[test]
+    fn rsa_with_sha1_is_refused() {
+        let (cert, pair) = rsa_peer();
+        let sig = rsa_sign(&pair, HashAlgorithm::SHA256, b"transcript");
+        let err = SIGNATURE_VERIFIER
+            .verify_signature(
+                &cert,
+                b"transcript",
+                &sig,
+                HashAlgorithm::SHA1,
+                SignatureAlgorithm::RSA,
+            )
+            .expect_err("SHA-1 is not accepted");
+        assert_eq!(
+            err,
+            CryptoError::UnsupportedSignaturePair {
+                signature: SignatureAlgorithm::RSA,
+                hash: HashAlgorithm::SHA1
+            }
+        );
+    }
+
+    #[test]
+    fn signature_kind_must_match_the_certificate_key() {
+        let (rsa_cert, pair) = rsa_peer();
+        let rsa_sig = rsa_sign(&pair, HashAlgorithm::SHA256, b"transcript");
+        // An RSA key presented as an ECDSA signature.
+        let err = SIGNATURE_VERIFIER
+            .verify_signature(
+                &rsa_cert,
+                b"transcript",
+                &rsa_sig,
+                HashAlgorithm::SHA256,
+                SignatureAlgorithm::ECDSA,
+            )
+            .expect_err("RSA certificate, ECDSA claim");
+        assert_eq!(err, CryptoError::UnsupportedPublicKeyAlgorithm);
+
+        // An EC key presented as an RSA signature.
+        let ec = generate_self_signed_certificate().expect("generate cert");
+        let mut key = KEY_PROVIDER.load_private_key(&ec.private_key).unwrap();
+        let mut ec_sig = Buf::new();
+        key.sign(b"transcript", HashAlgorithm::SHA256, &mut ec_sig)
+            .unwrap();
+        let err = SIGNATURE_VERIFIER
+            .verify_signature(
+                &ec.certificate,
+                b"transcript",
+                &ec_sig,
+                HashAlgorithm::SHA256,
+                SignatureAlgorithm::RSA,
+            )
+            .expect_err("EC certificate, RSA claim");
+        assert_eq!(err, CryptoError::UnsupportedPublicKeyAlgorithm);
+    }
+
+    #[test]
+    fn rsa_keys_below_2048_bits_are_refused() {
+        // Made with `openssl req -x509 -newkey rsa:1024` and
+        // `openssl dgst -sha256 -sign` over the message below; OpenSSL verifies it.
+        let cert = include_bytes!("testdata/rsa1024_cert.der");
+        let sig = include_bytes!("testdata/rsa1024_sha256_sig.bin");
+        let err = SIGNATURE_VERIFIER
+            .verify_signature(
+                cert,
+                b"dimpl rsa test message",
+                sig,
+                HashAlgorithm::SHA256,
+                SignatureAlgorithm::RSA,
+            )
+            .expect_err("1024-bit RSA is too weak");
+        assert_eq!(
+            err,
+            CryptoError::RsaSignatureVerificationFailed {
+                hash: HashAlgorithm::SHA256
             }
         );
     }

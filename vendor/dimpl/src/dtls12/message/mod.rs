@@ -259,14 +259,19 @@ impl ClientCertificateType {
     }
 
     /// Returns true if this certificate type is supported by this implementation.
-    /// Currently only ECDSA_SIGN is supported.
+    /// ECDSA_SIGN, and RSA_SIGN for client certificates a dimpl server verifies.
     pub fn is_supported(&self) -> bool {
         Self::supported().contains(self)
     }
 
-    /// Supported client certificate types.
-    pub const fn supported() -> &'static [ClientCertificateType; 1] {
-        &[ClientCertificateType::ECDSA_SIGN]
+    /// Supported client certificate types: what a dimpl server asks for in its
+    /// CertificateRequest. RSA_SIGN because peers with RSA certificates (OpenSSL-based
+    /// WebRTC stacks such as GStreamer) can only answer a request that lists it.
+    pub const fn supported() -> &'static [ClientCertificateType; 2] {
+        &[
+            ClientCertificateType::ECDSA_SIGN,
+            ClientCertificateType::RSA_SIGN,
+        ]
     }
 
     pub const fn as_u8(&self) -> u8 {
@@ -338,22 +343,29 @@ impl SignatureAndHashAlgorithm {
 
     /// All recognized signature+hash combinations.
     #[allow(dead_code)]
-    pub const fn all() -> &'static [SignatureAndHashAlgorithm; 4] {
-        const ALL: &[SignatureAndHashAlgorithm; 4] = &[
+    pub const fn all() -> &'static [SignatureAndHashAlgorithm; 5] {
+        const ALL: &[SignatureAndHashAlgorithm; 5] = &[
             SignatureAndHashAlgorithm::new(HashAlgorithm::SHA256, SignatureAlgorithm::ECDSA),
             SignatureAndHashAlgorithm::new(HashAlgorithm::SHA384, SignatureAlgorithm::ECDSA),
             SignatureAndHashAlgorithm::new(HashAlgorithm::SHA256, SignatureAlgorithm::RSA),
             SignatureAndHashAlgorithm::new(HashAlgorithm::SHA384, SignatureAlgorithm::RSA),
+            SignatureAndHashAlgorithm::new(HashAlgorithm::SHA512, SignatureAlgorithm::RSA),
         ];
 
         ALL
     }
 
-    /// Supported signature+hash combinations.
-    pub const fn supported() -> &'static [SignatureAndHashAlgorithm; 2] {
-        const SUPPORTED: &[SignatureAndHashAlgorithm; 2] = &[
+    /// Supported signature+hash combinations: those dimpl's signature verifiers accept.
+    ///
+    /// ECDSA first (what dimpl itself signs with); RSA means PKCS#1 v1.5 and is only ever
+    /// verified (a peer's RSA client certificate), never produced by dimpl's own keys.
+    pub const fn supported() -> &'static [SignatureAndHashAlgorithm; 5] {
+        const SUPPORTED: &[SignatureAndHashAlgorithm; 5] = &[
             SignatureAndHashAlgorithm::new(HashAlgorithm::SHA256, SignatureAlgorithm::ECDSA),
             SignatureAndHashAlgorithm::new(HashAlgorithm::SHA384, SignatureAlgorithm::ECDSA),
+            SignatureAndHashAlgorithm::new(HashAlgorithm::SHA256, SignatureAlgorithm::RSA),
+            SignatureAndHashAlgorithm::new(HashAlgorithm::SHA384, SignatureAlgorithm::RSA),
+            SignatureAndHashAlgorithm::new(HashAlgorithm::SHA512, SignatureAlgorithm::RSA),
         ];
 
         SUPPORTED
@@ -370,13 +382,33 @@ mod tests {
     use super::*;
 
     #[test]
-    fn rsa_signature_algorithms_are_recognized_but_not_supported() {
-        let rsa_sha256 =
-            SignatureAndHashAlgorithm::new(HashAlgorithm::SHA256, SignatureAlgorithm::RSA);
+    fn rsa_pkcs1_signature_algorithms_are_supported_without_sha1() {
+        for hash in [
+            HashAlgorithm::SHA256,
+            HashAlgorithm::SHA384,
+            HashAlgorithm::SHA512,
+        ] {
+            let rsa = SignatureAndHashAlgorithm::new(hash, SignatureAlgorithm::RSA);
+            assert!(SignatureAndHashAlgorithm::all().contains(&rsa));
+            assert!(rsa.is_supported(), "{rsa:?}");
+        }
+        let rsa_sha1 = SignatureAndHashAlgorithm::new(HashAlgorithm::SHA1, SignatureAlgorithm::RSA);
+        assert!(!rsa_sha1.is_supported());
+        let ecdsa_sha512 =
+            SignatureAndHashAlgorithm::new(HashAlgorithm::SHA512, SignatureAlgorithm::ECDSA);
+        assert!(!ecdsa_sha512.is_supported());
+        // ECDSA stays first: dimpl's own keys are ECDSA.
+        assert_eq!(
+            SignatureAndHashAlgorithm::supported()[0].signature,
+            SignatureAlgorithm::ECDSA
+        );
+    }
 
-        assert!(SignatureAndHashAlgorithm::all().contains(&rsa_sha256));
-        assert!(!rsa_sha256.is_supported());
-        assert_eq!(SignatureAndHashAlgorithm::supported().len(), 2);
+    #[test]
+    fn client_certificate_types_are_ecdsa_and_rsa() {
+        assert!(ClientCertificateType::ECDSA_SIGN.is_supported());
+        assert!(ClientCertificateType::RSA_SIGN.is_supported());
+        assert!(!ClientCertificateType::DSS_SIGN.is_supported());
     }
 
     #[test]

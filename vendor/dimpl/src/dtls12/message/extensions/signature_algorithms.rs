@@ -101,22 +101,24 @@ mod tests {
 
         let (_, parsed) = SignatureAlgorithmsExtension::parse(&serialized).unwrap();
 
-        assert_eq!(parsed.supported_signature_algorithms.len(), 1);
-        assert_eq!(
-            parsed.supported_signature_algorithms[0],
-            SignatureAndHashAlgorithm::new(HashAlgorithm::SHA256, SignatureAlgorithm::ECDSA,)
-        );
+        // RSA PKCS#1 is kept: a server verifies RSA client certificates with it.
+        assert_eq!(parsed.supported_signature_algorithms, algorithms);
     }
 
     #[test]
-    fn default_does_not_advertise_rsa() {
+    fn default_advertises_ecdsa_first_then_rsa_pkcs1() {
+        // The ClientHello lists what dimpl verifies: ECDSA (its own suites) first, then
+        // RSA PKCS#1, so an RSA-keyed client (custom KeyProvider) can be asked for it.
         let extension = SignatureAlgorithmsExtension::default();
+        let algs = &extension.supported_signature_algorithms;
 
+        assert_eq!(algs.as_slice(), SignatureAndHashAlgorithm::supported());
+        assert_eq!(algs[0].signature, SignatureAlgorithm::ECDSA);
+        assert_eq!(algs[1].signature, SignatureAlgorithm::ECDSA);
         assert!(
-            extension
-                .supported_signature_algorithms
+            algs[2..]
                 .iter()
-                .all(|algorithm| algorithm.signature != SignatureAlgorithm::RSA)
+                .all(|a| a.signature == SignatureAlgorithm::RSA)
         );
     }
 
