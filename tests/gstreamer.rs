@@ -39,13 +39,31 @@ const PUBLISHER_LIMIT: Duration = Duration::from_secs(90);
 
 #[test]
 fn a_gstreamer_webrtcbin_whip_publisher_is_recorded_and_hears_the_sample() {
+    // The pipeline as users write it: no SSRC pinned anywhere.
+    let _ = call_and_check("default");
+}
+
+#[test]
+fn a_publisher_sending_another_ssrc_than_its_offer_announced_is_recorded() {
+    // What webrtcbin does now and then with the pipeline above, made certain: the offer's
+    // a=ssrc names one SSRC, the RTP carries another, and there is no mid header extension.
+    // The daemon used to drop every packet (a silent WAV for a call that looked fine); it
+    // binds the SSRC to the one audio section and says so.
+    let Some(daemon) = call_and_check("unannounced") else { return };
+    let log = daemon.log_text();
+    assert!(log.contains("which its offer did not announce"), "no log line for the unannounced SSRC:\n{log}");
+}
+
+/// One 5 s call from the publisher in `ssrc` mode (see gst_whip.py), checked; returns the
+/// daemon for more checks, or None where network namespaces are unavailable (skipped).
+fn call_and_check(ssrc: &str) -> Option<common::Daemon> {
     if let Err(reason) = network_namespaces() {
         // Straight to stderr, past the test harness's capture, so the skip shows in CI logs.
         let _ = writeln!(
             std::io::stderr(),
             "SKIPPED: tests/gstreamer.rs (webrtcbin WHIP publisher): network namespaces unavailable: {reason}"
         );
-        return;
+        return None;
     }
     require("ip", "-V", "iproute2");
     require("nsenter", "-V", "util-linux");
@@ -53,7 +71,7 @@ fn a_gstreamer_webrtcbin_whip_publisher_is_recorded_and_hears_the_sample() {
     assert_eq!(daemon.udp.ip().to_string(), "10.213.0.1", "the daemon's UDP socket is on td0");
 
     let started = Instant::now();
-    let report = publish(&daemon);
+    let report = publish(&daemon, ssrc);
     eprintln!("gst_whip ({:.1} s): {report}", started.elapsed().as_secs_f64());
     if report["connected"] != true || !report["error"].is_null() {
         panic!("the GStreamer call failed: {}\ndaemon warnings:\n{}", report["error"], warnings(&daemon));
@@ -108,6 +126,7 @@ fn a_gstreamer_webrtcbin_whip_publisher_is_recorded_and_hears_the_sample() {
     // measured 20-30 ms in), goes on to the hang-up (measured 10-20 ms before the end), and
     // has no 10 ms block without it in between.
     assert!(tone.first <= 0.1 && tone.last >= wav_len - 0.06 && tone.holes == 0, "{tone:?} in {wav_len:.3} s");
+    Some(daemon)
 }
 
 /// Where the tone is in a recording, in 10 ms blocks: a block holds it when its RMS is over
@@ -137,7 +156,7 @@ fn tone_span(samples: &[i16], tone_rms: f64) -> ToneSpan {
 }
 
 /// Runs the publisher inside the daemon's network namespace; its JSON report.
-fn publish(daemon: &common::Daemon) -> serde_json::Value {
+fn publish(daemon: &common::Daemon, ssrc: &str) -> serde_json::Value {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/gst_whip.py");
     assert!(Path::new("/usr/bin/python3").exists(), "no /usr/bin/python3: apt-get install -y python3-gst-1.0");
     let out_path = daemon.dir.path().join("gst_whip.out");
@@ -150,7 +169,7 @@ fn publish(daemon: &common::Daemon) -> serde_json::Value {
         .arg(&script)
         .arg(format!("http://{}/whip", daemon.http))
         .args(["--seconds", &CALL_SECONDS.to_string(), "--hz", &TONE_HZ.to_string()])
-        .args(["--timeout", &STEP_TIMEOUT_SECONDS.to_string()])
+        .args(["--timeout", &STEP_TIMEOUT_SECONDS.to_string(), "--ssrc", ssrc])
         .stdout(std::fs::File::create(&out_path).unwrap())
         .stderr(std::fs::File::create(&err_path).unwrap())
         .stdin(Stdio::null())

@@ -376,6 +376,7 @@ impl Engine {
         session.count_in(buf.len());
         self.stats.bytes_in += buf.len() as u64;
         let ok = crate::logging::with_session(id, || {
+            session.bind_unannounced_ssrc(buf);
             session.handle(now, input) && session.drain(now, &mut self.out, &mut self.stats)
         });
         if !ok || !session.is_alive() {

@@ -59,7 +59,7 @@ pub enum OfferError {
     Refused(String),
     #[error("the offer has no audio section")]
     NoAudio,
-    #[error("the offer's audio section does not offer Opus")]
+    #[error("the offer's audio section offers no codec tapedeck takes: Opus, as rtpmap opus/48000/2 (RFC 7587)")]
     NoOpus,
     #[error("the host candidate {0} cannot be used: {1}")]
     Candidate(SocketAddr, String),
@@ -96,10 +96,12 @@ pub fn accept_offer(sdp: &str, params: &OfferParams, id: SessionId, now: Instant
 /// str0m's view of each media then gives kind and direction.
 fn audio_mid(rtc: &Rtc, answer: &str) -> Result<(Mid, Direction), OfferError> {
     let mut in_audio = false;
+    let mut refused_audio = false;
     for line in answer.lines() {
         if let Some(m) = line.strip_prefix("m=") {
-            // A refused section has port 0.
+            // A refused section has port 0: for audio, none of its codecs was Opus/48000/2.
             in_audio = m.starts_with("audio ") && !m.starts_with("audio 0 ");
+            refused_audio |= m.starts_with("audio 0 ");
         } else if let Some(mid) = line.strip_prefix("a=mid:").filter(|_| in_audio) {
             let mid = Mid::from(mid.trim());
             let Some(media) = rtc.media(mid) else { continue };
@@ -108,7 +110,7 @@ fn audio_mid(rtc: &Rtc, answer: &str) -> Result<(Mid, Direction), OfferError> {
             }
         }
     }
-    Err(OfferError::NoAudio)
+    Err(if refused_audio { OfferError::NoOpus } else { OfferError::NoAudio })
 }
 
 fn opus_pt(rtc: &mut Rtc, mid: Mid) -> Result<Pt, OfferError> {
@@ -173,6 +175,15 @@ mod tests {
         let p = params();
         let id = SessionId::from_u128(1);
         assert!(matches!(accept_offer(&offer(&[MediaKind::Video]), &p, id, now()), Err(OfferError::NoAudio)));
+        // GStreamer's webrtcbin without encoding-params in its caps offers "OPUS/48000": an
+        // audio section, but no codec that str0m takes (RFC 7587 says opus/48000/2).
+        let one_channel = offer(&[MediaKind::Audio]).replace("opus/48000/2", "OPUS/48000");
+        assert!(one_channel.contains("OPUS/48000\r\n"), "{one_channel}");
+        let Err(refused) = accept_offer(&one_channel, &p, id, now()) else {
+            panic!("an OPUS/48000 offer was accepted")
+        };
+        assert!(matches!(refused, OfferError::NoOpus), "{refused}");
+        assert!(refused.to_string().contains("opus/48000/2"), "{refused}");
         assert!(matches!(accept_offer("v=0\r\nnonsense", &p, id, now()), Err(OfferError::Sdp(_))));
         let inactive = offer(&[MediaKind::Audio]).replace("a=sendrecv", "a=inactive");
         assert!(accept_offer(&inactive, &p, id, now()).is_err());

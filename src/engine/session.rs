@@ -39,7 +39,15 @@ pub(super) struct Session {
     counters: SessionCounters,
     /// The wake-up filed in the engine's timer heap, if any.
     pub scheduled: Option<Instant>,
+    /// RTP SSRCs the offer did not announce that were bound to the audio m-line.
+    unannounced_ssrcs: u8,
+    /// The last RTP SSRC seen that str0m knows (skips the lookup for the next packets).
+    known_ssrc: Option<u32>,
 }
+
+/// At most this many SSRCs the offer did not announce are bound to a session's audio (a
+/// sender that restarts its stream gets a new one; more than a few is not a caller's audio).
+const MAX_UNANNOUNCED_SSRCS: u8 = 4;
 
 /// A connected session whose caller sends no datagram at all (no media, RTCP or ICE
 /// consent checks, which browsers send at least every 6 s) for this many disconnect
@@ -61,6 +69,8 @@ impl Session {
             created: now,
             counters: SessionCounters::default(),
             scheduled: None,
+            unannounced_ssrcs: 0,
+            known_ssrc: None,
         }
     }
 
@@ -149,6 +159,32 @@ impl Session {
             }
             _ => None,
         }
+    }
+
+    /// Binds an RTP packet's SSRC to the session's one audio m-line when str0m could not
+    /// place it: the offer did not announce it (`a=ssrc`) and the packet carries no `mid`
+    /// header extension, so str0m would drop every packet of the stream and the recording
+    /// would be silence. GStreamer's webrtcbin does this by default (its SDP names one SSRC,
+    /// the payloader sends another, and it negotiates no `mid` extension); browsers handle it
+    /// the same way for a single m-line (libwebrtc's "unsignaled SSRC").
+    /// `datagram` is a raw datagram from this session's caller.
+    pub fn bind_unannounced_ssrc(&mut self, datagram: &[u8]) {
+        let Some(ssrc) = rtp_ssrc(datagram) else { return };
+        if self.known_ssrc == Some(ssrc) || !self.is_connected() || ssrc == 0 {
+            return;
+        }
+        let mut api = self.rtc.direct_api();
+        if api.stream_rx(&ssrc.into()).is_some() {
+            self.known_ssrc = Some(ssrc);
+            return;
+        }
+        if self.unannounced_ssrcs >= MAX_UNANNOUNCED_SSRCS {
+            return;
+        }
+        self.unannounced_ssrcs += 1;
+        self.known_ssrc = Some(ssrc);
+        log::info!("the caller sends SSRC {ssrc}, which its offer did not announce: recording it as the audio");
+        api.expect_stream_rx(ssrc.into(), None, self.mid, None);
     }
 
     /// Feeds one input to the `Rtc`; false if str0m reported an error.
@@ -285,5 +321,38 @@ impl Session {
             Event::MediaAdded(m) => log::debug!("media {} {:?} {:?}", m.mid, m.kind, m.direction),
             _ => {}
         }
+    }
+}
+
+/// The SSRC of an RTP packet (RFC 7983 demultiplexing: first byte 128-191; not RTCP, whose
+/// second byte is 192-223 per RFC 5761), or None for anything else.
+fn rtp_ssrc(datagram: &[u8]) -> Option<u32> {
+    let (&first, &second) = (datagram.first()?, datagram.get(1)?);
+    if !(128..=191).contains(&first) || (192..=223).contains(&second) {
+        return None;
+    }
+    let ssrc: [u8; 4] = datagram.get(8..12)?.try_into().ok()?;
+    Some(u32::from_be_bytes(ssrc))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rtp_ssrc;
+
+    #[test]
+    fn rtp_ssrc_reads_rtp_only() {
+        let mut rtp = [0u8; 20];
+        rtp[0] = 0x80;
+        rtp[1] = 111;
+        rtp[8..12].copy_from_slice(&0xdead_beef_u32.to_be_bytes());
+        assert_eq!(rtp_ssrc(&rtp), Some(0xdead_beef));
+        let mut rtcp = rtp;
+        rtcp[1] = 200; // sender report
+        assert_eq!(rtp_ssrc(&rtcp), None);
+        let mut dtls = rtp;
+        dtls[0] = 22;
+        assert_eq!(rtp_ssrc(&dtls), None);
+        assert_eq!(rtp_ssrc(&rtp[..11]), None);
+        assert_eq!(rtp_ssrc(&[]), None);
     }
 }

@@ -23,6 +23,7 @@ import array
 import json
 import math
 import random
+import re
 import sys
 import threading
 import time
@@ -80,7 +81,7 @@ class Failed(Exception):
 class Publisher:
     """The pipeline, what it has seen, and the waits on it (all bounded)."""
 
-    def __init__(self, hz):
+    def __init__(self, hz, ssrc):
         self.lock = threading.Lock()
         self.sent_packets = 0
         self.received_packets = 0
@@ -90,23 +91,30 @@ class Publisher:
         self.connected_at = None
         self.received_by_hangup = None
         # The caps say what the offer says: "opus/48000/2" needs encoding-params (without it
-        # webrtcbin offers "OPUS/48000", which matches no codec of the daemon's), and the SSRC
-        # is pinned because the offer carries no mid header extension: the daemon (str0m)
-        # finds the stream by the offer's a=ssrc, and unless the caps name the SSRC, webrtcbin
-        # may advertise one and the payloader send with another.
+        # webrtcbin offers "OPUS/48000", which RFC 7587 does not allow and the daemon refuses
+        # with a 400 saying so). The offer carries no mid header extension, so the daemon
+        # finds the stream by the offer's a=ssrc or, for an SSRC the offer did not announce,
+        # binds it to the one audio section. `ssrc` picks what the publisher does:
+        #   "default": nothing pinned, as users write the pipeline (webrtcbin's offer may
+        #              then name another SSRC than the payloader sends with);
+        #   "announced": the caps and the payloader agree on one SSRC;
+        #   "unannounced": as "announced", and the offer POSTed names another SSRC (see
+        #              call()), so the RTP's SSRC is one the offer did not announce.
         # The valve holds the tone back until the call connects, like a microphone that
         # starts with the call: otherwise the audio of the seconds before (gathering, POST,
         # DTLS) queues up and goes out in a burst on connecting, and the recording, which
         # keeps every frame sent, is that much longer than the call.
-        ssrc = random.randrange(1, 2**32)
+        sent = random.randrange(1, 2**32)
+        pin = "" if ssrc == "default" else f" ssrc={sent}"
+        caps_pin = "" if ssrc == "default" else f",ssrc=(uint){sent}"
         self.pipe = Gst.parse_launch(
             "webrtcbin name=w bundle-policy=max-bundle "
             f"audiotestsrc is-live=true wave=sine freq={hz} volume=0.3 "
             "! audioconvert ! audioresample ! audio/x-raw,rate=48000,channels=1 "
             "! valve name=gate drop=true drop-mode=forward-sticky-events "
-            f"! opusenc frame-size={FRAME_MS} ! rtpopuspay name=pay pt=96 ssrc={ssrc} "
+            f"! opusenc frame-size={FRAME_MS} ! rtpopuspay name=pay pt=96{pin} "
             "! application/x-rtp,media=audio,encoding-name=OPUS,clock-rate=48000,payload=96,"
-            f"encoding-params=(string)2,ssrc=(uint){ssrc} ! w."
+            f"encoding-params=(string)2{caps_pin} ! w."
         )
         self.webrtc = self.pipe.get_by_name("w")
         self.webrtc.connect("pad-added", self.on_pad_added)
@@ -255,6 +263,8 @@ def call(args, publisher, report):
     offer = publisher.offer(args.timeout)
     report["gather_seconds"] = round(time.monotonic() - started_at, 3)
     report["offer_candidates"] = candidate_types(offer)
+    if args.ssrc == "unannounced":
+        offer = re.sub(r"^a=ssrc:(\d+)", lambda m: f"a=ssrc:{int(m.group(1)) ^ 0x5A5A5A5A}", offer, flags=re.M)
     print(f"gst_whip: offer:\n{offer}", file=sys.stderr)
     posted_at = time.monotonic()
     status, headers, body = http("POST", args.url, offer.encode(), "application/sdp")
@@ -292,6 +302,12 @@ def main():
     parser.add_argument("url", help="the WHIP endpoint, e.g. http://127.0.0.1:8080/whip")
     parser.add_argument("--seconds", type=float, default=5.0, help="connected call length (default 5)")
     parser.add_argument("--hz", type=float, default=440.0, help="the tone's frequency (default 440)")
+    parser.add_argument(
+        "--ssrc",
+        choices=["default", "announced", "unannounced"],
+        default="default",
+        help="pin no SSRC (a user's pipeline), the announced one, or send another than announced",
+    )
     parser.add_argument("--timeout", type=float, default=10.0, help="limit for each step before the call (default 10)")
     args = parser.parse_args()
 
@@ -301,7 +317,7 @@ def main():
             missing(f"the GStreamer element {element}", package)
 
     report = {"connected": False, "ice": None, "dtls": None, "connection": None, "error": None}
-    publisher = Publisher(args.hz)
+    publisher = Publisher(args.hz, args.ssrc)
     try:
         call(args, publisher, report)
     except Failed as e:
