@@ -143,8 +143,8 @@ class Listener:
         loop = asyncio.get_running_loop()
         while True:
             try:
-                frame = await asyncio.wait_for(track.recv(), 2.0)
-            except (MediaStreamError, asyncio.TimeoutError):
+                frame = await track.recv()  # cancelled at hang-up
+            except MediaStreamError:
                 return
             now = loop.time()
             if self.first is None:
@@ -166,8 +166,16 @@ class Listener:
         result["received_frame_ms"] = sorted(self.sizes)
 
 
+async def step(what, awaitable, timeout):
+    """Awaits with a time limit; a timeout becomes an error that names the step."""
+    try:
+        return await asyncio.wait_for(awaitable, timeout)
+    except asyncio.TimeoutError:
+        raise RuntimeError(f"{what} took over {timeout} s") from None
+
+
 def http(url, method, body=None, timeout=10.0):
-    """(status, parsed JSON or None)."""
+    """(status, parsed JSON or None); a connection failure or timeout is a RuntimeError."""
     data = None if body is None else json.dumps(body).encode()
     req = urllib.request.Request(url, data=data, method=method)
     if data is not None:
@@ -177,6 +185,8 @@ def http(url, method, body=None, timeout=10.0):
             status, text = resp.status, resp.read()
     except urllib.error.HTTPError as e:
         status, text = e.code, e.read()
+    except OSError as e:  # URLError, connection refused, timeouts
+        raise RuntimeError(f"{method} {url}: {e}") from None
     try:
         return status, json.loads(text)
     except ValueError:
@@ -246,7 +256,7 @@ async def call(args):
     pc.addTransceiver(tone, direction="sendrecv")
     try:
         # setLocalDescription returns once ICE gathering is complete.
-        await asyncio.wait_for(pc.setLocalDescription(await pc.createOffer()), args.timeout)
+        await step("ICE gathering", pc.setLocalDescription(await pc.createOffer()), args.timeout)
         result["candidates"] = [
             line.split(" ", 8)[4] + ":" + line.split(" ", 8)[5]
             for line in pc.localDescription.sdp.splitlines()
@@ -261,9 +271,8 @@ async def call(args):
             raise RuntimeError(f"POST /offer answered {status}: {answer}")
         result["session"] = answer.get("session")
         result["recording"] = answer.get("recording")
-        await asyncio.wait_for(
-            pc.setRemoteDescription(RTCSessionDescription(sdp=answer["sdp"], type="answer")), args.timeout
-        )
+        answer = RTCSessionDescription(sdp=answer["sdp"], type="answer")
+        await step("setRemoteDescription", pc.setRemoteDescription(answer), args.timeout)
 
         deadline = posted + args.timeout
         while pc.connectionState not in ("connected", "failed", "closed"):
@@ -301,10 +310,12 @@ async def call(args):
             t.cancel()
         listener.report()
         if args.delete and result["session"]:
-            status, _ = await loop.run_in_executor(
-                None, http, f"{base}/sessions/{result['session']}", "DELETE", None, args.timeout
-            )
-            result["delete_status"] = status
+            url = f"{base}/sessions/{result['session']}"
+            try:
+                status, _ = await loop.run_in_executor(None, http, url, "DELETE", None, args.timeout)
+                result["delete_status"] = status
+            except RuntimeError as e:
+                print(f"aiortc_call.py: {e}", file=sys.stderr)
 
 
 def main():
@@ -329,7 +340,11 @@ def main():
     except Exception as e:  # noqa: BLE001 - every failure becomes the JSON line's error
         finish(1, f"{type(e).__name__}: {e}")
     if result["received_frames"] == 0:
-        finish(1, "connected, but no audio frame was received from the daemon")
+        finish(
+            1,
+            "connected, but aiortc decoded no audio from the daemon "
+            "(its Opus decoder takes only 20 ms packets: does the daemon run with --ptime 20?)",
+        )
     finish(0)
 
 
