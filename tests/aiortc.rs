@@ -3,9 +3,10 @@
 //! JSON shape of aiortc's example server, no trickle, a sendrecv audio transceiver, hang-up
 //! by closing the `RTCPeerConnection`). It sends a tone and measures what it hears.
 //!
-//! aiortc decodes Opus only in packets of 20 ms (its decoder asserts 960 samples a packet,
-//! in 1.4 and still upstream), and the Python server sent 20 ms packets (aiortc's encoder
-//! makes nothing else), so this call runs the daemon with `--ptime 20`.
+//! Debian 12's aiortc (1.4.0) decodes Opus only in packets of 20 ms (its decoder asserts 960
+//! samples a packet; aiortc 1.16 from PyPI takes any size), and the Python server sent 20 ms
+//! packets (aiortc's encoder makes nothing else), so this call runs the daemon with
+//! `--ptime 20`.
 //!
 //! Needs `/usr/bin/python3` with aiortc: `apt-get install -y python3-aiortc` (Debian 12: 1.4.0).
 //! Without it the test fails and says so. Network: HTTP and media on 127.0.0.1 only (the
