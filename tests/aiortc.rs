@@ -16,7 +16,6 @@
 
 mod common;
 
-use std::io::Read;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -134,46 +133,15 @@ struct Caller {
 /// Runs `aiortc_call.py` against the daemon (bounded: killed after the call plus 60 s).
 fn aiortc_call(daemon: &common::Daemon, hz: f64, call: Duration) -> Caller {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/aiortc_call.py");
-    let mut child = Command::new(PYTHON)
-        .arg(&script)
-        .args(["--url", &format!("http://{}", daemon.http)])
-        .args(["--hz", &hz.to_string(), "--seconds", &call.as_secs_f64().to_string()])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start /usr/bin/python3");
-    let mut out = child.stdout.take().expect("stdout");
-    let mut err = child.stderr.take().expect("stderr");
-    let out = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out.read_to_string(&mut s);
-        s
-    });
-    let err = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err.read_to_string(&mut s);
-        s
-    });
-    let limit = call + Duration::from_secs(60);
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for aiortc_call.py") {
-            break Some(status);
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let (out, err) = (out.join().unwrap_or_default(), err.join().unwrap_or_default());
-    let status = status.unwrap_or_else(|| panic!("aiortc_call.py still running after {limit:?}; stderr:\n{err}"));
-    let line = out.lines().rev().find(|l| l.starts_with('{')).unwrap_or("");
-    let report: serde_json::Value = serde_json::from_str(line)
-        .unwrap_or_else(|e| panic!("aiortc_call.py printed no JSON ({e}): {out}\nstderr:\n{err}"));
-    Caller { ok: status.success(), report, stderr: err }
+    let mut command = Command::new(PYTHON);
+    command.arg(&script).args(["--url", &format!("http://{}", daemon.http)]).args([
+        "--hz",
+        &hz.to_string(),
+        "--seconds",
+        &call.as_secs_f64().to_string(),
+    ]);
+    let run = common::run_script(command, call + Duration::from_secs(60), "aiortc_call.py");
+    Caller { ok: run.status.success(), report: run.report, stderr: run.stderr }
 }
 
 /// How many sessions the daemon still has, once it has none or after `limit`.

@@ -159,40 +159,19 @@ fn tone_span(samples: &[i16], tone_rms: f64) -> ToneSpan {
 fn publish(daemon: &common::Daemon, ssrc: &str) -> serde_json::Value {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/gst_whip.py");
     assert!(Path::new("/usr/bin/python3").exists(), "no /usr/bin/python3: apt-get install -y python3-gst-1.0");
-    let out_path = daemon.dir.path().join("gst_whip.out");
-    let err_path = daemon.dir.path().join("gst_whip.err");
     // --user too: the namespace belongs to the daemon's user namespace (`unshare -r`), which
     // an unprivileged runner may enter as its owner.
-    let mut child = Command::new("nsenter")
+    let mut command = Command::new("nsenter");
+    command
         .args(["-t", &daemon.child.id().to_string(), "--user", "--net", "--preserve-credentials"])
         .arg("/usr/bin/python3")
         .arg(&script)
         .arg(format!("http://{}/whip", daemon.http))
         .args(["--seconds", &CALL_SECONDS.to_string(), "--hz", &TONE_HZ.to_string()])
-        .args(["--timeout", &STEP_TIMEOUT_SECONDS.to_string(), "--ssrc", ssrc])
-        .stdout(std::fs::File::create(&out_path).unwrap())
-        .stderr(std::fs::File::create(&err_path).unwrap())
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("run nsenter (util-linux)");
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for the publisher") {
-            break status;
-        }
-        if start.elapsed() > PUBLISHER_LIMIT {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("the publisher ran over {PUBLISHER_LIMIT:?}:\n{}", std::fs::read_to_string(&err_path).unwrap());
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let stdout = std::fs::read_to_string(&out_path).unwrap();
-    let stderr = std::fs::read_to_string(&err_path).unwrap();
-    assert!(status.code() != Some(2), "GStreamer is not complete here:\n{stderr}");
-    let line = stdout.lines().last().unwrap_or("");
-    serde_json::from_str(line)
-        .unwrap_or_else(|e| panic!("no report from the publisher ({status}, {e}):\n{stdout}\n{stderr}"))
+        .args(["--timeout", &STEP_TIMEOUT_SECONDS.to_string(), "--ssrc", ssrc]);
+    let run = common::run_script(command, PUBLISHER_LIMIT, "the publisher (gst_whip.py under nsenter)");
+    assert!(run.status.code() != Some(2), "GStreamer is not complete here:\n{}", run.stderr);
+    run.report
 }
 
 /// The daemon's one recording, finalized.

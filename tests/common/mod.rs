@@ -6,7 +6,7 @@
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 pub mod audio;
@@ -245,4 +245,51 @@ pub fn metric(text: &str, name: &str) -> f64 {
     text.lines()
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
         .unwrap_or_else(|| panic!("no metric {name} in:\n{text}"))
+}
+
+/// What an interop caller script (tests/interop/*.py) left: its exit status, the JSON report
+/// it printed last, and its stderr.
+pub struct ScriptRun {
+    pub status: ExitStatus,
+    pub report: serde_json::Value,
+    pub stderr: String,
+}
+
+/// Runs an interop caller script to its end (stdin closed), killed and failed past `limit`;
+/// its last stdout line that starts with `{` is its JSON report. `what` names it in failures.
+pub fn run_script(mut command: Command, limit: Duration, what: &str) -> ScriptRun {
+    use std::io::Read;
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {what}: {e}"));
+    let read_all = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = pipe.read_to_string(&mut s);
+            s
+        })
+    };
+    let out = read_all(Box::new(child.stdout.take().expect("stdout")));
+    let err = read_all(Box::new(child.stderr.take().expect("stderr")));
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for the script") {
+            break Some(status);
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let (stdout, stderr) = (out.join().unwrap_or_default(), err.join().unwrap_or_default());
+    let status = status.unwrap_or_else(|| panic!("{what} still running after {limit:?}; stderr:\n{stderr}"));
+    let line = stdout.lines().rev().find(|l| l.starts_with('{')).unwrap_or("");
+    let report = serde_json::from_str(line)
+        .unwrap_or_else(|e| panic!("{what} printed no JSON report ({status}, {e}): {stdout}\nstderr:\n{stderr}"));
+    ScriptRun { status, report, stderr }
 }
