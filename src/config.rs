@@ -194,7 +194,7 @@ pub struct Config {
     pub sample: PathBuf,
     pub recordings: PathBuf,
     pub logs: PathBuf,
-    pub ptime: Duration,
+    pub ptime: crate::media::Ptime,
     pub jitter_buffer: Duration,
     pub max_sessions: NonZeroUsize,
     /// How far the recorders may fall behind before offers are refused.
@@ -279,7 +279,8 @@ impl Config {
             sample: pick(given("sample"), cli.sample, file.sample),
             recordings: pick(given("recordings"), cli.recordings, file.recordings),
             logs: pick(given("logs"), cli.logs, file.logs),
-            ptime: ms(pick(given("ptime"), cli.ptime, file.ptime)),
+            ptime: crate::media::Ptime::from_millis(pick(given("ptime"), cli.ptime, file.ptime))
+                .expect("checked by values::check_ptime"),
             jitter_buffer: ms(pick(given("jitter_buffer"), cli.jitter_buffer, file.jitter_buffer)),
             max_sessions: pick(given("max_sessions"), cli.max_sessions, file.max_sessions),
             max_recorder_lag: ms(pick(given("max_recorder_lag"), cli.max_recorder_lag, file.max_recorder_lag)),

@@ -39,7 +39,7 @@ pub fn signalling(data: &[u8]) {
 /// Input: records of `[op][len u16 LE][len bytes]`; op % 4 = 0: datagram from the caller,
 /// 1: datagram from a stranger, 2: time passes (first byte, in ms), 3: the caller hangs up.
 pub fn engine_datagrams(data: &[u8]) {
-    let Some((mut engine, _, mut now)) = crate::testkit::connected_pair(Duration::from_millis(20)) else { return };
+    let Some((mut engine, _, mut now)) = crate::testkit::connected_pair(crate::media::Ptime::Ms20) else { return };
     let server: SocketAddr = SERVER.parse().expect("constant address");
     let peer: SocketAddr = crate::testkit::PEER.parse().expect("constant address");
     let stranger: SocketAddr = "127.0.0.1:9".parse().expect("constant address");
@@ -299,7 +299,7 @@ mod tests {
 
     #[test]
     fn engine_datagrams_corpus() {
-        assert!(crate::testkit::connected_pair(Duration::from_millis(20)).is_some(), "no connected session");
+        assert!(crate::testkit::connected_pair(crate::media::Ptime::Ms20).is_some(), "no connected session");
         for (_, data) in corpus("engine_datagrams") {
             engine_datagrams(&data);
         }

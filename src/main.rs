@@ -119,6 +119,8 @@ fn run(matches: &ArgMatches) -> Result<(), StartError> {
             disconnect_timeout: config.disconnect_timeout,
             connect_timeout: config.connect_timeout,
             max_sessions: config.max_sessions.get(),
+            max_connecting_per_client: config.max_sessions.get(),
+            stun_timeout: config.connect_timeout,
         },
         Instant::now(),
     );

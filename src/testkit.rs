@@ -13,7 +13,7 @@ use str0m::net::{Protocol, Receive};
 use str0m::Rtc;
 
 use crate::client::{offering, opus_pt, Offering};
-use crate::engine::{accept_offer, Engine, EngineConfig, Input, OfferParams, Output, SessionId};
+use crate::engine::{accept_offer, Engine, EngineConfig, Input, OfferParams, Output, Ptime, SessionId};
 
 /// The engine's address in the harness.
 pub const SERVER: &str = "127.0.0.1:50000";
@@ -36,13 +36,15 @@ pub struct Peer {
 }
 
 /// An engine (sample packet time `ptime`) whose one session, id 1, is connected to `Peer`.
-pub fn connected_pair(ptime: Duration) -> Option<(Engine, Peer, Instant)> {
+pub fn connected_pair(ptime: Ptime) -> Option<(Engine, Peer, Instant)> {
     let mut now = Instant::now();
     let config = EngineConfig {
         ptime,
         disconnect_timeout: Duration::from_secs(5),
         connect_timeout: Duration::from_secs(5),
         max_sessions: 4,
+        max_connecting_per_client: 4,
+        stun_timeout: Duration::from_secs(5),
     };
     let mut engine = Engine::new(config, now);
     let peer: SocketAddr = PEER.parse().ok()?;
@@ -102,7 +104,7 @@ fn exchange(engine: &mut Engine, peer: &mut Peer, to_peer: &[Vec<u8>], now: Inst
 /// bookkeeping) per second of one session's two-way audio: the server sends a frame every
 /// `ptime`, the caller every `caller_ptime`. Sockets and codecs are not included. Measured
 /// over 20 s of virtual time; only the engine's calls are timed, not the caller's.
-pub fn str0m_session_second(ptime: Duration, caller_ptime: Duration) -> f64 {
+pub fn str0m_session_second(ptime: Ptime, caller_ptime: Duration) -> f64 {
     let Some((mut engine, mut peer, mut now)) = connected_pair(ptime) else { return f64::NAN };
     let frame: Arc<[u8]> = Arc::from(vec![0x48u8; 60]);
     let server: SocketAddr = SERVER.parse().expect("const");

@@ -20,7 +20,7 @@ use clap::Parser;
 )]
 struct Args {
     /// Outgoing packet time of the daemon (ms) the per-caller floor is computed for.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = parse_ptime)]
     ptime: u64,
     /// Incoming packet time of the callers (ms).
     #[arg(long, default_value_t = 20)]
@@ -130,7 +130,7 @@ fn main() {
 
     // str0m: one session's work per second of two-way audio, in memory.
     let str0m_ms = tapedeck::testkit::str0m_session_second(
-        Duration::from_millis(args.ptime),
+        tapedeck::media::Ptime::from_millis(args.ptime).expect("checked by parse_ptime"),
         Duration::from_millis(args.caller_ptime),
     );
 
@@ -154,4 +154,10 @@ fn main() {
         "floor_ms_per_caller_second": floor_ms,
     });
     println!("{json}");
+}
+
+/// A packet time the daemon can send: 10, 20, 40 or 60 ms.
+fn parse_ptime(s: &str) -> Result<u64, String> {
+    let ms: u64 = s.parse().map_err(|e| format!("{e}"))?;
+    tapedeck::media::Ptime::from_millis(ms).map(|p| p.millis()).ok_or_else(|| "must be 10, 20, 40 or 60".into())
 }

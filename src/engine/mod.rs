@@ -22,6 +22,7 @@ pub use offer::{accept_offer, Accepted, OfferError, OfferParams};
 use session::Session;
 
 use crate::media::recording::Packet;
+pub use crate::media::Ptime;
 
 /// A session's identity, as the HTTP API and the recording's file name show it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -61,13 +62,20 @@ impl fmt::Display for SessionId {
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
     /// Outgoing packet time: one sample frame is sent every `ptime`.
-    pub ptime: Duration,
+    pub ptime: Ptime,
     /// How long an ICE disconnection may last before the session ends.
     pub disconnect_timeout: Duration,
     /// How long a session may take from answer to connected.
     pub connect_timeout: Duration,
     /// Most sessions at once.
     pub max_sessions: usize,
+    /// Most sessions not yet connected that one client address may hold at once (offers
+    /// beyond it are refused with [`EngineError::TooManyConnecting`]). Only sessions whose
+    /// [`Accepted::client`] is known count.
+    pub max_connecting_per_client: usize,
+    /// How long a new session may wait for the first valid STUN check from anyone before it
+    /// is ended: shorter than `connect_timeout`, which is for sessions mid-handshake.
+    pub stun_timeout: Duration,
 }
 
 /// Sample frames the engine keeps queued ahead of need.
@@ -194,6 +202,8 @@ pub enum EngineError {
     Full(usize),
     #[error("shutting down")]
     ShuttingDown,
+    #[error("{0} already has {1} sessions that have not connected")]
+    TooManyConnecting(std::net::IpAddr, usize),
 }
 
 /// Counters the shell may report.
@@ -235,7 +245,7 @@ pub struct Engine {
 impl Engine {
     /// A new engine; the sample clock starts at `now`.
     pub fn new(config: EngineConfig, now: Instant) -> Self {
-        let samples_per_frame = config.ptime.as_micros() as u64 * 48 / 1000;
+        let samples_per_frame = config.ptime.samples() as u64;
         Engine {
             config,
             sessions: BTreeMap::new(),
@@ -431,13 +441,13 @@ impl Engine {
         if !self.anyone_listening() {
             // Nobody listens: the loop's position runs on, but no frame is taken, so the
             // encoder thread blocks on its full channel and costs nothing.
-            let passed = (now - self.next_frame_at).as_micros() / self.config.ptime.as_micros().max(1) + 1;
+            let passed = (now - self.next_frame_at).as_micros() / self.config.ptime.duration().as_micros() + 1;
             let passed = u32::try_from(passed).unwrap_or(u32::MAX);
             self.frame_index += u64::from(passed);
-            self.next_frame_at += self.config.ptime * passed;
+            self.next_frame_at += self.config.ptime.duration() * passed;
             return;
         }
-        let behind = (now - self.next_frame_at).as_micros() / self.config.ptime.as_micros().max(1);
+        let behind = (now - self.next_frame_at).as_micros() / self.config.ptime.duration().as_micros();
         if behind > u128::from(MAX_FRAMES_BEHIND) {
             // The loop was stalled: skip ahead rather than burst old audio to everyone.
             let skip = behind as u64;
@@ -446,13 +456,13 @@ impl Engine {
                 self.frames.pop_front();
             }
             self.frame_index += skip;
-            self.next_frame_at += self.config.ptime * skip as u32;
+            self.next_frame_at += self.config.ptime.duration() * skip as u32;
             log::warn!("event loop fell {skip} sample frames behind; skipped them");
         }
         while self.next_frame_at <= now {
             let rtp = self.frame_index * self.samples_per_frame;
             self.frame_index += 1;
-            self.next_frame_at += self.config.ptime;
+            self.next_frame_at += self.config.ptime.duration();
             let Some(frame) = self.frames.pop_front() else {
                 self.stats.sample_underruns += 1;
                 log::debug!("sample encoder underrun at frame {}", self.frame_index - 1);

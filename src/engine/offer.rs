@@ -42,6 +42,9 @@ pub struct Accepted {
     /// Whether the negotiated direction lets us send the sample (false for recvonly).
     pub sends: bool,
     pub answer: String,
+    /// The address the offer came from (the HTTP peer, or the client a trusted proxy names),
+    /// if known: sessions not yet connected are limited per client.
+    pub client: Option<std::net::IpAddr>,
 }
 
 impl std::fmt::Debug for Accepted {
@@ -87,7 +90,7 @@ pub fn accept_offer(sdp: &str, params: &OfferParams, id: SessionId, now: Instant
     let (mid, direction) = audio_mid(&rtc, &answer)?;
     let pt = opus_pt(&mut rtc, mid)?;
     let sends = matches!(direction, Direction::SendRecv | Direction::SendOnly);
-    Ok(Accepted { id, rtc, mid, pt, sends, answer })
+    Ok(Accepted { id, rtc, mid, pt, sends, answer, client: None })
 }
 
 /// The first audio section of the answer that carries audio in either direction.

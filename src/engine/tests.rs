@@ -17,10 +17,12 @@ const SERVER: &str = "127.0.0.1:50000";
 
 fn config() -> EngineConfig {
     EngineConfig {
-        ptime: Duration::from_millis(10),
+        ptime: Ptime::Ms10,
         disconnect_timeout: Duration::from_secs(1),
         connect_timeout: Duration::from_secs(3),
         max_sessions: 2,
+        max_connecting_per_client: 2,
+        stun_timeout: Duration::from_secs(2),
     }
 }
 
@@ -277,7 +279,7 @@ fn a_caller_that_goes_quiet_is_ended_after_twice_the_disconnect_timeout() {
 fn a_sample_frame_goes_out_in_the_turn_it_is_due() {
     // str0m packetizes written media only on a timeout: the engine must see to it within
     // the turn of the tick, or every frame would leave a turn late.
-    let (mut engine, _peer, mut now) = crate::testkit::connected_pair(Duration::from_millis(10)).expect("connected");
+    let (mut engine, _peer, mut now) = crate::testkit::connected_pair(Ptime::Ms10).expect("connected");
     let frame: Arc<[u8]> = Arc::from(vec![0x48u8; 60]);
     let mut ticks = 0;
     for _ in 0..100 {

@@ -35,6 +35,8 @@ pub enum ApiError {
     Unavailable(String),
     #[error("the session limit of {0} is reached")]
     Full(usize),
+    #[error("{0}: connect the sessions you have (or let them time out) before offering more")]
+    TooManyConnecting(String),
     #[error("overloaded: recording is {} ms behind the calls; try again later", .0.as_millis())]
     Overloaded(std::time::Duration),
     #[error("the event loop did not answer in time")]
@@ -54,6 +56,7 @@ impl ApiError {
             ApiError::NotFound | ApiError::UnknownSession(_) => 404,
             ApiError::MethodNotAllowed(_) => 405,
             ApiError::TooLarge => 413,
+            ApiError::TooManyConnecting(_) => 429,
             ApiError::UnsupportedType { .. } => 415,
             ApiError::Unavailable(_) | ApiError::Full(_) | ApiError::Overloaded(_) => 503,
             ApiError::Timeout => 504,

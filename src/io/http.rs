@@ -134,7 +134,7 @@ impl Reply {
         let mut reply =
             Reply { status: e.status(), content_type: "application/json", body: e.body(), headers: Vec::new() };
         match e {
-            ApiError::Unavailable(_) | ApiError::Full(_) | ApiError::Overloaded(_) => {
+            ApiError::Unavailable(_) | ApiError::Full(_) | ApiError::Overloaded(_) | ApiError::TooManyConnecting(_) => {
                 reply.headers.push(("Retry-After", RETRY_AFTER_SECS.to_string()))
             }
             ApiError::Unauthorized => reply.headers.push(("WWW-Authenticate", "Bearer realm=\"tapedeck\"".into())),
@@ -431,6 +431,7 @@ fn engine_error(e: EngineError) -> ApiError {
         EngineError::Full(n) => ApiError::Full(n),
         EngineError::ShuttingDown => ApiError::Unavailable(e.to_string()),
         EngineError::DuplicateSession(_) => ApiError::Internal(e.to_string()),
+        EngineError::TooManyConnecting(..) => ApiError::TooManyConnecting(e.to_string()),
     }
 }
 
@@ -440,6 +441,7 @@ fn refusal(e: &ApiError) -> Refusal {
         ApiError::TooLarge => Refusal::TooLarge,
         ApiError::UnsupportedType { .. } => Refusal::UnsupportedType,
         ApiError::Full(_) => Refusal::Full,
+        ApiError::TooManyConnecting(_) => Refusal::TooManyConnecting,
         ApiError::Overloaded(_) => Refusal::Overloaded,
         ApiError::Unavailable(_) => Refusal::ShuttingDown,
         ApiError::Timeout | ApiError::RequestTimeout => Refusal::Timeout,

@@ -28,6 +28,7 @@ pub enum Refusal {
     TooLarge,
     UnsupportedType,
     Full,
+    TooManyConnecting,
     Overloaded,
     ShuttingDown,
     Timeout,
@@ -35,12 +36,13 @@ pub enum Refusal {
 }
 
 impl Refusal {
-    const ALL: [Refusal; 9] = [
+    const ALL: [Refusal; 10] = [
         Refusal::BadRequest,
         Refusal::Unauthorized,
         Refusal::TooLarge,
         Refusal::UnsupportedType,
         Refusal::Full,
+        Refusal::TooManyConnecting,
         Refusal::Overloaded,
         Refusal::ShuttingDown,
         Refusal::Timeout,
@@ -54,6 +56,7 @@ impl Refusal {
             Refusal::TooLarge => "too_large",
             Refusal::UnsupportedType => "unsupported_type",
             Refusal::Full => "full",
+            Refusal::TooManyConnecting => "too_many_connecting",
             Refusal::Overloaded => "overloaded",
             Refusal::ShuttingDown => "shutting_down",
             Refusal::Timeout => "timeout",

@@ -146,11 +146,11 @@ pub struct LoopEncoder {
 }
 
 impl LoopEncoder {
-    /// A new encoder at the start of the loop; `ptime` must be 10, 20, 40 or 60 ms.
-    pub fn new(pcm: Arc<[i16]>, ptime: Duration) -> Result<Self, SampleError> {
+    /// A new encoder at the start of the loop, making frames of `ptime`.
+    pub fn new(pcm: Arc<[i16]>, ptime: super::Ptime) -> Result<Self, SampleError> {
         let mut encoder = opus::Encoder::new(RATE, opus::Channels::Mono, opus::Application::Audio)?;
         encoder.set_bitrate(opus::Bitrate::Bits(SAMPLE_BITRATE))?;
-        let len = (ptime.as_micros() as usize) * RATE as usize / 1_000_000;
+        let len = ptime.samples();
         if pcm.len() < len {
             return Err(SampleError::TooShort);
         }
@@ -464,7 +464,7 @@ mod tests {
     fn the_loop_wraps_without_a_seam_and_frames_decode() {
         // 250 ms of ramp: a 20 ms frame crossing the end takes its tail from the start.
         let pcm: Arc<[i16]> = (0..12_000).map(|i| (i % 1000) as i16).collect();
-        let mut enc = LoopEncoder::new(pcm, Duration::from_millis(20)).unwrap();
+        let mut enc = LoopEncoder::new(pcm, crate::media::Ptime::Ms20).unwrap();
         assert_eq!(enc.frame_len(), 960);
         let mut dec = opus::Decoder::new(RATE, opus::Channels::Mono).unwrap();
         let mut out = vec![0i16; 960];

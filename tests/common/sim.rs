@@ -40,7 +40,7 @@ use std::time::{Duration, Instant};
 
 use str0m::change::SdpAnswer;
 use tapedeck::client::{offering, Offering};
-use tapedeck::engine::{accept_offer, EndReason, Engine, EngineConfig, Input, OfferParams, Output, SessionId};
+use tapedeck::engine::{accept_offer, EndReason, Engine, EngineConfig, Input, OfferParams, Output, Ptime, SessionId};
 use tapedeck::io::telemetry::Telemetry;
 use tapedeck::media::recording::{RecordingConfig, RecordingStats};
 use tapedeck::media::sample::LoopEncoder;
@@ -190,7 +190,7 @@ fn sample_frames() -> Frames {
         let pcm = tapedeck::media::sample::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/sample.wav"))
             .expect("sample");
         let n = pcm.len() / 480;
-        let mut encoder = LoopEncoder::new(pcm.into(), Duration::from_millis(10)).expect("an encoder");
+        let mut encoder = LoopEncoder::new(pcm.into(), Ptime::Ms10).expect("an encoder");
         Arc::new((0..n.max(1)).map(|_| encoder.next_frame().expect("encoded")).collect())
     });
     frames.clone()
@@ -204,10 +204,12 @@ impl Sim {
         // str0m's non-cryptographic randomness (SSRCs, sequence numbers, ICE credentials).
         fastrand::seed(seed);
         let config = EngineConfig {
-            ptime: Duration::from_millis(10),
+            ptime: Ptime::Ms10,
             disconnect_timeout: Duration::from_secs(1),
             connect_timeout: Duration::from_secs(10),
             max_sessions: 1000,
+            max_connecting_per_client: 1000,
+            stun_timeout: Duration::from_secs(5),
         };
         let telemetry = Arc::new(Telemetry::new());
         let recording = RecordingConfig { jitter_depth: Duration::from_millis(1000) };
