@@ -6,6 +6,7 @@
 //! `crate::io` runs it against a real UDP socket; the tests run the very same type against
 //! simulated networks.
 
+mod demux;
 mod offer;
 mod session;
 
@@ -114,6 +115,9 @@ pub enum EndReason {
     IceTimeout,
     /// ICE never connected within the connect timeout.
     ConnectTimeout,
+    /// No valid ICE check (STUN with the session's credentials) arrived within the STUN
+    /// timeout: the offer was never followed up.
+    NoIceCheck,
     /// The daemon is shutting down.
     Shutdown,
     /// str0m reported an error for this session.
@@ -127,6 +131,7 @@ impl fmt::Display for EndReason {
             EndReason::Closed => "closed by peer",
             EndReason::IceTimeout => "caller gone (ICE disconnected or silent too long)",
             EndReason::ConnectTimeout => "never connected",
+            EndReason::NoIceCheck => "no ICE check arrived",
             EndReason::Shutdown => "shutdown",
             EndReason::Error => "error",
         };
@@ -215,12 +220,44 @@ pub struct EngineStats {
     pub bytes_out: u64,
     /// Audio packets handed to the recorders.
     pub media_in: u64,
-    pub datagrams_unknown: u64,
-    pub datagrams_bad: u64,
+    /// Datagrams dropped before reaching any session, by reason.
+    pub dropped: Drops,
     pub transmits: u64,
     pub sample_frames: u64,
     pub sample_underruns: u64,
     pub sample_skipped: u64,
+}
+
+/// Datagrams the engine dropped before they reached a session, by why. Each costs one parse
+/// and at most one map lookup and one session's check, however many sessions there are.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Drops {
+    /// Neither STUN, DTLS, RTP nor RTCP.
+    pub not_webrtc: u64,
+    /// DTLS, RTP or RTCP from an address no session has seen pass an ICE check.
+    pub unknown_source: u64,
+    /// STUN from a new address that is not a Binding request naming one of our sessions'
+    /// ICE username fragments.
+    pub stun_unknown_ufrag: u64,
+    /// A Binding request naming a session's username fragment that the session refused
+    /// (wrong password, so a failed MESSAGE-INTEGRITY, or the wrong remote fragment).
+    pub stun_rejected: u64,
+}
+
+impl Drops {
+    /// Each count with its `/metrics` label.
+    pub fn by_reason(&self) -> [(&'static str, u64); 4] {
+        [
+            ("not_webrtc", self.not_webrtc),
+            ("unknown_source", self.unknown_source),
+            ("stun_unknown_ufrag", self.stun_unknown_ufrag),
+            ("stun_rejected", self.stun_rejected),
+        ]
+    }
+
+    pub fn total(&self) -> u64 {
+        self.by_reason().iter().map(|(_, n)| n).sum()
+    }
 }
 
 /// The sans-IO core. See the module docs for its contract.
@@ -229,6 +266,9 @@ pub struct Engine {
     /// Ordered, so every run visits sessions in the same order (deterministic replays).
     sessions: BTreeMap<SessionId, Session>,
     by_remote: HashMap<SocketAddr, SessionId>,
+    /// Sessions by their ICE username fragment (random, so a clash is rare but possible:
+    /// then each session with it is asked in turn).
+    by_ufrag: HashMap<Box<[u8]>, Vec<SessionId>>,
     /// Each session's next wake-up; entries whose time no longer matches the session's
     /// `scheduled` are stale and skipped. Only sessions whose time came are visited.
     timers: BinaryHeap<Reverse<(Instant, SessionId)>>,
@@ -250,6 +290,7 @@ impl Engine {
             config,
             sessions: BTreeMap::new(),
             by_remote: HashMap::new(),
+            by_ufrag: HashMap::new(),
             timers: BinaryHeap::new(),
             due: Vec::new(),
             out: VecDeque::new(),
@@ -335,7 +376,15 @@ impl Engine {
         if self.sessions.contains_key(&id) {
             return Err(EngineError::DuplicateSession(id));
         }
+        if let Some(client) = accepted.client {
+            let limit = self.config.max_connecting_per_client;
+            let connecting = self.sessions.values().filter(|s| s.connecting_client() == Some(client)).count();
+            if connecting >= limit {
+                return Err(EngineError::TooManyConnecting(client, limit));
+            }
+        }
         let mut session = Session::new(accepted, now);
+        self.by_ufrag.entry(session.ufrag().into()).or_default().push(id);
         crate::logging::with_session(id, || {
             log::debug!("added; waiting for ICE");
             session.drain(now, &mut self.out, &mut self.stats);
@@ -355,28 +404,27 @@ impl Engine {
 
     fn handle_datagram(&mut self, now: Instant, source: SocketAddr, dest: SocketAddr, buf: &[u8]) {
         self.stats.datagrams_in += 1;
+        let known = self.by_remote.get(&source).copied();
+        if known.is_none() && !self.may_introduce_a_source(buf) {
+            return;
+        }
         let Ok(recv) = Receive::new(Protocol::Udp, source, dest, buf) else {
-            self.stats.datagrams_bad += 1;
+            self.stats.dropped.not_webrtc += 1;
             log::trace!("dropped {} bytes from {source}: not WebRTC", buf.len());
             return;
         };
         let input = str0m::Input::Receive(now, recv);
-        let id = match self.by_remote.get(&source) {
-            Some(id) => *id,
-            None => match self.sessions.values().find(|s| s.accepts(&input)) {
-                Some(s) => {
-                    let id = s.id();
+        let id = match known {
+            Some(id) => id,
+            None => match self.route_new_source(&input, buf) {
+                Some(id) => {
                     self.by_remote.insert(source, id);
                     if let Some(s) = self.sessions.get_mut(&id) {
                         s.add_remote(source);
                     }
                     id
                 }
-                None => {
-                    self.stats.datagrams_unknown += 1;
-                    log::trace!("dropped {} bytes from {source}: no session", buf.len());
-                    return;
-                }
+                None => return,
             },
         };
         let Some(session) = self.sessions.get_mut(&id) else {
@@ -395,6 +443,38 @@ impl Engine {
         } else {
             self.schedule(id);
         }
+    }
+
+    /// Whether a datagram from an address no session knows could introduce it: only an ICE
+    /// check can (the caller's first, or one after its NAT moved it), and it names its session
+    /// by our username fragment. Everything else is counted and dropped here, before any
+    /// parsing: a flood of made-up datagrams costs one map lookup each, never a walk over the
+    /// sessions.
+    fn may_introduce_a_source(&mut self, buf: &[u8]) -> bool {
+        let drops = &mut self.stats.dropped;
+        if !demux::is_stun(buf) {
+            drops.unknown_source += 1;
+            log::trace!("dropped {} bytes: not STUN, from an address no session knows", buf.len());
+            return false;
+        }
+        if !demux::stun_local_ufrag(buf).is_some_and(|ufrag| self.by_ufrag.contains_key(ufrag)) {
+            drops.stun_unknown_ufrag += 1;
+            log::trace!("dropped STUN naming no session");
+            return false;
+        }
+        true
+    }
+
+    /// The session whose credentials an ICE check from a new address (one that passed
+    /// [`Engine::may_introduce_a_source`]) carries, if it accepts it.
+    fn route_new_source(&mut self, input: &str0m::Input<'_>, buf: &[u8]) -> Option<SessionId> {
+        let candidates = demux::stun_local_ufrag(buf).and_then(|ufrag| self.by_ufrag.get(ufrag))?;
+        let found = candidates.iter().copied().find(|id| self.sessions.get(id).is_some_and(|s| s.accepts(input)));
+        if found.is_none() {
+            self.stats.dropped.stun_rejected += 1;
+            log::trace!("dropped STUN naming a session that refused it (wrong credentials)");
+        }
+        found
     }
 
     fn handle_timeout(&mut self, now: Instant) {
@@ -500,6 +580,12 @@ impl Engine {
         };
         for addr in session.remotes() {
             self.by_remote.remove(addr);
+        }
+        if let Some(ids) = self.by_ufrag.get_mut(session.ufrag()) {
+            ids.retain(|&other| other != id);
+            if ids.is_empty() {
+                self.by_ufrag.remove(session.ufrag());
+            }
         }
         crate::logging::with_session(id, || {
             session.close(now, &mut self.out, &mut self.stats);

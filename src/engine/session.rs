@@ -1,13 +1,14 @@
 //! One caller: its `Rtc`, the negotiated audio stream and the timers the engine keeps for it.
 
 use std::collections::VecDeque;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 
 use str0m::media::{Frequency, MediaTime, Mid, Pt};
 use str0m::{Event, IceConnectionState, Rtc};
 
+use super::demux::rtp_ssrc;
 use super::{
     Accepted, EndReason, EngineConfig, EngineStats, Output, SessionCounters, SessionId, SessionInfo, SessionState,
 };
@@ -20,8 +21,15 @@ const CLOSE_DRAIN_LIMIT: usize = 64;
 
 #[derive(Debug, Clone, Copy)]
 enum State {
-    Connecting { since: Instant },
-    Connected { at: Instant, disconnected_since: Option<Instant> },
+    /// Answered; `contacted` once a valid ICE check (STUN with our credentials) arrived.
+    Connecting {
+        since: Instant,
+        contacted: bool,
+    },
+    Connected {
+        at: Instant,
+        disconnected_since: Option<Instant>,
+    },
 }
 
 pub(super) struct Session {
@@ -43,6 +51,10 @@ pub(super) struct Session {
     unannounced_ssrcs: u8,
     /// The last RTP SSRC seen that str0m knows (skips the lookup for the next packets).
     known_ssrc: Option<u32>,
+    /// Our ICE username fragment: STUN from a new address names it (`<ufrag>:<theirs>`).
+    ufrag: Box<[u8]>,
+    /// Where the offer came from, if known (sessions not yet connected are counted per client).
+    client: Option<IpAddr>,
 }
 
 /// At most this many SSRCs the offer did not announce are bound to a session's audio (a
@@ -55,14 +67,15 @@ const MAX_UNANNOUNCED_SSRCS: u8 = 4;
 const SILENT_TIMEOUTS: u32 = 2;
 
 impl Session {
-    pub fn new(accepted: Accepted, now: Instant) -> Self {
+    pub fn new(mut accepted: Accepted, now: Instant) -> Self {
+        let ufrag = accepted.rtc.direct_api().local_ice_credentials().ufrag.into_bytes().into_boxed_slice();
         Session {
             id: accepted.id,
             rtc: accepted.rtc,
             mid: accepted.mid,
             pt: accepted.pt,
             sends: accepted.sends,
-            state: State::Connecting { since: now },
+            state: State::Connecting { since: now, contacted: false },
             rtc_deadline: now,
             last_rx: now,
             remotes: Vec::new(),
@@ -71,7 +84,19 @@ impl Session {
             scheduled: None,
             unannounced_ssrcs: 0,
             known_ssrc: None,
+            ufrag,
+            client: accepted.client,
         }
+    }
+
+    /// Our ICE username fragment.
+    pub fn ufrag(&self) -> &[u8] {
+        &self.ufrag
+    }
+
+    /// The client address the offer came from, while the session has not connected.
+    pub fn connecting_client(&self) -> Option<IpAddr> {
+        self.client.filter(|_| !self.is_connected())
     }
 
     pub fn id(&self) -> SessionId {
@@ -135,7 +160,8 @@ impl Session {
     /// When this session next needs the engine: its `Rtc`'s timeout or one of our timers.
     pub fn wake_at(&self, config: &EngineConfig) -> Instant {
         let timer = match self.state {
-            State::Connecting { since } => since + config.connect_timeout,
+            State::Connecting { since, contacted: true } => since + config.connect_timeout,
+            State::Connecting { since, contacted: false } => since + config.stun_timeout.min(config.connect_timeout),
             State::Connected { disconnected_since: Some(t), .. } => t + config.disconnect_timeout,
             State::Connected { disconnected_since: None, .. } => {
                 self.last_rx + config.disconnect_timeout * SILENT_TIMEOUTS
@@ -150,7 +176,10 @@ impl Session {
             return Some(EndReason::Closed);
         }
         match self.state {
-            State::Connecting { since } if now >= since + config.connect_timeout => Some(EndReason::ConnectTimeout),
+            State::Connecting { since, contacted: false } if now >= since + config.stun_timeout => {
+                Some(EndReason::NoIceCheck)
+            }
+            State::Connecting { since, .. } if now >= since + config.connect_timeout => Some(EndReason::ConnectTimeout),
             State::Connected { disconnected_since: Some(t), .. } if now >= t + config.disconnect_timeout => {
                 Some(EndReason::IceTimeout)
             }
@@ -190,7 +219,12 @@ impl Session {
     /// Feeds one input to the `Rtc`; false if str0m reported an error.
     pub fn handle(&mut self, now: Instant, input: str0m::Input<'_>) -> bool {
         if matches!(input, str0m::Input::Receive(..)) {
+            // Only datagrams str0m accepts reach a session: from an address that passed an
+            // ICE check, or a check naming this session's credentials.
             self.last_rx = now;
+            if let State::Connecting { contacted, .. } = &mut self.state {
+                *contacted = true;
+            }
         }
         match self.rtc.handle_input(input) {
             Ok(()) => true,
@@ -287,7 +321,7 @@ impl Session {
     fn handle_event(&mut self, now: Instant, event: Event, out: &mut VecDeque<Output>, stats: &mut EngineStats) {
         match event {
             Event::Connected => {
-                if let State::Connecting { since } = self.state {
+                if let State::Connecting { since, .. } = self.state {
                     log::info!("connected after {:?}", now.saturating_duration_since(since));
                     self.state = State::Connected { at: now, disconnected_since: None };
                     out.push_back(Output::Connected { session: self.id, at: now });
@@ -321,38 +355,5 @@ impl Session {
             Event::MediaAdded(m) => log::debug!("media {} {:?} {:?}", m.mid, m.kind, m.direction),
             _ => {}
         }
-    }
-}
-
-/// The SSRC of an RTP packet (RFC 7983 demultiplexing: first byte 128-191; not RTCP, whose
-/// second byte is 192-223 per RFC 5761), or None for anything else.
-fn rtp_ssrc(datagram: &[u8]) -> Option<u32> {
-    let (&first, &second) = (datagram.first()?, datagram.get(1)?);
-    if !(128..=191).contains(&first) || (192..=223).contains(&second) {
-        return None;
-    }
-    let ssrc: [u8; 4] = datagram.get(8..12)?.try_into().ok()?;
-    Some(u32::from_be_bytes(ssrc))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::rtp_ssrc;
-
-    #[test]
-    fn rtp_ssrc_reads_rtp_only() {
-        let mut rtp = [0u8; 20];
-        rtp[0] = 0x80;
-        rtp[1] = 111;
-        rtp[8..12].copy_from_slice(&0xdead_beef_u32.to_be_bytes());
-        assert_eq!(rtp_ssrc(&rtp), Some(0xdead_beef));
-        let mut rtcp = rtp;
-        rtcp[1] = 200; // sender report
-        assert_eq!(rtp_ssrc(&rtcp), None);
-        let mut dtls = rtp;
-        dtls[0] = 22;
-        assert_eq!(rtp_ssrc(&dtls), None);
-        assert_eq!(rtp_ssrc(&rtp[..11]), None);
-        assert_eq!(rtp_ssrc(&[]), None);
     }
 }

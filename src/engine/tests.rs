@@ -41,6 +41,8 @@ struct Caller {
     received: usize,
     deadline: Instant,
     rtp: u64,
+    /// Sends nothing but STUN (its DTLS is lost on the way).
+    only_stun: bool,
 }
 
 /// The engine and its callers on one virtual clock, with an instant lossless network.
@@ -60,6 +62,11 @@ impl World {
 
     /// Offers from a new caller; returns the session id and the engine's verdict.
     fn offer(&mut self, n: u128) -> (SessionId, Result<(), EngineError>) {
+        self.offer_from(n, None)
+    }
+
+    /// [`World::offer`] from the client address `client`, as the HTTP layer knows it.
+    fn offer_from(&mut self, n: u128, client: Option<std::net::IpAddr>) -> (SessionId, Result<(), EngineError>) {
         let addr: SocketAddr = format!("127.0.0.1:{}", 40_000 + n).parse().unwrap();
         let mut rtc = Rtc::builder().clear_codecs().enable_opus(true, false).build(self.now);
         rtc.add_local_candidate(Candidate::host(addr, "udp").unwrap());
@@ -67,11 +74,22 @@ impl World {
         let mid = api.add_media(MediaKind::Audio, Direction::SendRecv, None, None, None);
         let (offer, pending) = api.apply().unwrap();
         let id = SessionId::from_u128(n);
-        let accepted = accept_offer(&offer.to_sdp_string(), &self.params, id, self.now).expect("offer accepted");
+        let mut accepted = accept_offer(&offer.to_sdp_string(), &self.params, id, self.now).expect("offer accepted");
+        accepted.client = client;
         let answer = SdpAnswer::from_sdp_string(&accepted.answer).unwrap();
         rtc.sdp_api().accept_answer(pending, answer).unwrap();
         let verdict = self.engine.handle_input(self.now, Input::AddSession(Box::new(accepted)));
-        let caller = Caller { rtc, addr, mid, pt: None, connected: false, received: 0, deadline: self.now, rtp: 0 };
+        let caller = Caller {
+            rtc,
+            addr,
+            mid,
+            pt: None,
+            connected: false,
+            received: 0,
+            deadline: self.now,
+            rtp: 0,
+            only_stun: false,
+        };
         self.callers.push(caller);
         (id, verdict)
     }
@@ -120,6 +138,7 @@ impl World {
             }
             while let Ok(out) = c.rtc.poll_output() {
                 match out {
+                    str0m::Output::Transmit(t) if c.only_stun && t.contents.first().is_some_and(|&b| b > 3) => {}
                     str0m::Output::Transmit(t) => to_server.push_back((c.addr, t.contents.to_vec())),
                     str0m::Output::Event(Event::Connected) => c.connected = true,
                     str0m::Output::Event(Event::MediaData(_)) => c.received += 1,
@@ -228,7 +247,7 @@ fn garbage_datagrams_are_dropped_without_harm() {
     let before = w.media_count(id);
     w.run(Duration::from_millis(500));
     assert!(w.media_count(id) > before + 15, "the call stopped after garbage");
-    assert!(w.engine.stats().datagrams_bad + w.engine.stats().datagrams_unknown > 0);
+    assert!(w.engine.stats().dropped.total() > 0);
 }
 
 #[test]
@@ -248,15 +267,110 @@ fn the_session_limit_and_shutdown_refuse_offers() {
 }
 
 #[test]
-fn a_session_that_never_connects_is_dropped_after_the_connect_timeout() {
+fn a_session_nobody_sends_an_ice_check_to_is_dropped_after_the_stun_timeout() {
     let mut w = World::new();
     let (id, _) = w.offer(1);
     // The caller never talks: cut it off before its first STUN.
     w.callers[0].rtc.disconnect();
-    w.run(Duration::from_millis(2900));
+    w.run(Duration::from_millis(1900));
     assert_eq!(w.ended(id), None);
     w.run(Duration::from_millis(200));
+    // config(): stun_timeout 2 s, well before the connect timeout of 3 s.
+    assert_eq!(w.ended(id), Some((EndReason::NoIceCheck, None)));
+}
+
+#[test]
+fn a_session_mid_handshake_is_dropped_after_the_connect_timeout() {
+    let mut w = World::new();
+    let (id, _) = w.offer(1);
+    // ICE checks arrive, DTLS never does: the session is mid-handshake.
+    w.callers[0].only_stun = true;
+    w.run(Duration::from_millis(2900));
+    assert_eq!(w.ended(id), None, "a session that got ICE checks waits for the connect timeout");
+    w.run(Duration::from_millis(200));
     assert_eq!(w.ended(id), Some((EndReason::ConnectTimeout, None)));
+}
+
+/// A STUN Binding request for `username` (`<server ufrag>:<caller ufrag>`) with a
+/// MESSAGE-INTEGRITY made with no password anyone has: it parses, and fails the check.
+fn forged_binding_request(username: &str, transaction: u8) -> Vec<u8> {
+    let mut attributes = Vec::new();
+    let mut put = |kind: u16, value: &[u8]| {
+        attributes.extend_from_slice(&kind.to_be_bytes());
+        attributes.extend_from_slice(&(value.len() as u16).to_be_bytes());
+        attributes.extend_from_slice(value);
+        attributes.resize(attributes.len().next_multiple_of(4), 0);
+    };
+    put(0x0006, username.as_bytes()); // USERNAME
+    put(0x0024, &[0x6e, 0x00, 0x01, 0xff]); // PRIORITY
+    put(0x0008, &[0xa5; 20]); // MESSAGE-INTEGRITY
+    let mut m = vec![0x00, 0x01];
+    m.extend_from_slice(&(attributes.len() as u16).to_be_bytes());
+    m.extend_from_slice(&[0x21, 0x12, 0xa4, 0x42]);
+    m.extend_from_slice(&[transaction; 12]);
+    m.extend_from_slice(&attributes);
+    m
+}
+
+#[test]
+fn stray_datagrams_are_routed_by_ufrag_or_dropped_and_counted_by_reason() {
+    let mut w = World::new();
+    let (first, _) = w.offer(1);
+    let (second, _) = w.offer(2);
+    w.run(Duration::from_millis(500));
+    let server: SocketAddr = SERVER.parse().unwrap();
+    let stranger: SocketAddr = "127.0.0.2:9".parse().unwrap();
+    let ufrag = |id: SessionId| String::from_utf8(w.engine.sessions.get(&id).unwrap().ufrag().to_vec()).unwrap();
+    let (ufrag1, ufrag2) = (ufrag(first), ufrag(second));
+    let before = w.engine.stats().dropped;
+    let send = |w: &mut World, bytes: &[u8]| {
+        let _ =
+            w.engine.handle_input(w.now, Input::Datagram { source: stranger, destination: server, contents: bytes });
+    };
+    for i in 0..50u8 {
+        send(&mut w, &forged_binding_request(&format!("made{i}:up"), i));
+    }
+    send(&mut w, &forged_binding_request(&format!("{ufrag1}:whatever"), 99));
+    send(&mut w, &forged_binding_request(&format!("{ufrag2}:whatever"), 98));
+    let mut rtp = vec![0x80, 111, 0, 1, 0, 0, 0, 0, 0xde, 0xad, 0xbe, 0xef];
+    rtp.extend_from_slice(&[0x48; 40]);
+    send(&mut w, &rtp);
+    send(&mut w, &[0x16, 0xfe, 0xfd, 0, 0]); // a DTLS record header
+    send(&mut w, &[0x42; 30]); // not WebRTC at all
+    let d = w.engine.stats().dropped;
+    assert_eq!(d.stun_unknown_ufrag - before.stun_unknown_ufrag, 50, "{d:?}");
+    assert_eq!(d.stun_rejected - before.stun_rejected, 2, "{d:?}");
+    assert_eq!(d.unknown_source - before.unknown_source, 3, "RTP, DTLS and garbage from a stranger: {d:?}");
+    assert!(!w.engine.by_remote.contains_key(&stranger), "a forged check bound the stranger to a session");
+    // The calls go on, and a caller whose NAT moved it (a new port, valid checks) is followed.
+    let moved: SocketAddr = "127.0.0.1:41001".parse().unwrap();
+    w.callers[0].addr = moved;
+    w.callers[0].rtc.add_local_candidate(Candidate::host(moved, "udp").unwrap());
+    let before = (w.media_count(first), w.media_count(second));
+    w.run(Duration::from_secs(1));
+    assert!(w.media_count(second) > before.1 + 30, "the other call stopped");
+    assert!(w.media_count(first) > before.0 + 10, "the caller that moved was not followed");
+    assert_eq!(w.engine.by_remote.get(&moved), Some(&first));
+}
+
+#[test]
+fn sessions_not_yet_connected_are_limited_per_client_address() {
+    let mut w = World::new();
+    w.engine.config.max_sessions = 10;
+    let a: std::net::IpAddr = "192.0.2.1".parse().unwrap();
+    let b: std::net::IpAddr = "192.0.2.2".parse().unwrap();
+    // config(): two sessions still connecting per client.
+    assert_eq!(w.offer_from(1, Some(a)).1, Ok(()));
+    assert_eq!(w.offer_from(2, Some(a)).1, Ok(()));
+    assert_eq!(w.offer_from(3, Some(a)).1, Err(EngineError::TooManyConnecting(a, 2)));
+    assert_eq!(w.offer_from(4, Some(b)).1, Ok(()), "another client is not affected");
+    assert_eq!(w.offer_from(5, None).1, Ok(()), "sessions of no known client are not counted");
+    // Once a's sessions connect, they no longer count against it.
+    w.run(Duration::from_secs(1));
+    assert!(w.outputs.iter().filter(|o| matches!(o, Output::Connected { .. })).count() >= 2);
+    assert_eq!(w.offer_from(6, Some(a)).1, Ok(()));
+    assert_eq!(w.offer_from(7, Some(a)).1, Ok(()));
+    assert_eq!(w.offer_from(8, Some(a)).1, Err(EngineError::TooManyConnecting(a, 2)));
 }
 
 #[test]
@@ -308,7 +422,7 @@ fn a_sample_frame_goes_out_in_the_turn_it_is_due() {
 }
 
 #[test]
-fn sessions_spread_evenly_over_recorder_shards_and_stay_put() {
+fn sessions_spread_evenly_over_recorder_shards() {
     let mut rng = fastrand::Rng::with_seed(7);
     let ids: Vec<SessionId> = (0..4000)
         .map(|_| SessionId::from_uuid(uuid::Builder::from_random_bytes(rng.u128(..).to_le_bytes()).into_uuid()))
@@ -316,9 +430,7 @@ fn sessions_spread_evenly_over_recorder_shards_and_stay_put() {
     for n in [1, 2, 3, 8] {
         let mut counts = vec![0usize; n];
         for id in &ids {
-            let shard = id.shard(n);
-            assert_eq!(shard, id.shard(n), "a session's shard never changes");
-            counts[shard] += 1;
+            counts[id.shard(n)] += 1;
         }
         let even = ids.len() / n;
         assert!(counts.iter().all(|&c| c.abs_diff(even) <= even / 10 + 5), "{n} shards: {counts:?}");

@@ -69,12 +69,30 @@ pub struct EventLoop {
 
 impl EventLoop {
     /// Runs until a shutdown was asked for and every session has ended; then finalizes
-    /// every recording and returns.
+    /// every recording and returns. Every exit finalizes: should the event loop fail (an
+    /// epoll error), every session is ended as at shutdown, their queued audio goes to the
+    /// recorders, and the recorders finish their files before the error is returned.
     pub fn run(mut self) -> std::io::Result<()> {
+        let mut paths: HashMap<SessionId, PathBuf> = HashMap::new();
+        let result = self.turn_until_done(&mut paths);
+        match &result {
+            Ok(()) => log::info!("event loop stopped; finalizing recordings"),
+            Err(e) => {
+                log::error!("the event loop failed: {e}; ending every call and finalizing its recording");
+                #[allow(clippy::disallowed_methods)] // the shell reads the clock
+                let now = Instant::now();
+                let _ = self.engine.handle_input(now, Input::Shutdown);
+                self.perform(&mut paths);
+            }
+        }
+        self.recorders.finish();
+        result
+    }
+
+    fn turn_until_done(&mut self, paths: &mut HashMap<SessionId, PathBuf>) -> std::io::Result<()> {
         self.poll.registry().register(&mut self.socket, UDP, Interest::READABLE)?;
         let mut events = Events::with_capacity(64);
         let mut buf = vec![0u8; RECV_BUF];
-        let mut paths: HashMap<SessionId, PathBuf> = HashMap::new();
         let mut shutdown_sent = false;
         #[allow(clippy::disallowed_methods)] // the shell reads the clock
         let mut last_turn = Instant::now();
@@ -91,7 +109,7 @@ impl EventLoop {
             }
             last_turn = now;
             self.read_socket(now, &mut buf);
-            self.handle_commands(now, &mut paths);
+            self.handle_commands(now, paths);
             if !shutdown_sent && self.shutdown.load(Ordering::Relaxed) {
                 log::info!("shutting down: ending {} sessions", self.engine.session_count());
                 shutdown_sent = true;
@@ -99,13 +117,13 @@ impl EventLoop {
             }
             self.top_up_frames(now);
             let _ = self.engine.handle_input(now, Input::Timeout);
-            let deadline = self.perform(&mut paths);
+            let deadline = self.perform(paths);
             self.recorders.flush(now);
             #[allow(clippy::disallowed_methods)] // the shell reads the clock
             let took = Instant::now().saturating_duration_since(now);
             self.telemetry.turned(now, took, &self.engine.stats(), self.engine.session_count());
             if self.engine.is_done() {
-                break;
+                return Ok(());
             }
             #[allow(clippy::disallowed_methods)] // the shell reads the clock
             let wait = deadline.saturating_duration_since(Instant::now()).min(MAX_SLEEP);
@@ -115,9 +133,6 @@ impl EventLoop {
                 Err(e) => return Err(e),
             }
         }
-        log::info!("event loop stopped; finalizing recordings");
-        self.recorders.finish();
-        Ok(())
     }
 
     fn read_socket(&mut self, now: Instant, buf: &mut [u8]) {
@@ -192,7 +207,7 @@ impl EventLoop {
                 Output::Media { session, packet } => self.recorders.send(RecorderMsg::Packet { session, packet }),
                 Output::Ended { session, duration, reason, counters } => {
                     paths.remove(&session);
-                    let summary = Summary { reason, counters };
+                    let summary = Summary { reason, counters: Some(counters) };
                     match duration {
                         Some(duration) => self.recorders.send(RecorderMsg::End { session, duration, summary }),
                         None => crate::logging::with_session(session, || {
@@ -214,5 +229,68 @@ impl EventLoop {
         }
         let sent = self.outgoing.send(&self.socket);
         self.telemetry.send_failed(sent.would_block + sent.failed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{EngineConfig, Ptime};
+    use crate::media::recording::{Packet, RecordingConfig};
+
+    /// A loop whose first step fails (its socket is registered twice) still hands the
+    /// recorders what it had queued and waits for them to finalize every file.
+    #[test]
+    #[allow(clippy::disallowed_methods)] // a real loop: real time, threads and sockets
+    fn a_loop_that_fails_still_finalizes_every_recording() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("call.wav");
+        let telemetry = Arc::new(Telemetry::new());
+        let mut recorders =
+            RecorderPool::spawn(1, RecordingConfig::default(), None, telemetry.clone()).expect("recorders");
+        let session = SessionId::from_u128(7);
+        let at = Instant::now();
+        recorders.send(RecorderMsg::Start { session, at, path: path.clone() });
+        let tone = crate::client::encode_tone(440, Duration::from_millis(20));
+        for (i, payload) in tone.iter().cycle().take(100).enumerate() {
+            let packet = Packet {
+                seq: i as u64,
+                rtp_time: i as u64 * 960,
+                payload: payload.clone(),
+                arrival: Duration::from_millis(20 * i as u64),
+            };
+            recorders.send(RecorderMsg::Packet { session, packet });
+        }
+        let poll = Poll::new().expect("poll");
+        let mut socket = UdpSocket::bind("127.0.0.1:0".parse().unwrap()).expect("socket");
+        // Registered already: the loop's own registration fails, its first step.
+        poll.registry().register(&mut socket, UDP, Interest::READABLE).expect("register");
+        let config = EngineConfig {
+            ptime: Ptime::Ms10,
+            disconnect_timeout: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(15),
+            max_sessions: 10,
+            max_connecting_per_client: 10,
+            stun_timeout: Duration::from_secs(5),
+        };
+        let (_commands_tx, commands) = crossbeam_channel::unbounded();
+        let (_frames_tx, frames) = crossbeam_channel::bounded(4);
+        let event_loop = EventLoop {
+            poll,
+            candidate: socket.local_addr().expect("address"),
+            socket,
+            engine: Engine::new(config, at),
+            commands,
+            frames,
+            recorders,
+            shutdown: Arc::new(AtomicBool::new(false)),
+            telemetry,
+            outgoing: Default::default(),
+        };
+        assert!(event_loop.run().is_err(), "the loop should have failed");
+        // run() returned: the worker has finished the file (no waiting here).
+        let reader = hound::WavReader::open(&path).expect("a finalized WAV");
+        let seconds = reader.duration() as f64 / 48_000.0;
+        assert!(seconds >= 1.9, "the queued 2 s of audio is not all in the file: {seconds} s");
     }
 }

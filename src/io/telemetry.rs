@@ -249,12 +249,6 @@ impl Telemetry {
         metric("tapedeck_bytes_out_total", "counter", "UDP bytes sent.", load(&self.engine.bytes_out));
         metric("tapedeck_media_packets_in_total", "counter", "Audio packets received.", load(&self.engine.media_in));
         metric(
-            "tapedeck_datagrams_dropped_total",
-            "counter",
-            "Datagrams for no session or not WebRTC.",
-            load(&self.engine.dropped),
-        );
-        metric(
             "tapedeck_send_errors_total",
             "counter",
             "Datagrams the kernel would not send (send buffer full, destination refused).",
@@ -291,6 +285,18 @@ impl Telemetry {
             load(&self.reanchors),
         );
         metric(
+            "tapedeck_sample_frames_total",
+            "counter",
+            "Sample frames sent (each to every connected caller).",
+            load(&self.engine.sample_frames),
+        );
+        metric(
+            "tapedeck_sample_skipped_total",
+            "counter",
+            "Sample frames skipped because the event loop fell more than 5 frames behind (it was stalled).",
+            load(&self.engine.sample_skipped),
+        );
+        metric(
             "tapedeck_sample_underruns_total",
             "counter",
             "Sample frames the encoder did not deliver in time.",
@@ -311,6 +317,17 @@ impl Telemetry {
                 why.label(),
                 load(&self.refused[why as usize])
             );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP tapedeck_datagrams_dropped_total Datagrams dropped before reaching a session, by reason: \
+             not_webrtc (not STUN, DTLS, RTP or RTCP), unknown_source (not STUN, from an address no session knows), \
+             stun_unknown_ufrag (STUN naming no session), stun_rejected (STUN naming a session, with wrong credentials)."
+        );
+        let _ = writeln!(out, "# TYPE tapedeck_datagrams_dropped_total counter");
+        let reasons = crate::engine::Drops::default().by_reason().map(|(reason, _)| reason);
+        for (reason, count) in reasons.iter().zip(&self.engine.dropped) {
+            let _ = writeln!(out, "tapedeck_datagrams_dropped_total{{reason=\"{reason}\"}} {}", load(count));
         }
         let _ = writeln!(out, "# HELP tapedeck_loop_turn_seconds Time the event loop spends on one turn.");
         let _ = writeln!(out, "# TYPE tapedeck_loop_turn_seconds histogram");
@@ -336,8 +353,10 @@ struct EngineCounters {
     bytes_out: AtomicU64,
     media_in: AtomicU64,
     underruns: AtomicU64,
-    /// Datagrams for no session, or not WebRTC at all.
-    dropped: AtomicU64,
+    /// Datagrams dropped before reaching a session, by reason (`Drops::by_reason`).
+    dropped: [AtomicU64; 4],
+    sample_frames: AtomicU64,
+    sample_skipped: AtomicU64,
 }
 
 impl EngineCounters {
@@ -349,7 +368,11 @@ impl EngineCounters {
         self.bytes_out.store(s.bytes_out, Relaxed);
         self.media_in.store(s.media_in, Relaxed);
         self.underruns.store(s.sample_underruns, Relaxed);
-        self.dropped.store(s.datagrams_unknown + s.datagrams_bad, Relaxed);
+        for (slot, (_, n)) in self.dropped.iter().zip(s.dropped.by_reason()) {
+            slot.store(n, Relaxed);
+        }
+        self.sample_frames.store(s.sample_frames, Relaxed);
+        self.sample_skipped.store(s.sample_skipped, Relaxed);
     }
 }
 
@@ -364,7 +387,16 @@ mod tests {
     #[test]
     fn prometheus_text_has_every_family_once_and_a_cumulative_histogram() {
         let t = Telemetry::new();
-        let stats = EngineStats { datagrams_in: 7, bytes_in: 700, sessions_added: 2, ..Default::default() };
+        let dropped = crate::engine::Drops { stun_unknown_ufrag: 5, stun_rejected: 1, ..Default::default() };
+        let stats = EngineStats {
+            datagrams_in: 7,
+            bytes_in: 700,
+            sessions_added: 2,
+            sample_frames: 100,
+            sample_skipped: 6,
+            dropped,
+            ..Default::default()
+        };
         t.turned(Instant::now(), Duration::from_micros(80), &stats, 1);
         t.turned(Instant::now(), Duration::from_millis(3), &stats, 1);
         t.refused(Refusal::Full);
@@ -377,6 +409,11 @@ mod tests {
         assert!(text.contains("tapedeck_loop_turn_seconds_bucket{le=\"0.005\"} 2\n"));
         assert!(text.contains("tapedeck_loop_turn_seconds_bucket{le=\"+Inf\"} 2\n"));
         assert!(text.contains("tapedeck_loop_turn_seconds_count 2\n"));
+        assert!(text.contains("tapedeck_sample_frames_total 100\n"), "{text}");
+        assert!(text.contains("tapedeck_sample_skipped_total 6\n"), "{text}");
+        assert!(text.contains("tapedeck_datagrams_dropped_total{reason=\"stun_unknown_ufrag\"} 5\n"), "{text}");
+        assert!(text.contains("tapedeck_datagrams_dropped_total{reason=\"stun_rejected\"} 1\n"), "{text}");
+        assert!(text.contains("tapedeck_datagrams_dropped_total{reason=\"not_webrtc\"} 0\n"), "{text}");
         for line in text.lines().filter(|l| l.starts_with("# TYPE")) {
             let name = line.split(' ').nth(2).unwrap();
             assert_eq!(text.matches(&format!("# TYPE {name} ")).count(), 1, "{name} declared twice");

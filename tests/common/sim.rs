@@ -332,7 +332,7 @@ impl Sim {
                     // As the event loop: a session that never connected has nothing to end.
                     let (Some(l), Some(duration)) = (self.live.get_mut(&session), duration) else { continue };
                     l.reason = Some(reason);
-                    let summary = Summary { reason, counters };
+                    let summary = Summary { reason, counters: Some(counters) };
                     self.batch.push(RecorderMsg::End { session, duration, summary });
                 }
             }

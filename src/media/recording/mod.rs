@@ -150,8 +150,13 @@ pub struct RecordingStats {
     /// The caller's media clock rate against the arrival times, in parts per
     /// million off nominal (−50000: 0.95x), once there is enough to estimate it.
     pub clock_ppm: Option<i32>,
-    /// Sequence numbers that were skipped when writing.
+    /// Sequence numbers that were skipped when writing: packets that never arrived (or
+    /// arrived too late to be placed).
     pub lost: u64,
+    /// Packets without audio (an empty payload: RTP padding only, as Firefox sends when it
+    /// probes bandwidth, repeating the last timestamp). They take their sequence number, so
+    /// they are not counted lost, and add nothing to the file.
+    pub padding: u64,
     /// Frames recovered with Opus in-band FEC.
     pub concealed_fec: u64,
     /// Frames synthesized by Opus packet loss concealment.
@@ -284,16 +289,13 @@ impl<W: Write + Seek> Recording<W> {
     /// Buffers one packet, then calls [`advance`](Self::advance)`(packet.arrival)`.
     ///
     /// Duplicates, late packets and packets the buffer cannot hold are counted and
-    /// dropped; an empty payload is treated like a lost packet. Errors come only from
-    /// writing the WAV (or from a time beyond the WAV size limit).
+    /// dropped; an empty payload (padding) holds its place in the sequence and adds no
+    /// audio. Errors come only from writing the WAV (or from a time beyond the WAV size
+    /// limit).
     pub fn push(&mut self, packet: Packet) -> Result<(), RecordingError> {
         self.stats.packets += 1;
         let arrival = samples_floor(packet.arrival);
-        if packet.payload.is_empty() {
-            log::trace!("recording: empty payload seq {} treated as lost", packet.seq);
-        } else {
-            self.insert(packet.seq, packet.rtp_time, packet.payload, arrival);
-        }
+        self.insert(packet.seq, packet.rtp_time, packet.payload, arrival);
         self.heard = self.heard.max(arrival);
         self.advance(packet.arrival)
     }
@@ -410,6 +412,10 @@ impl<W: Write + Seek> Recording<W> {
             self.stats.reanchors += 1;
             skipped = 0;
         }
+        if b.payload.is_empty() {
+            self.skip_padding(seq, skipped);
+            return Ok(());
+        }
         let Some(pos) = self.place(&b) else {
             log::trace!("recording: seq {seq} lies too far ahead of the call, dropped");
             self.stats.overflow += 1;
@@ -441,6 +447,18 @@ impl<W: Write + Seek> Recording<W> {
         self.last = Some(Written { seq, rtp_end: b.rtp_time.saturating_add(len as u64), end: self.cursor });
         self.clock.observe(b.arrival, b.rtp_time, at);
         Ok(())
+    }
+
+    /// A packet without audio takes its sequence number and nothing else: the timeline, the
+    /// clock estimate and the cursor stay as the last audio left them. Packets missing before
+    /// it are counted lost; the next audio's timestamp places it, with silence in between.
+    fn skip_padding(&mut self, seq: u64, skipped: u64) {
+        self.stats.padding += 1;
+        self.stats.lost = self.stats.lost.saturating_add(skipped);
+        self.mark_written(seq);
+        if let Some(last) = &mut self.last {
+            last.seq = seq;
+        }
     }
 
     /// Where `b`'s audio starts in the file (at or after the cursor), or None if that is

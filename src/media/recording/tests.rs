@@ -230,6 +230,40 @@ fn random_loss_is_concealed() {
 }
 
 #[test]
+fn padding_packets_take_their_sequence_number_and_are_not_loss() {
+    // Firefox, a few seconds into a call, sends RTP packets whose payload is all padding:
+    // a sequence number of their own, the last audio's timestamp, nothing to decode.
+    let payloads = encode_tone(150, false);
+    let mut rng = Rng(9);
+    let audio = packets(&payloads, ms(0), 0, &mut rng);
+    let (clean, clean_stats, _) = record(&audio, ms(3000));
+    let mut with_padding = Vec::new();
+    let mut seq = SEQ0;
+    for (i, p) in audio.iter().enumerate() {
+        with_padding.push(Packet { seq, ..p.clone() });
+        seq += 1;
+        if i % 10 == 9 {
+            for k in 0..3 {
+                let padding =
+                    Packet { seq, rtp_time: p.rtp_time, payload: Arc::from(&[][..]), arrival: p.arrival + ms(k) };
+                with_padding.push(padding);
+                seq += 1;
+            }
+        }
+    }
+    let (samples, stats, _) = record(&with_padding, ms(3000));
+    assert_eq!(stats.padding, 45, "{stats:?}");
+    assert_eq!(stats.lost, 0, "padding counted as loss: {stats:?}");
+    assert_eq!((stats.concealed_plc, stats.concealed_fec), (0, 0), "{stats:?}");
+    assert_eq!(stats.recorded, clean_stats.recorded);
+    assert_eq!(samples, clean, "padding changed the audio");
+    // A packet that is really missing is still loss, padding or not.
+    with_padding.retain(|p| p.seq != SEQ0 + 52); // audio frame 40
+    let (_, stats, _) = record(&with_padding, ms(3000));
+    assert_eq!((stats.lost, stats.padding), (1, 45), "{stats:?}");
+}
+
+#[test]
 fn reordering_and_duplicates_within_depth() {
     let mut rng = Rng(42);
     let ordered = packets(&encode_tone(150, false), ms(0), 0, &mut rng);

@@ -171,7 +171,7 @@ mod tests {
             pool.send(RecorderMsg::Packet { session, packet: Packet { seq: i, rtp_time: i * 960, payload, arrival } });
             pool.flush(t0 + arrival);
         }
-        let summary = Summary { reason: EndReason::Hangup, counters: SessionCounters::default() };
+        let summary = Summary { reason: EndReason::Hangup, counters: Some(SessionCounters::default()) };
         pool.send(RecorderMsg::End { session, duration: Duration::from_secs(2), summary });
         pool.flush(t0 + Duration::from_secs(2));
         pool.finish();

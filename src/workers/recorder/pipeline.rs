@@ -61,12 +61,15 @@ impl RecorderMsg {
 #[derive(Debug, Clone, Copy)]
 pub struct Summary {
     pub reason: EndReason,
-    pub counters: SessionCounters,
+    /// The session's traffic; `None` when the loop never told (the pool closed first).
+    pub counters: Option<SessionCounters>,
 }
 
 impl std::fmt::Display for Summary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let c = &self.counters;
+        let Some(c) = &self.counters else {
+            return write!(f, "ended ({}; the recorders closed before the call ended); traffic not known", self.reason);
+        };
         write!(
             f,
             "ended ({}); datagrams in {} ({} bytes), out {} ({} bytes); audio packets in {}, out {}",
@@ -139,7 +142,7 @@ impl<S: Storage> Pipeline<S> {
     /// stopping); each session's summary says `shutdown`.
     pub fn shutdown(&mut self) -> Vec<Ended> {
         let ids: Vec<SessionId> = self.open.keys().copied().collect();
-        let summary = Summary { reason: EndReason::Shutdown, counters: SessionCounters::default() };
+        let summary = Summary { reason: EndReason::Shutdown, counters: None };
         ids.into_iter()
             .filter_map(|id| {
                 let duration = match (self.open.get(&id), self.clock) {
@@ -266,9 +269,10 @@ fn finalized(stats: &RecordingStats, path: &Path) -> String {
         100.0 * stats.lost as f64 / (stats.packets + stats.lost) as f64
     };
     format!(
-        "{} packets in, {} recorded, {} lost ({loss:.1} %), {} late, {} concealed ({} ms); caller's clock {}, {} ms of silence {} to follow the wall clock, {} re-anchors; recording {} finalized: {:.3} s",
+        "{} packets in, {} recorded, {} padding only, {} lost ({loss:.1} %), {} late, {} concealed ({} ms); caller's clock {}, {} ms of silence {} to follow the wall clock, {} re-anchors; recording {} finalized: {:.3} s",
         stats.packets,
         stats.recorded,
+        stats.padding,
         stats.lost,
         stats.late,
         stats.concealed_fec + stats.concealed_plc,
@@ -362,7 +366,7 @@ mod tests {
     }
 
     fn end(duration: Duration) -> RecorderMsg {
-        let summary = Summary { reason: EndReason::Hangup, counters: SessionCounters::default() };
+        let summary = Summary { reason: EndReason::Hangup, counters: Some(SessionCounters::default()) };
         RecorderMsg::End { session: SESSION, duration, summary }
     }
 

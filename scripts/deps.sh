@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# What a Debian machine with only Rust on it lacks to build and run tapedeck (`run`), or to
+# run its tests (`test`): installed with apt-get when this runs as root, otherwise named in
+# the one command to run, and the script exits 1.
+#   scripts/deps.sh run     cmake (the bundled libopus builds with it)
+#   scripts/deps.sh test    that, and what the end-to-end tests drive: chromium, node and
+#                           npm (the demo page's browser test), iproute2 (a network namespace),
+#                           and for /usr/bin/python3 GStreamer's webrtcbin with libnice,
+#                           pyOpenSSL and aiortc (other WebRTC stacks as callers)
+set -euo pipefail
+what=${1:-}
+# Each need is "<probe> <Debian package>": a probe is a command on PATH, or a Python module
+# for /usr/bin/python3 ("py:<module>"), or an installed package ("deb:", for packages that
+# ship no command or module of their own to look for).
+needs=("cmake cmake")
+case "$what" in
+  run) ;;
+  test)
+    needs+=(
+      "chromium chromium"
+      "node nodejs"
+      "npm npm"
+      "ip iproute2"
+      "deb:python3-gst-1.0 python3-gst-1.0"
+      "deb:gir1.2-gst-plugins-bad-1.0 gir1.2-gst-plugins-bad-1.0"
+      "deb:gstreamer1.0-nice gstreamer1.0-nice"
+      "deb:gstreamer1.0-plugins-base gstreamer1.0-plugins-base"
+      "deb:gstreamer1.0-plugins-good gstreamer1.0-plugins-good"
+      "deb:gstreamer1.0-plugins-bad gstreamer1.0-plugins-bad"
+      "py:OpenSSL python3-openssl"
+      "py:aiortc python3-aiortc"
+    )
+    ;;
+  *)
+    echo "usage: scripts/deps.sh run|test" >&2
+    exit 2
+    ;;
+esac
+
+present() {
+  local probe=$1
+  case "$probe" in
+    py:*) [ -x /usr/bin/python3 ] && /usr/bin/python3 -c "import ${probe#py:}" >/dev/null 2>&1 ;;
+    deb:*) dpkg-query -W -f='${Status}' "${probe#deb:}" 2>/dev/null | grep -q 'install ok installed' ;;
+    *) command -v "$probe" >/dev/null 2>&1 ;;
+  esac
+}
+
+missing=()
+for need in "${needs[@]}"; do
+  read -r probe package <<<"$need"
+  present "$probe" || missing+=("$package")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "tapedeck: this machine lacks ${missing[*]}. Install with:" >&2
+  echo "  sudo apt-get install -y ${missing[*]}" >&2
+  exit 1
+fi
+echo "tapedeck: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+# One package a command: a single apt-get for the lot has failed on held packages here.
+for package in "${missing[@]}"; do
+  apt-get install -y -qq "$package" >/dev/null
+done
