@@ -193,22 +193,55 @@ fn dispatch(request: Request, shared: &Arc<Shared>, in_flight: &Arc<AtomicUsize>
         }
         Route::Preflight => finish(request, &head, shared, preflight(&head, shared)),
         route => {
-            if in_flight.fetch_add(1, Ordering::AcqRel) >= MAX_IN_FLIGHT {
-                in_flight.fetch_sub(1, Ordering::AcqRel);
+            let Some(slot) = Slot::take(in_flight) else {
                 let e = ApiError::Unavailable(format!("more than {MAX_IN_FLIGHT} requests in progress"));
                 return finish(request, &head, shared, Err(e));
-            }
-            let (shared, in_flight) = (shared.clone(), in_flight.clone());
-            let spawned = std::thread::Builder::new().name("http-request".into()).spawn(move || {
-                serve(request, head, route, &shared);
-                in_flight.fetch_sub(1, Ordering::AcqRel);
-            });
-            if let Err(e) = spawned {
-                // The request went down with the closure; tiny_http closes its connection.
+            };
+            let shared = shared.clone();
+            let builder = std::thread::Builder::new().name("http-request".into());
+            if let Err(e) = spawn_holding(builder, slot, move || serve(request, head, route, &shared)) {
+                // The request went down with the closure (tiny_http answers a request dropped
+                // unanswered with an empty 500), and the slot with it.
                 log::error!("cannot start a request thread: {e}");
             }
         }
     }
+}
+
+/// One of the [`MAX_IN_FLIGHT`] places for requests served on threads of their own, given
+/// back when dropped: when the request is served, when its thread panics, and when its
+/// thread cannot be started (the closure that holds it is dropped then), so no path leaks
+/// one. (A count decremented at the end of the thread's work leaked a place per thread that
+/// did not start or panicked: after 256, every request got 503.)
+struct Slot(Arc<AtomicUsize>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl Slot {
+    /// Takes a place, if fewer than [`MAX_IN_FLIGHT`] are taken.
+    fn take(in_flight: &Arc<AtomicUsize>) -> Option<Slot> {
+        if in_flight.fetch_add(1, Ordering::AcqRel) >= MAX_IN_FLIGHT {
+            in_flight.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        Some(Slot(in_flight.clone()))
+    }
+}
+
+/// Runs `work` on a thread of its own from `builder`, holding `slot` until the work is done.
+fn spawn_holding(
+    builder: std::thread::Builder,
+    slot: Slot,
+    work: impl FnOnce() + Send + 'static,
+) -> std::io::Result<JoinHandle<()>> {
+    builder.spawn(move || {
+        let _slot = slot;
+        work();
+    })
 }
 
 fn serve(mut request: Request, head: Head, route: Route, shared: &Shared) {
@@ -541,4 +574,52 @@ fn header(name: &str, value: &str) -> Header {
     Header::from_bytes(name.as_bytes(), value.as_bytes()).unwrap_or_else(|()| {
         Header::from_bytes(name.as_bytes(), &b""[..]).expect("an ASCII header name with an empty value")
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A thread builder whose threads cannot start: their stack would not fit in the
+    /// address space.
+    fn unstartable() -> std::thread::Builder {
+        std::thread::Builder::new().stack_size(1 << 50)
+    }
+
+    #[test]
+    fn a_request_thread_that_cannot_start_gives_its_slot_back() {
+        let in_flight = Arc::new(AtomicUsize::new(0));
+        for i in 0..MAX_IN_FLIGHT + 10 {
+            let slot = Slot::take(&in_flight).unwrap_or_else(|| panic!("no slot free after {i} failed starts"));
+            assert!(spawn_holding(unstartable(), slot, || {}).is_err(), "a thread with a 1 PiB stack started");
+        }
+        assert_eq!(in_flight.load(Ordering::Acquire), 0);
+        // And requests are still served on threads of their own.
+        let slot = Slot::take(&in_flight).expect("a free slot");
+        let (tx, rx) = bounded(1);
+        let served = spawn_holding(std::thread::Builder::new(), slot, move || tx.send(()).expect("the test waits"));
+        served.expect("a thread starts").join().expect("the work does not panic");
+        assert_eq!(rx.try_recv(), Ok(()));
+        assert_eq!(in_flight.load(Ordering::Acquire), 0);
+    }
+
+    #[test]
+    fn a_request_thread_that_panics_gives_its_slot_back() {
+        let in_flight = Arc::new(AtomicUsize::new(0));
+        let slot = Slot::take(&in_flight).expect("a free slot");
+        let thread = spawn_holding(std::thread::Builder::new(), slot, || panic!("a bug in a handler"));
+        assert!(thread.expect("a thread starts").join().is_err());
+        assert_eq!(in_flight.load(Ordering::Acquire), 0);
+    }
+
+    #[test]
+    fn slots_run_out_at_the_limit_and_come_back() {
+        let in_flight = Arc::new(AtomicUsize::new(0));
+        let held: Vec<Slot> = (0..MAX_IN_FLIGHT).map(|_| Slot::take(&in_flight).expect("below the limit")).collect();
+        assert!(Slot::take(&in_flight).is_none());
+        assert_eq!(in_flight.load(Ordering::Acquire), MAX_IN_FLIGHT, "a refused take leaves the count alone");
+        drop(held);
+        assert_eq!(in_flight.load(Ordering::Acquire), 0);
+        assert!(Slot::take(&in_flight).is_some());
+    }
 }
