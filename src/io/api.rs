@@ -113,7 +113,9 @@ pub fn parse_whip_offer(body: &[u8]) -> Result<String, ApiError> {
     Ok(sdp.to_string())
 }
 
-/// Whether `header` (an `Authorization` value) carries `token` as a bearer token.
+/// The token of an `Authorization: Bearer <token>` header value, trimmed; `None` for no
+/// header, another scheme (`Basic ...`) or a scheme without a value. The caller compares it
+/// with the configured token.
 pub fn bearer(header: Option<&str>) -> Option<&str> {
     let (scheme, value) = header?.trim().split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| value.trim())
