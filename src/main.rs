@@ -110,6 +110,8 @@ fn run(matches: &ArgMatches) -> Result<(), StartError> {
             telemetry: telemetry.clone(),
             access: Access { token: config.token.clone(), cors_origins: config.cors_origins.clone() },
             max_recorder_lag: config.max_recorder_lag.get(),
+            trusted_proxies: config.trusted_proxies.clone(),
+            stun_timeout: config.stun_timeout.get(),
         },
     )?;
 
