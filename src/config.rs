@@ -4,9 +4,12 @@
 //! environment variable `TAPEDECK_<FLAG_IN_UPPER_SNAKE>`, and a key of the same name in the
 //! TOML file named by `--config` ([`file`]). Precedence: command line > environment > config
 //! file > built-in default. They are parsed once, at start, into [`Config`], whose fields
-//! carry types (`SocketAddr`, `Duration`, `NonZero*`) rather than strings.
+//! carry types (`SocketAddr`, [`Millis`], `NonZero*`, [`Cidr`]) rather than strings: a value
+//! out of its range is refused where it is read, with a message naming the setting.
 
+mod cidr;
 pub mod file;
+mod millis;
 mod token;
 mod values;
 
@@ -14,13 +17,26 @@ use std::ffi::OsString;
 use std::net::{IpAddr, SocketAddr};
 use std::num::{NonZeroU64, NonZeroUsize};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser};
 
+pub use cidr::{Cidr, CidrError};
 pub use file::{FileError, FileSettings};
+pub use millis::Millis;
 pub use token::{Token, TokenError};
+
+/// `--jitter-buffer`: 20 ms (one packet) to 10 s.
+pub type JitterBuffer = Millis<20, 10_000>;
+/// `--max-recorder-lag`: 100 ms (a scheduling hiccup is not overload) to 10 min.
+pub type MaxRecorderLag = Millis<100, 600_000>;
+/// `--disconnect-timeout`: 1 s (below that, a lost packet or two would end calls) to 5 min.
+pub type DisconnectTimeout = Millis<1_000, 300_000>;
+/// `--connect-timeout`: 1 s (a handshake takes a few round trips) to 5 min.
+pub type ConnectTimeout = Millis<1_000, 300_000>;
+/// `--stun-timeout`: 500 ms (a browser sends its first check within a round trip of the
+/// answer) to 60 s; never longer than the connect timeout.
+pub type StunTimeout = Millis<500, 60_000>;
 
 /// Default HTTP (signalling) address.
 pub const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:8080";
@@ -34,16 +50,24 @@ pub const DEFAULT_RECORDINGS: &str = "recordings";
 pub const DEFAULT_LOGS: &str = "logs";
 /// Default outgoing packet time in milliseconds (the Python server's).
 pub const DEFAULT_PTIME_MS: u64 = 10;
-/// Default jitter buffer depth in milliseconds (the Python server's).
-pub const DEFAULT_JITTER_MS: u64 = 1000;
+/// Default jitter buffer depth (the Python server's).
+pub const DEFAULT_JITTER_BUFFER: JitterBuffer = Millis::new_const(1000);
 /// Default session limit: about a third of what one core carries, far below memory limits.
 pub const DEFAULT_MAX_SESSIONS: usize = 1000;
-/// How far (ms) the recorders may fall behind the event loop before offers are refused.
-pub const DEFAULT_MAX_RECORDER_LAG_MS: u64 = 3000;
+/// How far the recorders may fall behind the event loop before offers are refused.
+pub const DEFAULT_MAX_RECORDER_LAG: MaxRecorderLag = Millis::new_const(3000);
 /// Default time an ICE disconnection may last before the session is ended.
-pub const DEFAULT_DISCONNECT_TIMEOUT_MS: u64 = 5000;
+pub const DEFAULT_DISCONNECT_TIMEOUT: DisconnectTimeout = Millis::new_const(5000);
 /// Default time a session may take from answer to connected.
-pub const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 15_000;
+pub const DEFAULT_CONNECT_TIMEOUT: ConnectTimeout = Millis::new_const(15_000);
+/// Default time a new session may wait for its first STUN check: a browser sends one
+/// within a round trip of the answer, so 5 s is generous and still frees the slot of an
+/// offer nobody follows up three times sooner than the connect timeout.
+pub const DEFAULT_STUN_TIMEOUT: StunTimeout = Millis::new_const(5000);
+/// Default number of sessions not yet connected that one client address may hold: enough
+/// for a NAT or an office full of callers dialling at once, few enough that one address
+/// cannot fill `--max-sessions` with offers it never follows up.
+pub const DEFAULT_MAX_CONNECTING_PER_CLIENT: usize = 20;
 /// Default number of log files kept, counting the current start's.
 pub const DEFAULT_LOG_MAX_FILES: usize = 10;
 /// Default size at which the current log file is rotated: 50 MiB.
@@ -98,8 +122,8 @@ pub struct Cli {
     pub ptime: u64,
 
     /// Depth of each recording's jitter buffer in milliseconds (20 to 10000).
-    #[arg(long, env = "TAPEDECK_JITTER_BUFFER", default_value_t = DEFAULT_JITTER_MS, value_parser = values::parse_jitter)]
-    pub jitter_buffer: u64,
+    #[arg(long, env = "TAPEDECK_JITTER_BUFFER", value_name = "MS", default_value_t = DEFAULT_JITTER_BUFFER)]
+    pub jitter_buffer: JitterBuffer,
 
     /// Most sessions at once; further offers get 503 with Retry-After.
     #[arg(long, env = "TAPEDECK_MAX_SESSIONS",
@@ -108,22 +132,42 @@ pub struct Cli {
 
     /// Milliseconds the recorder threads may fall behind the event loop (the cores are
     /// overloaded) before further offers get 503 with Retry-After; admitted calls go on and
-    /// keep every packet, but their audio waits in memory until the recorders catch up.
-    #[arg(long, env = "TAPEDECK_MAX_RECORDER_LAG", default_value_t = DEFAULT_MAX_RECORDER_LAG_MS)]
-    pub max_recorder_lag: u64,
+    /// keep every packet, but their audio waits in memory until the recorders catch up
+    /// (100 to 600000).
+    #[arg(long, env = "TAPEDECK_MAX_RECORDER_LAG", value_name = "MS", default_value_t = DEFAULT_MAX_RECORDER_LAG)]
+    pub max_recorder_lag: MaxRecorderLag,
 
     /// Console log level (off, error, warn, info, debug, trace); the log file always gets debug.
     #[arg(long, env = "TAPEDECK_LOG_LEVEL", default_value = "info", value_parser = values::parse_level)]
     pub log_level: log::LevelFilter,
 
     /// Milliseconds an ICE disconnection may last before the session is ended (a caller that
-    /// sends nothing at all is ended after twice this).
-    #[arg(long, env = "TAPEDECK_DISCONNECT_TIMEOUT", default_value_t = DEFAULT_DISCONNECT_TIMEOUT_MS)]
-    pub disconnect_timeout: u64,
+    /// sends nothing at all is ended after twice this); 1000 to 300000.
+    #[arg(long, env = "TAPEDECK_DISCONNECT_TIMEOUT", value_name = "MS", default_value_t = DEFAULT_DISCONNECT_TIMEOUT)]
+    pub disconnect_timeout: DisconnectTimeout,
 
-    /// Milliseconds a session may take from the answer to connected before it is dropped.
-    #[arg(long, env = "TAPEDECK_CONNECT_TIMEOUT", default_value_t = DEFAULT_CONNECT_TIMEOUT_MS)]
-    pub connect_timeout: u64,
+    /// Milliseconds a session may take from the answer to connected before it is dropped
+    /// (1000 to 300000).
+    #[arg(long, env = "TAPEDECK_CONNECT_TIMEOUT", value_name = "MS", default_value_t = DEFAULT_CONNECT_TIMEOUT)]
+    pub connect_timeout: ConnectTimeout,
+
+    /// Milliseconds a new session may wait for its first valid STUN check before it is
+    /// ended (500 to 60000, at most --connect-timeout; when only a connect timeout below
+    /// this default is given, the stun timeout becomes the connect timeout).
+    #[arg(long, env = "TAPEDECK_STUN_TIMEOUT", value_name = "MS", default_value_t = DEFAULT_STUN_TIMEOUT)]
+    pub stun_timeout: StunTimeout,
+
+    /// Most sessions not yet connected one client address may hold; further offers from it
+    /// get 429 with Retry-After.
+    #[arg(long, env = "TAPEDECK_MAX_CONNECTING_PER_CLIENT", value_name = "N",
+          default_value_t = NonZeroUsize::new(DEFAULT_MAX_CONNECTING_PER_CLIENT).expect("non-zero constant"))]
+    pub max_connecting_per_client: NonZeroUsize,
+
+    /// Reverse proxy whose X-Forwarded-For header is believed for the client address (an
+    /// address, or a block like 10.0.0.0/8); repeat the flag for several; the environment
+    /// variable takes a comma-separated list. Without it, the client is the TCP peer.
+    #[arg(long = "trusted-proxy", env = "TAPEDECK_TRUSTED_PROXIES", value_name = "CIDR", value_delimiter = ',')]
+    pub trusted_proxies: Vec<Cidr>,
 
     /// Number of recorder worker threads (0: one per CPU core).
     #[arg(long, env = "TAPEDECK_RECORDER_THREADS", default_value_t = 0)]
@@ -195,13 +239,20 @@ pub struct Config {
     pub recordings: PathBuf,
     pub logs: PathBuf,
     pub ptime: crate::media::Ptime,
-    pub jitter_buffer: Duration,
+    pub jitter_buffer: JitterBuffer,
     pub max_sessions: NonZeroUsize,
     /// How far the recorders may fall behind before offers are refused.
-    pub max_recorder_lag: Duration,
+    pub max_recorder_lag: MaxRecorderLag,
     pub log_level: log::LevelFilter,
-    pub disconnect_timeout: Duration,
-    pub connect_timeout: Duration,
+    pub disconnect_timeout: DisconnectTimeout,
+    pub connect_timeout: ConnectTimeout,
+    /// How long a new session may wait for its first STUN check; never above
+    /// `connect_timeout`.
+    pub stun_timeout: StunTimeout,
+    /// Most sessions not yet connected one client address may hold.
+    pub max_connecting_per_client: NonZeroUsize,
+    /// Reverse proxies whose `X-Forwarded-For` is believed; empty: the TCP peer is the client.
+    pub trusted_proxies: Vec<Cidr>,
     pub recorder_threads: NonZeroUsize,
     pub http_threads: NonZeroUsize,
     pub capture: Option<PathBuf>,
@@ -231,6 +282,11 @@ pub enum ConfigError {
     TokenTwice(String, String),
     #[error(transparent)]
     Token(#[from] TokenError),
+    #[error(
+        "{stun} ({stun_ms} ms) is longer than {connect} ({connect_ms} ms): a session not connected by the \
+         connect timeout is dropped anyway; give a stun timeout no longer than the connect timeout"
+    )]
+    StunAfterConnect { stun: String, stun_ms: u64, connect: String, connect_ms: u64 },
 }
 
 impl Config {
@@ -270,7 +326,12 @@ impl Config {
         }
         let recorder_threads = pick(given("recorder_threads"), cli.recorder_threads, file.recorder_threads);
         let cores = std::thread::available_parallelism().unwrap_or(NonZeroUsize::MIN);
-        let ms = Duration::from_millis;
+        let connect_place = layer(&place, "connect_timeout", file.connect_timeout.is_some());
+        let connect_timeout = pick(given("connect_timeout"), cli.connect_timeout, file.connect_timeout);
+        let stun_place = layer(&place, "stun_timeout", file.stun_timeout.is_some());
+        let stun_timeout = pick(given("stun_timeout"), cli.stun_timeout, file.stun_timeout);
+        let config = cli.config.as_deref();
+        let stun_timeout = stun_within_connect((stun_timeout, stun_place), (connect_timeout, connect_place), config)?;
         Ok(Config {
             config_file: cli.config,
             http_addr: pick(given("http_addr"), cli.http_addr, file.http_addr),
@@ -281,12 +342,19 @@ impl Config {
             logs: pick(given("logs"), cli.logs, file.logs),
             ptime: crate::media::Ptime::from_millis(pick(given("ptime"), cli.ptime, file.ptime))
                 .expect("checked by values::check_ptime"),
-            jitter_buffer: ms(pick(given("jitter_buffer"), cli.jitter_buffer, file.jitter_buffer)),
+            jitter_buffer: pick(given("jitter_buffer"), cli.jitter_buffer, file.jitter_buffer),
             max_sessions: pick(given("max_sessions"), cli.max_sessions, file.max_sessions),
-            max_recorder_lag: ms(pick(given("max_recorder_lag"), cli.max_recorder_lag, file.max_recorder_lag)),
+            max_recorder_lag: pick(given("max_recorder_lag"), cli.max_recorder_lag, file.max_recorder_lag),
             log_level: pick(given("log_level"), cli.log_level, file.log_level),
-            disconnect_timeout: ms(pick(given("disconnect_timeout"), cli.disconnect_timeout, file.disconnect_timeout)),
-            connect_timeout: ms(pick(given("connect_timeout"), cli.connect_timeout, file.connect_timeout)),
+            disconnect_timeout: pick(given("disconnect_timeout"), cli.disconnect_timeout, file.disconnect_timeout),
+            connect_timeout,
+            stun_timeout,
+            max_connecting_per_client: pick(
+                given("max_connecting_per_client"),
+                cli.max_connecting_per_client,
+                file.max_connecting_per_client,
+            ),
+            trusted_proxies: pick(given("trusted_proxies"), cli.trusted_proxies, file.trusted_proxies),
             recorder_threads: NonZeroUsize::new(recorder_threads).unwrap_or(cores),
             http_threads: pick(given("http_threads"), cli.http_threads, file.http_threads),
             capture: cli.capture.or(file.capture),
@@ -336,6 +404,44 @@ fn pick<T>(given: bool, flag: T, file: Option<T>) -> T {
         Some(f) if !given => f,
         _ => flag,
     }
+}
+
+/// Where the value of the flag with clap id `id` came from, given whether the file has it.
+fn layer(place: &impl Fn(&str) -> Place, id: &str, in_file: bool) -> Place {
+    match place(id) {
+        Place::Default if in_file => Place::File,
+        p => p,
+    }
+}
+
+/// The stun timeout, checked against the connect timeout (a session is dropped at the
+/// connect timeout whatever the stun timeout says). One given longer than the connect
+/// timeout is an error; the default stun timeout is lowered to a connect timeout given
+/// below it, so that setting only `--connect-timeout 3000` (valid before the stun timeout
+/// existed) still starts.
+fn stun_within_connect(
+    (stun, stun_place): (StunTimeout, Place),
+    (connect, connect_place): (ConnectTimeout, Place),
+    config: Option<&Path>,
+) -> Result<StunTimeout, ConfigError> {
+    if stun.as_millis() <= connect.as_millis() {
+        return Ok(stun);
+    }
+    if stun_place == Place::Default {
+        // In range: connect < stun <= the stun maximum, and connect >= the connect minimum,
+        // which is at least the stun minimum (checked at compile time below).
+        const _: () = assert!(ConnectTimeout::MIN_MS >= StunTimeout::MIN_MS);
+        return Ok(StunTimeout::new(connect.as_millis()).expect("a connect timeout below a stun timeout is one"));
+    }
+    Err(ConfigError::StunAfterConnect {
+        stun: stun_place.describe("stun-timeout", config),
+        stun_ms: stun.as_millis(),
+        connect: match connect_place {
+            Place::Default => "the default --connect-timeout".to_owned(),
+            p => p.describe("connect-timeout", config),
+        },
+        connect_ms: connect.as_millis(),
+    })
 }
 
 /// The token from --token or --token-file, whichever layer gave it; both at once is an error,

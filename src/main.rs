@@ -93,7 +93,7 @@ fn run(matches: &ArgMatches) -> Result<(), StartError> {
     let (frames, encoder_thread) = encoder::spawn(loop_encoder)?;
     let recorders = RecorderPool::spawn(
         config.recorder_threads.get(),
-        RecordingConfig { jitter_depth: config.jitter_buffer },
+        RecordingConfig { jitter_depth: config.jitter_buffer.get() },
         config.capture.clone(),
         telemetry.clone(),
     )?;
@@ -109,18 +109,20 @@ fn run(matches: &ArgMatches) -> Result<(), StartError> {
             recordings: config.recordings.clone(),
             telemetry: telemetry.clone(),
             access: Access { token: config.token.clone(), cors_origins: config.cors_origins.clone() },
-            max_recorder_lag: config.max_recorder_lag,
+            max_recorder_lag: config.max_recorder_lag.get(),
+            trusted_proxies: config.trusted_proxies.clone(),
+            stun_timeout: config.stun_timeout.get(),
         },
     )?;
 
     let engine = Engine::new(
         EngineConfig {
             ptime: config.ptime,
-            disconnect_timeout: config.disconnect_timeout,
-            connect_timeout: config.connect_timeout,
+            disconnect_timeout: config.disconnect_timeout.get(),
+            connect_timeout: config.connect_timeout.get(),
             max_sessions: config.max_sessions.get(),
-            max_connecting_per_client: config.max_sessions.get(),
-            stun_timeout: config.connect_timeout,
+            max_connecting_per_client: config.max_connecting_per_client.get(),
+            stun_timeout: config.stun_timeout.get(),
         },
         Instant::now(),
     );

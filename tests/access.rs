@@ -1,7 +1,8 @@
 //! Who may use the API: with `--token`, requests that change or list sessions need
 //! `Authorization: Bearer <token>` (else 401), while the page, `/healthz` and `/metrics` stay
 //! open; without it, nothing is asked. `--cors-origin` lets pages served from elsewhere call
-//! the API from a browser, and no one else.
+//! the API from a browser, and no one else. `X-Forwarded-For` names the client only when a
+//! `--trusted-proxy` sent it.
 
 #![allow(clippy::disallowed_methods)] // end-to-end tests own their threads and clocks
 
@@ -111,4 +112,28 @@ fn cors_lets_allowed_origins_in_and_no_one_else() {
     // Without the flag, no origin is allowed a preflight.
     let plain = common::Daemon::start(&[]);
     assert_eq!(send(&plain, "OPTIONS", "/offer", &[allowed, ask[0]], b"").status, 403);
+}
+
+/// The client address of an offer (what `--max-connecting-per-client` counts, logged at
+/// debug in the session's `answered` line) is the TCP peer, unless the peer is a
+/// `--trusted-proxy`: then it is the address that proxy appended to `X-Forwarded-For`.
+#[test]
+fn x_forwarded_for_names_the_client_only_from_a_trusted_proxy() {
+    let body = offer_body();
+    // A client-written entry, then what the (local) proxy appended.
+    let headers = [("Content-Type", "application/json"), ("X-Forwarded-For", "203.0.113.5, 198.51.100.7")];
+    for (flags, client) in [(&["--trusted-proxy", "127.0.0.1"][..], "198.51.100.7"), (&[][..], "127.0.0.1")] {
+        let daemon = common::Daemon::start(flags);
+        let r = send(&daemon, "POST", "/offer", &headers, body.as_bytes());
+        assert_eq!(r.status, 200, "{flags:?}: {:?}", r.json());
+        let id = r.json()["session"].as_str().expect("a session id").to_string();
+        let want = format!("[session {id}] answered (offer) client {client}, TCP peer 127.0.0.1");
+        let start = Instant::now();
+        while !daemon.log_text().contains(&want) && start.elapsed() < T {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let log = daemon.log_text();
+        assert!(log.contains(&want), "{flags:?}: no line {want:?} in the log:\n{log}");
+        assert!(!log.contains("203.0.113.5"), "{flags:?}: the client-written entry was believed");
+    }
 }

@@ -46,3 +46,15 @@ fn a_bad_value_names_the_key_and_the_file() {
     let (out, path) = start_with("jitter-buffer = 5\n", true);
     assert_refused(&out, &[&path, "key `jitter-buffer`", "between 20 and 10000"]);
 }
+
+#[test]
+fn a_time_out_of_its_range_names_the_key_and_the_range() {
+    let (out, path) = start_with("disconnect-timeout = 0\n", false);
+    assert_refused(&out, &[&path, "key `disconnect-timeout`", "must be between 1000 and 300000 ms"]);
+}
+
+#[test]
+fn a_stun_timeout_longer_than_the_connect_timeout_stops_the_start() {
+    let (out, path) = start_with("connect-timeout = 4000\nstun-timeout = 4500\n", true);
+    assert_refused(&out, &[&format!("`stun-timeout` in {path} (4500 ms) is longer than `connect-timeout` in {path}")]);
+}

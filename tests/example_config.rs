@@ -5,7 +5,8 @@
 use std::path::{Path, PathBuf};
 
 use clap::CommandFactory;
-use tapedeck::config::{file::KEYS, Cli, Config, FileSettings};
+use tapedeck::config::file::{KEYS, LISTS};
+use tapedeck::config::{Cli, Config, FileSettings};
 
 fn example_path() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/tapedeck.toml")
@@ -61,7 +62,8 @@ fn documented_values_are_valid_and_the_defaults_are_true() {
     let command = Cli::command();
     for (key, line) in documented(&example()) {
         FileSettings::parse(&line).unwrap_or_else(|e| panic!("`{line}`: {e}"));
-        let flag = if key == "cors-origins" { "cors-origin" } else { key.as_str() };
+        let list = LISTS.iter().find(|(_, k)| *k == key).map(|(flag, _)| *flag);
+        let flag = list.unwrap_or(key.as_str());
         let arg = command.get_arguments().find(|a| a.get_long() == Some(flag)).expect("a flag per key");
         let Some(default) = arg.get_default_values().first() else {
             continue; // off by default: the line is an example

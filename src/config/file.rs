@@ -5,6 +5,7 @@
 //! max-sessions = 200
 //! jitter-buffer = 500          # milliseconds, as --jitter-buffer
 //! cors-origins = ["https://app.example.com"]
+//! trusted-proxies = ["127.0.0.1", "10.0.0.0/8"]
 //! ```
 //!
 //! Each key is read on its own (rather than through one derived struct) so that every error
@@ -15,10 +16,14 @@ use std::num::{NonZeroU64, NonZeroUsize};
 use std::path::{Path, PathBuf};
 
 use super::token::Token;
-use super::values;
+use super::{values, Cidr, Millis};
+use super::{ConnectTimeout, DisconnectTimeout, JitterBuffer, MaxRecorderLag, StunTimeout};
+
+/// The repeatable flags, and the key (and environment variable) that takes their list.
+pub const LISTS: &[(&str, &str)] = &[("cors-origin", "cors-origins"), ("trusted-proxy", "trusted-proxies")];
 
 /// The keys a config file may hold: the long flags without `--` (except `--config`), with
-/// `cors-origins` for the repeatable `--cors-origin`.
+/// the plural of a repeatable flag ([`LISTS`]).
 pub const KEYS: &[&str] = &[
     "http-addr",
     "udp-addr",
@@ -33,6 +38,9 @@ pub const KEYS: &[&str] = &[
     "log-level",
     "disconnect-timeout",
     "connect-timeout",
+    "stun-timeout",
+    "max-connecting-per-client",
+    "trusted-proxies",
     "recorder-threads",
     "capture",
     "http-threads",
@@ -53,12 +61,15 @@ pub struct FileSettings {
     pub recordings: Option<PathBuf>,
     pub logs: Option<PathBuf>,
     pub ptime: Option<u64>,
-    pub jitter_buffer: Option<u64>,
+    pub jitter_buffer: Option<JitterBuffer>,
     pub max_sessions: Option<NonZeroUsize>,
-    pub max_recorder_lag: Option<u64>,
+    pub max_recorder_lag: Option<MaxRecorderLag>,
     pub log_level: Option<log::LevelFilter>,
-    pub disconnect_timeout: Option<u64>,
-    pub connect_timeout: Option<u64>,
+    pub disconnect_timeout: Option<DisconnectTimeout>,
+    pub connect_timeout: Option<ConnectTimeout>,
+    pub stun_timeout: Option<StunTimeout>,
+    pub max_connecting_per_client: Option<NonZeroUsize>,
+    pub trusted_proxies: Option<Vec<Cidr>>,
     pub recorder_threads: Option<usize>,
     pub capture: Option<PathBuf>,
     pub http_threads: Option<NonZeroUsize>,
@@ -112,12 +123,15 @@ impl FileSettings {
             "recordings" => self.recordings = Some(typed(value)?),
             "logs" => self.logs = Some(typed(value)?),
             "ptime" => self.ptime = Some(values::check_ptime(typed(value)?).map_err(Bad)?),
-            "jitter-buffer" => self.jitter_buffer = Some(values::check_jitter(typed(value)?).map_err(Bad)?),
+            "jitter-buffer" => self.jitter_buffer = Some(millis(value)?),
             "max-sessions" => self.max_sessions = Some(typed(value)?),
-            "max-recorder-lag" => self.max_recorder_lag = Some(typed(value)?),
+            "max-recorder-lag" => self.max_recorder_lag = Some(millis(value)?),
             "log-level" => self.log_level = Some(values::parse_level(&typed::<String>(value)?).map_err(Bad)?),
-            "disconnect-timeout" => self.disconnect_timeout = Some(typed(value)?),
-            "connect-timeout" => self.connect_timeout = Some(typed(value)?),
+            "disconnect-timeout" => self.disconnect_timeout = Some(millis(value)?),
+            "connect-timeout" => self.connect_timeout = Some(millis(value)?),
+            "stun-timeout" => self.stun_timeout = Some(millis(value)?),
+            "max-connecting-per-client" => self.max_connecting_per_client = Some(typed(value)?),
+            "trusted-proxies" => self.trusted_proxies = Some(cidrs(value)?),
             "recorder-threads" => self.recorder_threads = Some(typed(value)?),
             "capture" => self.capture = Some(typed(value)?),
             "http-threads" => self.http_threads = Some(typed(value)?),
@@ -148,6 +162,17 @@ fn typed<T: serde::de::DeserializeOwned>(value: toml::Value) -> Result<T, KeyErr
 fn origins(value: toml::Value) -> Result<Vec<String>, KeyError> {
     let list: Vec<String> = typed(value)?;
     list.iter().map(|o| values::parse_origin(o).map_err(|e| Bad(format!("{o:?} {e}")))).collect()
+}
+
+/// Milliseconds within the setting's range, an integer as the flag takes.
+fn millis<const MIN: u64, const MAX: u64>(value: toml::Value) -> Result<Millis<MIN, MAX>, KeyError> {
+    Millis::new(typed(value)?).map_err(Bad)
+}
+
+/// An array of address blocks, each checked as `--trusted-proxy` checks it.
+fn cidrs(value: toml::Value) -> Result<Vec<Cidr>, KeyError> {
+    let list: Vec<String> = typed(value)?;
+    list.iter().map(|c| c.parse().map_err(|e| Bad(format!("{c:?} {e}")))).collect()
 }
 
 /// A byte count: an integer, or a string with a unit as `--log-max-bytes` takes (`"50MiB"`).
@@ -183,7 +208,7 @@ mod tests {
         assert_eq!(f.http_addr, Some("0.0.0.0:8080".parse().unwrap()));
         assert_eq!(f.public_ip, Some("203.0.113.7".parse().unwrap()));
         assert_eq!(f.max_sessions.map(NonZeroUsize::get), Some(200));
-        assert_eq!((f.ptime, f.jitter_buffer), (Some(20), Some(500)));
+        assert_eq!((f.ptime, f.jitter_buffer.map(Millis::as_millis)), (Some(20), Some(500)));
         assert_eq!(f.log_level, Some(log::LevelFilter::Debug));
         assert_eq!(f.recordings, Some(PathBuf::from("/var/lib/tapedeck/recordings")));
         assert_eq!(f.token.as_ref().map(Token::expose), Some("abc"));
@@ -219,11 +244,50 @@ mod tests {
             ("log-max-files = 0", "log-max-files"),
             ("log-max-bytes = 0", "log-max-bytes"),
             ("log-max-bytes = \"50MB\"", "log-max-bytes"),
+            ("stun-timeout = \"5000\"", "stun-timeout"),
+            ("max-connecting-per-client = 0", "max-connecting-per-client"),
+            ("trusted-proxies = \"10.0.0.0/8\"", "trusted-proxies"),
+            ("trusted-proxies = [\"10.0.0.1/8\"]", "trusted-proxies"),
+            ("trusted-proxies = [\"proxy.local\"]", "trusted-proxies"),
         ] {
             let e = FileSettings::parse(text).unwrap_err();
             assert!(matches!(&e, FileError::BadValue { key: k, .. } if k == key), "{text}: {e}");
             assert!(e.to_string().starts_with(&format!("key `{key}`: ")), "{text}: {e}");
         }
+    }
+
+    #[test]
+    fn durations_and_proxies_are_typed() {
+        let f = FileSettings::parse(
+            "disconnect-timeout = 1000\nconnect-timeout = 300000\nstun-timeout = 500\nmax-recorder-lag = 100\n\
+             max-connecting-per-client = 3\ntrusted-proxies = [\"127.0.0.1\", \"fd00::/8\"]\n",
+        )
+        .unwrap();
+        assert_eq!(f.disconnect_timeout.map(Millis::as_millis), Some(1000));
+        assert_eq!(f.connect_timeout.map(Millis::as_millis), Some(300_000));
+        assert_eq!(f.stun_timeout.map(Millis::get), Some(std::time::Duration::from_millis(500)));
+        assert_eq!(f.max_recorder_lag.map(Millis::as_millis), Some(100));
+        assert_eq!(f.max_connecting_per_client.map(NonZeroUsize::get), Some(3));
+        let proxies: Vec<String> = f.trusted_proxies.unwrap().iter().map(Cidr::to_string).collect();
+        assert_eq!(proxies, ["127.0.0.1/32", "fd00::/8"]);
+    }
+
+    #[test]
+    fn durations_out_of_range_name_the_key_and_the_range() {
+        for (text, key, range) in [
+            ("disconnect-timeout = 0", "disconnect-timeout", "between 1000 and 300000 ms"),
+            ("disconnect-timeout = 300001", "disconnect-timeout", "between 1000 and 300000 ms"),
+            ("connect-timeout = 999", "connect-timeout", "between 1000 and 300000 ms"),
+            ("stun-timeout = 0", "stun-timeout", "between 500 and 60000 ms"),
+            ("stun-timeout = 60001", "stun-timeout", "between 500 and 60000 ms"),
+            ("max-recorder-lag = 0", "max-recorder-lag", "between 100 and 600000 ms"),
+            ("jitter-buffer = 19", "jitter-buffer", "between 20 and 10000 ms"),
+        ] {
+            let e = FileSettings::parse(text).unwrap_err().to_string();
+            assert_eq!(e, format!("key `{key}`: must be {range}"), "{text}");
+        }
+        let e = FileSettings::parse("connect-timeout = -1").unwrap_err().to_string();
+        assert!(e.starts_with("key `connect-timeout`: "), "{e}");
     }
 
     #[test]

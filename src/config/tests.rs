@@ -1,6 +1,7 @@
 use std::collections::BTreeSet;
 use std::io::Write as _;
 use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
 
 use super::*;
 
@@ -13,18 +14,18 @@ fn env_lock() -> MutexGuard<'static, ()> {
 }
 
 /// Sets an environment variable until dropped (hold [`env_lock`] meanwhile).
-struct EnvVar(&'static str);
+struct EnvVar(String);
 
 impl EnvVar {
-    fn set(name: &'static str, value: &str) -> EnvVar {
+    fn set(name: &str, value: &str) -> EnvVar {
         std::env::set_var(name, value);
-        EnvVar(name)
+        EnvVar(name.to_owned())
     }
 }
 
 impl Drop for EnvVar {
     fn drop(&mut self) {
-        std::env::remove_var(self.0);
+        std::env::remove_var(&self.0);
     }
 }
 
@@ -51,11 +52,144 @@ fn defaults_match_the_design() {
     assert_eq!(c.http_addr.to_string(), "127.0.0.1:8080");
     assert_eq!(c.udp_addr.to_string(), "127.0.0.1:50000");
     assert_eq!(c.ptime, crate::media::Ptime::Ms10);
-    assert_eq!(c.jitter_buffer, Duration::from_millis(1000));
+    assert_eq!(c.jitter_buffer.get(), Duration::from_millis(1000));
     assert_eq!(c.sample, PathBuf::from("assets/sample.wav"));
     assert_eq!(c.log_level, log::LevelFilter::Info);
     assert!(c.token.is_none() && c.cors_origins.is_empty() && c.config_file.is_none());
     assert_eq!((c.log_max_files.get(), c.log_max_bytes.get()), (10, 50 * 1024 * 1024));
+}
+
+#[test]
+fn duration_defaults_are_unchanged() {
+    let c = parse(&[]).unwrap();
+    assert_eq!(c.disconnect_timeout.get(), Duration::from_secs(5));
+    assert_eq!(c.connect_timeout.get(), Duration::from_secs(15));
+    assert_eq!(c.max_recorder_lag.get(), Duration::from_secs(3));
+    assert_eq!(c.stun_timeout.get(), Duration::from_secs(5));
+    assert_eq!(c.max_connecting_per_client.get(), 20);
+    assert!(c.trusted_proxies.is_empty());
+}
+
+/// Each duration setting, a value out of its range, and the range as the message says it.
+const OUT_OF_RANGE: [(&str, &str, &str); 9] = [
+    ("disconnect-timeout", "0", "between 1000 and 300000 ms"),
+    ("disconnect-timeout", "300001", "between 1000 and 300000 ms"),
+    ("connect-timeout", "0", "between 1000 and 300000 ms"),
+    ("connect-timeout", "999", "between 1000 and 300000 ms"),
+    ("max-recorder-lag", "0", "between 100 and 600000 ms"),
+    ("max-recorder-lag", "600001", "between 100 and 600000 ms"),
+    ("stun-timeout", "0", "between 500 and 60000 ms"),
+    ("stun-timeout", "60001", "between 500 and 60000 ms"),
+    ("jitter-buffer", "0", "between 20 and 10000 ms"),
+];
+
+#[test]
+fn durations_out_of_range_are_refused_from_the_flag() {
+    for (setting, value, range) in OUT_OF_RANGE {
+        let e = parse(&[&format!("--{setting}"), value]).unwrap_err();
+        assert!(e.contains(&format!("--{setting}")) && e.contains(range), "--{setting} {value}: {e}");
+    }
+}
+
+#[test]
+fn durations_out_of_range_are_refused_from_the_environment() {
+    let _env = env_lock();
+    for (setting, value, range) in OUT_OF_RANGE {
+        let name = format!("TAPEDECK_{}", setting.replace('-', "_").to_uppercase());
+        let _v = EnvVar::set(&name, value);
+        let e = parse_locked(&[]).unwrap_err();
+        assert!(e.contains(&format!("--{setting}")) && e.contains(range), "{name}={value}: {e}");
+    }
+}
+
+#[test]
+fn durations_out_of_range_are_refused_from_the_file() {
+    for (setting, value, range) in OUT_OF_RANGE {
+        let (_f, path) = config_file(&format!("{setting} = {value}\n"));
+        let e = parse(&["--config", &path]).unwrap_err();
+        assert!(e.contains(&format!("key `{setting}`: must be {range}")) && e.contains(&path), "{setting}: {e}");
+    }
+}
+
+#[test]
+fn durations_at_their_bounds_are_accepted_everywhere() {
+    let c =
+        parse(&["--disconnect-timeout", "1000", "--connect-timeout", "300000", "--max-recorder-lag", "100"]).unwrap();
+    assert_eq!(c.disconnect_timeout.get(), Duration::from_secs(1));
+    assert_eq!(c.connect_timeout.get(), Duration::from_secs(300));
+    assert_eq!(c.max_recorder_lag.get(), Duration::from_millis(100));
+    let (_f, path) = config_file(
+        "disconnect-timeout = 300000\nmax-recorder-lag = 600000\nstun-timeout = 60000\nconnect-timeout = 60000\n",
+    );
+    let c = parse(&["--config", &path]).unwrap();
+    assert_eq!(c.disconnect_timeout.get(), Duration::from_secs(300));
+    assert_eq!(c.max_recorder_lag.get(), Duration::from_secs(600));
+    assert_eq!(c.stun_timeout.get(), Duration::from_secs(60));
+    let _env = env_lock();
+    let _v = EnvVar::set("TAPEDECK_STUN_TIMEOUT", "500");
+    assert_eq!(parse_locked(&[]).unwrap().stun_timeout.get(), Duration::from_millis(500));
+}
+
+#[test]
+fn a_stun_timeout_longer_than_the_connect_timeout_is_refused() {
+    let e = parse(&["--stun-timeout", "8000", "--connect-timeout", "6000"]).unwrap_err();
+    assert!(e.contains("--stun-timeout (8000 ms) is longer than --connect-timeout (6000 ms)"), "{e}");
+    let e = parse(&["--stun-timeout", "20000"]).unwrap_err();
+    assert!(e.contains("--stun-timeout (20000 ms) is longer than the default --connect-timeout (15000 ms)"), "{e}");
+    let (_f, path) = config_file("stun-timeout = 10000\n");
+    let e = parse(&["--config", &path, "--connect-timeout", "9000"]).unwrap_err();
+    assert!(e.contains(&format!("`stun-timeout` in {path} (10000 ms)")) && e.contains("--connect-timeout"), "{e}");
+    let _env = env_lock();
+    let _v = EnvVar::set("TAPEDECK_CONNECT_TIMEOUT", "2000");
+    let e = parse_locked(&["--stun-timeout", "3000"]).unwrap_err();
+    assert!(e.contains("--stun-timeout (3000 ms) is longer than TAPEDECK_CONNECT_TIMEOUT (2000 ms)"), "{e}");
+    let c = parse_locked(&["--stun-timeout", "2000"]).unwrap();
+    assert_eq!((c.stun_timeout.get(), c.connect_timeout.get()), (Duration::from_secs(2), Duration::from_secs(2)));
+}
+
+#[test]
+fn only_a_short_connect_timeout_lowers_the_default_stun_timeout() {
+    let c = parse(&["--connect-timeout", "3000"]).unwrap();
+    assert_eq!((c.connect_timeout.get(), c.stun_timeout.get()), (Duration::from_secs(3), Duration::from_secs(3)));
+    let c = parse(&["--connect-timeout", "1000"]).unwrap();
+    assert_eq!(c.stun_timeout.get(), Duration::from_secs(1));
+    let (_f, path) = config_file("connect-timeout = 4000\n");
+    assert_eq!(parse(&["--config", &path]).unwrap().stun_timeout.get(), Duration::from_secs(4));
+    let c = parse(&["--connect-timeout", "30000"]).unwrap();
+    assert_eq!(c.stun_timeout.get(), Duration::from_secs(5), "a longer connect timeout leaves it alone");
+}
+
+#[test]
+fn max_connecting_per_client_from_flag_environment_or_file() {
+    assert_eq!(parse(&["--max-connecting-per-client", "3"]).unwrap().max_connecting_per_client.get(), 3);
+    let e = parse(&["--max-connecting-per-client", "0"]).unwrap_err();
+    assert!(e.contains("--max-connecting-per-client"), "{e}");
+    let (_f, path) = config_file("max-connecting-per-client = 7\n");
+    assert_eq!(parse(&["--config", &path]).unwrap().max_connecting_per_client.get(), 7);
+    let _env = env_lock();
+    let _v = EnvVar::set("TAPEDECK_MAX_CONNECTING_PER_CLIENT", "9");
+    assert_eq!(parse_locked(&["--config", &path]).unwrap().max_connecting_per_client.get(), 9);
+}
+
+#[test]
+fn trusted_proxies_from_flags_environment_or_file() {
+    let shown = |c: Config| c.trusted_proxies.iter().map(Cidr::to_string).collect::<Vec<_>>();
+    let c = parse(&["--trusted-proxy", "127.0.0.1", "--trusted-proxy", "10.0.0.0/8"]).unwrap();
+    assert_eq!(shown(c), ["127.0.0.1/32", "10.0.0.0/8"]);
+    for bad in ["10.0.0.1/8", "10.0.0.0/33", "proxy.local", ""] {
+        let e = parse(&["--trusted-proxy", bad]).unwrap_err();
+        assert!(e.contains("--trusted-proxy"), "{bad:?}: {e}");
+    }
+    let e = parse(&["--trusted-proxy", "10.0.0.1/8"]).unwrap_err();
+    assert!(e.contains("10.0.0.0/8"), "the message gives the block meant: {e}");
+    let (_f, path) = config_file("trusted-proxies = [\"::1\", \"2001:db8::/32\"]\n");
+    assert_eq!(shown(parse(&["--config", &path]).unwrap()), ["::1/128", "2001:db8::/32"]);
+    let (_g, bad_path) = config_file("trusted-proxies = [\"10.0.0.0/8\", \"nope\"]\n");
+    let e = parse(&["--config", &bad_path]).unwrap_err();
+    assert!(e.contains("key `trusted-proxies`: \"nope\" must be an IP address"), "{e}");
+    let _env = env_lock();
+    let _v = EnvVar::set("TAPEDECK_TRUSTED_PROXIES", "192.0.2.1,198.51.100.0/24");
+    assert_eq!(shown(parse_locked(&["--config", &path]).unwrap()), ["192.0.2.1/32", "198.51.100.0/24"]);
 }
 
 #[test]
@@ -95,7 +229,7 @@ fn the_file_fills_in_what_flags_do_not_give() {
     let c = parse(&["--config", &path, "--max-sessions", "400"]).unwrap();
     assert_eq!(c.http_addr.to_string(), "0.0.0.0:8081");
     assert_eq!(c.max_sessions.get(), 400, "the flag wins");
-    assert_eq!(c.jitter_buffer, Duration::from_millis(500), "same unit as --jitter-buffer");
+    assert_eq!(c.jitter_buffer.get(), Duration::from_millis(500), "same unit as --jitter-buffer");
     assert_eq!(c.log_level, log::LevelFilter::Warn);
     assert_eq!(c.recorder_threads.get(), 3);
     assert_eq!(c.capture, Some(PathBuf::from("caps")));
@@ -217,8 +351,9 @@ fn settings() -> Vec<(String, Option<String>)> {
 fn every_flag_has_an_environment_variable_and_a_file_key() {
     let mut keys = BTreeSet::new();
     for (long, env) in settings() {
-        // The repeatable --cors-origin takes a list in the environment and the file.
-        let name = if long == "cors-origin" { "cors-origins".to_owned() } else { long.clone() };
+        // A repeatable flag (--cors-origin) takes a list in the environment and the file.
+        let list = file::LISTS.iter().find(|(flag, _)| *flag == long).map(|(_, key)| key.to_string());
+        let name = list.unwrap_or_else(|| long.clone());
         assert_eq!(env, Some(format!("TAPEDECK_{}", name.replace('-', "_").to_uppercase())), "--{long}");
         keys.insert(name);
     }

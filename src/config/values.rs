@@ -1,12 +1,7 @@
 //! Parsers for the values that need more than `FromStr`, shared by the flags (through clap)
 //! and the config file, so both accept exactly the same values.
 
-use std::ops::RangeInclusive;
-
 use super::PTIMES_MS;
-
-/// Jitter buffer depths that make sense, in milliseconds.
-pub const JITTER_MS: RangeInclusive<u64> = 20..=10_000;
 
 /// `--ptime`: one of [`PTIMES_MS`].
 pub fn parse_ptime(s: &str) -> Result<u64, String> {
@@ -19,20 +14,6 @@ pub fn check_ptime(ms: u64) -> Result<u64, String> {
         Ok(ms)
     } else {
         Err(format!("must be one of {PTIMES_MS:?}"))
-    }
-}
-
-/// `--jitter-buffer`: milliseconds within [`JITTER_MS`].
-pub fn parse_jitter(s: &str) -> Result<u64, String> {
-    check_jitter(s.parse().map_err(|e| format!("{e}"))?)
-}
-
-/// A jitter buffer depth in milliseconds within [`JITTER_MS`].
-pub fn check_jitter(ms: u64) -> Result<u64, String> {
-    if JITTER_MS.contains(&ms) {
-        Ok(ms)
-    } else {
-        Err(format!("must be between {} and {} ms", JITTER_MS.start(), JITTER_MS.end()))
     }
 }
 
@@ -158,12 +139,9 @@ mod tests {
     }
 
     #[test]
-    fn ptime_and_jitter_ranges() {
+    fn ptime_and_level() {
         assert_eq!(parse_ptime("20"), Ok(20));
         assert!(parse_ptime("15").is_err());
-        assert_eq!(parse_jitter("20"), Ok(20));
-        assert!(parse_jitter("19").is_err());
-        assert!(check_jitter(10_001).is_err());
         assert_eq!(parse_level("debug"), Ok(log::LevelFilter::Debug));
         assert!(parse_level("loud").is_err());
     }

@@ -14,6 +14,7 @@
 #![allow(clippy::disallowed_methods)] // the I/O shell reads the clock and owns its threads
 
 use std::io::Read;
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -33,7 +34,7 @@ const LOOP_REPLY_TIMEOUT: Duration = Duration::from_secs(2);
 /// How often idle signalling threads look at the stop flag.
 const RECV_POLL: Duration = Duration::from_millis(100);
 /// Seconds a client is asked to wait after a 503.
-const RETRY_AFTER_SECS: u32 = 1;
+const RETRY_AFTER_SECS: u64 = 1;
 /// Requests being served on threads of their own at once; more get 503 at once.
 pub const MAX_IN_FLIGHT: usize = 256;
 /// A request body must have arrived this long after the request did (else 408).
@@ -64,6 +65,12 @@ pub struct Shared {
     pub access: Access,
     /// Offers are refused while the recorders are further behind than this.
     pub max_recorder_lag: Duration,
+    /// Reverse proxies whose `X-Forwarded-For` names the client (see [`api::client_address`]).
+    pub trusted_proxies: Vec<crate::config::Cidr>,
+    /// How long a new session may wait for its first STUN check: a client refused for
+    /// holding too many unconnected sessions is asked to wait this long (429 Retry-After),
+    /// by when those it did not follow up have ended.
+    pub stun_timeout: Duration,
 }
 
 /// The running signalling server.
@@ -130,18 +137,29 @@ impl Reply {
         Reply { status, content_type: "application/json", body: value.to_string(), headers: Vec::new() }
     }
 
-    fn error(e: &ApiError) -> Self {
+    /// The error's status and JSON body, with `Retry-After` on refusals that pass (a
+    /// refusal for too many unconnected sessions asks for `stun_timeout`, rounded up to whole
+    /// seconds) and `WWW-Authenticate` on 401.
+    fn error(e: &ApiError, stun_timeout: Duration) -> Self {
         let mut reply =
             Reply { status: e.status(), content_type: "application/json", body: e.body(), headers: Vec::new() };
         match e {
-            ApiError::Unavailable(_) | ApiError::Full(_) | ApiError::Overloaded(_) | ApiError::TooManyConnecting(_) => {
+            ApiError::Unavailable(_) | ApiError::Full(_) | ApiError::Overloaded(_) => {
                 reply.headers.push(("Retry-After", RETRY_AFTER_SECS.to_string()))
+            }
+            ApiError::TooManyConnecting(_) => {
+                reply.headers.push(("Retry-After", whole_seconds(stun_timeout).to_string()))
             }
             ApiError::Unauthorized => reply.headers.push(("WWW-Authenticate", "Bearer realm=\"tapedeck\"".into())),
             _ => {}
         }
         reply
     }
+}
+
+/// `d` in whole seconds, rounded up, at least 1 (`Retry-After` takes whole seconds).
+fn whole_seconds(d: Duration) -> u64 {
+    u64::try_from(d.as_millis().div_ceil(1000)).unwrap_or(u64::MAX).max(1)
 }
 
 /// The parts of a request every handler looks at.
@@ -151,6 +169,10 @@ struct Head {
     origin: Option<String>,
     authorization: Option<String>,
     content_type: Option<String>,
+    /// The TCP peer (the client, or a reverse proxy in front of it).
+    peer: Option<IpAddr>,
+    /// Every `X-Forwarded-For` header, in order.
+    forwarded_for: Vec<String>,
     arrived: Instant,
 }
 
@@ -166,6 +188,13 @@ impl Head {
             origin: get("Origin"),
             authorization: get("Authorization"),
             content_type: get("Content-Type"),
+            peer: request.remote_addr().map(|a| a.ip()),
+            forwarded_for: request
+                .headers()
+                .iter()
+                .filter(|h| h.field.equiv("X-Forwarded-For"))
+                .map(|h| h.value.as_str().to_string())
+                .collect(),
             arrived: Instant::now(),
         }
     }
@@ -193,22 +222,55 @@ fn dispatch(request: Request, shared: &Arc<Shared>, in_flight: &Arc<AtomicUsize>
         }
         Route::Preflight => finish(request, &head, shared, preflight(&head, shared)),
         route => {
-            if in_flight.fetch_add(1, Ordering::AcqRel) >= MAX_IN_FLIGHT {
-                in_flight.fetch_sub(1, Ordering::AcqRel);
+            let Some(slot) = Slot::take(in_flight) else {
                 let e = ApiError::Unavailable(format!("more than {MAX_IN_FLIGHT} requests in progress"));
                 return finish(request, &head, shared, Err(e));
-            }
-            let (shared, in_flight) = (shared.clone(), in_flight.clone());
-            let spawned = std::thread::Builder::new().name("http-request".into()).spawn(move || {
-                serve(request, head, route, &shared);
-                in_flight.fetch_sub(1, Ordering::AcqRel);
-            });
-            if let Err(e) = spawned {
-                // The request went down with the closure; tiny_http closes its connection.
+            };
+            let shared = shared.clone();
+            let builder = std::thread::Builder::new().name("http-request".into());
+            if let Err(e) = spawn_holding(builder, slot, move || serve(request, head, route, &shared)) {
+                // The request went down with the closure (tiny_http answers a request dropped
+                // unanswered with an empty 500), and the slot with it.
                 log::error!("cannot start a request thread: {e}");
             }
         }
     }
+}
+
+/// One of the [`MAX_IN_FLIGHT`] places for requests served on threads of their own, given
+/// back when dropped: when the request is served, when its thread panics, and when its
+/// thread cannot be started (the closure that holds it is dropped then), so no path leaks
+/// one. (A count decremented at the end of the thread's work leaked a place per thread that
+/// did not start or panicked: after 256, every request got 503.)
+struct Slot(Arc<AtomicUsize>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl Slot {
+    /// Takes a place, if fewer than [`MAX_IN_FLIGHT`] are taken.
+    fn take(in_flight: &Arc<AtomicUsize>) -> Option<Slot> {
+        if in_flight.fetch_add(1, Ordering::AcqRel) >= MAX_IN_FLIGHT {
+            in_flight.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        Some(Slot(in_flight.clone()))
+    }
+}
+
+/// Runs `work` on a thread of its own from `builder`, holding `slot` until the work is done.
+fn spawn_holding(
+    builder: std::thread::Builder,
+    slot: Slot,
+    work: impl FnOnce() + Send + 'static,
+) -> std::io::Result<JoinHandle<()>> {
+    builder.spawn(move || {
+        let _slot = slot;
+        work();
+    })
 }
 
 fn serve(mut request: Request, head: Head, route: Route, shared: &Shared) {
@@ -239,7 +301,7 @@ fn finish(request: Request, head: &Head, shared: &Shared, result: Result<Reply, 
         } else {
             log::info!("{method} {url}: {status} {e}");
         }
-        Reply::error(&e)
+        Reply::error(&e, shared.stun_timeout)
     });
     log::debug!("{method} {url} -> {} in {:?}", reply.status, head.arrived.elapsed());
     let mut response = Response::from_string(reply.body)
@@ -335,7 +397,9 @@ fn offer(request: &mut Request, head: &Head, shared: &Shared, whip: bool) -> Res
     }
     let id = SessionId::from_uuid(uuid::Uuid::new_v4());
     let now = Instant::now();
-    let accepted = crate::logging::with_session(id, || accept_offer(&sdp, &shared.params, id, now))?;
+    let client = head.peer.map(|peer| api::client_address(peer, &head.forwarded_for, &shared.trusted_proxies));
+    let mut accepted = crate::logging::with_session(id, || accept_offer(&sdp, &shared.params, id, now))?;
+    accepted.client = client;
     let answer = accepted.answer.clone();
     let name = format!("{id}_{}.wav", crate::logging::file_stamp(SystemTime::now()));
     let recording = shared.recordings.join(&name);
@@ -343,7 +407,11 @@ fn offer(request: &mut Request, head: &Head, shared: &Shared, whip: bool) -> Res
         .map_err(engine_error)?;
     shared.telemetry.offers_accepted.fetch_add(1, Ordering::Relaxed);
     let how = if whip { "WHIP" } else { "offer" };
-    crate::logging::with_session(id, || log::info!("answered ({how}); recording will be {name}"));
+    crate::logging::with_session(id, || {
+        log::info!("answered ({how}); recording will be {name}");
+        // Addresses only at debug (the log file has them; the console does not).
+        log::debug!("answered ({how}) client {}, TCP peer {}", shown(client), shown(head.peer));
+    });
     if whip {
         return Ok(Reply {
             status: 201,
@@ -354,6 +422,10 @@ fn offer(request: &mut Request, head: &Head, shared: &Shared, whip: bool) -> Res
     }
     let body = serde_json::json!({ "type": "answer", "sdp": answer, "session": id.to_string(), "recording": name });
     Ok(Reply::json(200, body))
+}
+
+fn shown(ip: Option<IpAddr>) -> String {
+    ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())
 }
 
 fn hangup(id: &str, shared: &Shared) -> Result<Reply, ApiError> {
@@ -541,4 +613,72 @@ fn header(name: &str, value: &str) -> Header {
     Header::from_bytes(name.as_bytes(), value.as_bytes()).unwrap_or_else(|()| {
         Header::from_bytes(name.as_bytes(), &b""[..]).expect("an ASCII header name with an empty value")
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A thread builder whose threads cannot start: their stack would not fit in the
+    /// address space.
+    fn unstartable() -> std::thread::Builder {
+        std::thread::Builder::new().stack_size(1 << 50)
+    }
+
+    #[test]
+    fn a_request_thread_that_cannot_start_gives_its_slot_back() {
+        let in_flight = Arc::new(AtomicUsize::new(0));
+        for i in 0..MAX_IN_FLIGHT + 10 {
+            let slot = Slot::take(&in_flight).unwrap_or_else(|| panic!("no slot free after {i} failed starts"));
+            assert!(spawn_holding(unstartable(), slot, || {}).is_err(), "a thread with a 1 PiB stack started");
+        }
+        assert_eq!(in_flight.load(Ordering::Acquire), 0);
+        // And requests are still served on threads of their own.
+        let slot = Slot::take(&in_flight).expect("a free slot");
+        let (tx, rx) = bounded(1);
+        let served = spawn_holding(std::thread::Builder::new(), slot, move || tx.send(()).expect("the test waits"));
+        served.expect("a thread starts").join().expect("the work does not panic");
+        assert_eq!(rx.try_recv(), Ok(()));
+        assert_eq!(in_flight.load(Ordering::Acquire), 0);
+    }
+
+    #[test]
+    fn a_request_thread_that_panics_gives_its_slot_back() {
+        let in_flight = Arc::new(AtomicUsize::new(0));
+        let slot = Slot::take(&in_flight).expect("a free slot");
+        let thread = spawn_holding(std::thread::Builder::new(), slot, || panic!("a bug in a handler"));
+        assert!(thread.expect("a thread starts").join().is_err());
+        assert_eq!(in_flight.load(Ordering::Acquire), 0);
+    }
+
+    fn retry_after(reply: &Reply) -> Option<&str> {
+        reply.headers.iter().find(|(n, _)| *n == "Retry-After").map(|(_, v)| v.as_str())
+    }
+
+    #[test]
+    fn too_many_connecting_asks_to_wait_the_stun_timeout() {
+        let e = ApiError::TooManyConnecting("20 sessions from 192.0.2.1 not connected yet".into());
+        for (stun_ms, secs) in [(5000, "5"), (4001, "5"), (500, "1"), (60_000, "60"), (0, "1")] {
+            let reply = Reply::error(&e, Duration::from_millis(stun_ms));
+            assert_eq!(reply.status, 429);
+            assert_eq!(retry_after(&reply), Some(secs), "stun timeout {stun_ms} ms");
+            assert_eq!(reply.content_type, "application/json");
+            let body: serde_json::Value = serde_json::from_str(&reply.body).expect("JSON");
+            assert!(body["error"].as_str().is_some_and(|m| m.contains("192.0.2.1")), "{body}");
+        }
+        let full = Reply::error(&ApiError::Full(10), Duration::from_secs(5));
+        assert_eq!((full.status, retry_after(&full)), (503, Some("1")));
+        assert_eq!(retry_after(&Reply::error(&ApiError::NotFound, Duration::from_secs(5))), None);
+    }
+
+    #[test]
+    fn slots_run_out_at_the_limit_and_come_back() {
+        let in_flight = Arc::new(AtomicUsize::new(0));
+        let held: Vec<Slot> = (0..MAX_IN_FLIGHT).map(|_| Slot::take(&in_flight).expect("below the limit")).collect();
+        assert!(Slot::take(&in_flight).is_none());
+        assert_eq!(in_flight.load(Ordering::Acquire), MAX_IN_FLIGHT, "a refused take leaves the count alone");
+        drop(held);
+        assert_eq!(in_flight.load(Ordering::Acquire), 0);
+        assert!(Slot::take(&in_flight).is_some());
+    }
 }
