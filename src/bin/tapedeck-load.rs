@@ -1,17 +1,20 @@
 //! `tapedeck-load`: opens N real WebRTC callers against a running tapedeck (str0m, offering,
 //! each with its own UDP socket on 127.0.0.1, full ICE, DTLS and SRTP), each sending its own
 //! pre-encoded tone at browser pacing (on a clock that may run fast or slow) and counting what the server plays, then hanging up with
-//! DELETE. All callers run on one media thread (see `tapedeck::client::load`).
+//! DELETE. All callers run on one media thread (see `tapedeck::client::load`). With
+//! `--stun-flood PPS`, a thread of its own floods the daemon's UDP port with STUN Binding
+//! requests that name no session (see `tapedeck::client::flood`) while the callers talk.
 //!
 //! Prints a readable summary and, as its last line, one JSON object.
 #![allow(clippy::disallowed_methods)] // a load generator owns its clock
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
+use tapedeck::client::flood::{FloodConfig, FloodReport};
 use tapedeck::client::load::{parse_clock_rate, run, CallerResult, LoadConfig};
 use tapedeck::client::recordings::{self, judge, Judgement, Sent};
 
@@ -49,6 +52,24 @@ struct Args {
     /// and report how many are complete.
     #[arg(long, value_name = "DIR")]
     check_recordings: Option<PathBuf>,
+    /// Also flood the daemon's UDP port (from the answers) with this many STUN Binding
+    /// requests a second, from a socket of their own: made-up USERNAMEs and a bogus
+    /// MESSAGE-INTEGRITY, and one in --flood-known-every with a real session's ufrag (one of
+    /// these callers') but a wrong password. Starts at the first answer (and --flood-after).
+    #[arg(long, value_name = "PPS")]
+    stun_flood: Option<f64>,
+    /// Seconds from the first answer to the flood's start.
+    #[arg(long, value_name = "SECONDS", default_value_t = 0.0, requires = "stun_flood")]
+    flood_after: f64,
+    /// How long the flood lasts, in seconds (default: --seconds).
+    #[arg(long, value_name = "SECONDS", requires = "stun_flood")]
+    flood_seconds: Option<f64>,
+    /// The address the flood comes from.
+    #[arg(long, value_name = "IP", default_value = "127.0.0.1", requires = "stun_flood")]
+    flood_from: IpAddr,
+    /// One flood request in this many names a real session's ufrag (0: none does).
+    #[arg(long, value_name = "N", default_value_t = 100, requires = "stun_flood")]
+    flood_known_every: u64,
 }
 
 fn main() -> ExitCode {
@@ -67,15 +88,23 @@ fn main() -> ExitCode {
         ptime: Duration::from_millis(args.ptime),
         server_ptime: Duration::from_millis(args.server_ptime),
         clock_rate: args.clock_rate,
+        flood: args.stun_flood.filter(|pps| *pps > 0.0).map(|pps| FloodConfig {
+            pps,
+            delay: Duration::from_secs_f64(args.flood_after.max(0.0)),
+            duration: Duration::from_secs_f64(args.flood_seconds.unwrap_or(args.seconds).max(0.0)),
+            from: args.flood_from,
+            known_every: args.flood_known_every,
+        }),
     };
     let start = Instant::now();
     match run(&config) {
-        Ok(results) => {
+        Ok(outcome) => {
+            let results = outcome.callers;
             let checked = args
                 .check_recordings
                 .as_deref()
                 .map(|dir| check_recordings(config.server, dir, &results, config.ptime));
-            summarize(&config, &results, start.elapsed(), checked);
+            summarize(&config, &results, start.elapsed(), checked, outcome.flood.as_ref());
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -156,7 +185,13 @@ fn read_final(path: &Path, expected: Duration) -> Result<Vec<i16>, String> {
     }
 }
 
-fn summarize(config: &LoadConfig, results: &[CallerResult], wall: Duration, checked: Option<Checked>) {
+fn summarize(
+    config: &LoadConfig,
+    results: &[CallerResult],
+    wall: Duration,
+    checked: Option<Checked>,
+    flood: Option<&FloodReport>,
+) {
     let connected = results.iter().filter(|r| r.connect_ms.is_some()).count();
     let failed: Vec<&str> = results.iter().filter_map(|r| r.error.as_deref()).collect();
     let answer: Vec<f64> = results.iter().filter_map(|r| r.answer_ms).collect();
@@ -203,6 +238,16 @@ fn summarize(config: &LoadConfig, results: &[CallerResult], wall: Duration, chec
     for (reason, n) in &reasons {
         println!("failure x{n}: {reason}");
     }
+    if let Some(f) = flood {
+        println!(
+            "STUN flood: {} requests in {:.1} s ({:.0}/s), {} naming a real ufrag; {} sends refused",
+            f.sent,
+            f.seconds,
+            f.sent as f64 / f.seconds.max(1e-9),
+            f.sent_known_ufrag,
+            f.send_errors
+        );
+    }
     let recordings = checked.as_deref().map(recordings_report);
     if let Some(report) = &recordings {
         print_recordings(report, checked.as_deref().unwrap_or_default(), results.len());
@@ -227,6 +272,10 @@ fn summarize(config: &LoadConfig, results: &[CallerResult], wall: Duration, chec
         "recordings_checked": recordings.as_ref().map(|r| r["checked"].clone()),
         "recording_missing_frames_max": recordings.as_ref().map(|r| r["missing_frames_max"].clone()),
         "recording_worst": recordings.as_ref().map(|r| r["worst"].clone()),
+        "flood_sent": flood.map(|f| f.sent),
+        "flood_sent_known_ufrag": flood.map(|f| f.sent_known_ufrag),
+        "flood_send_errors": flood.map(|f| f.send_errors),
+        "flood_seconds": flood.map(|f| f.seconds),
     });
     println!("{json}");
 }

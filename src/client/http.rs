@@ -1,7 +1,7 @@
 //! A minimal blocking HTTP/1.1 client, enough to post offers and hang up (tests, load).
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::time::Duration;
 
 /// An HTTP response: status and body.
@@ -51,7 +51,37 @@ pub fn request_with(
     body: &[u8],
     timeout: Duration,
 ) -> std::io::Result<HttpResponse> {
-    let mut stream = TcpStream::connect_timeout(&addr, timeout)?;
+    exchange(TcpStream::connect_timeout(&addr, timeout)?, addr, method, path, headers, body, timeout)
+}
+
+/// Like [`request_with`], from the local address `source` (any port): on loopback, any
+/// 127.x.y.z, so one test can be several clients.
+pub fn request_from(
+    source: IpAddr,
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, String)],
+    body: &[u8],
+    timeout: Duration,
+) -> std::io::Result<HttpResponse> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.bind(&SocketAddr::new(source, 0).into())?;
+    socket.connect_timeout(&addr.into(), timeout)?;
+    exchange(socket.into(), addr, method, path, headers, body, timeout)
+}
+
+/// Writes the request on a connected stream and reads the whole response.
+fn exchange(
+    mut stream: TcpStream,
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, String)],
+    body: &[u8],
+    timeout: Duration,
+) -> std::io::Result<HttpResponse> {
     stream.set_read_timeout(Some(timeout))?;
     stream.set_write_timeout(Some(timeout))?;
     let mut head =

@@ -6,12 +6,16 @@
 //! clock that may run fast or slow, [`LoadConfig::clock_rate`]), and counting what the server
 //! sends. Hang-ups go back to the signalling thread, so the loop never blocks. Received audio
 //! is not decoded: the load generator measures, it does not listen.
+//!
+//! With [`LoadConfig::flood`], a STUN flood runs beside the callers on a thread and socket
+//! of its own (see `client::flood`), aimed at the daemon's UDP address from the answers.
 #![allow(clippy::disallowed_methods)] // a load generator owns its threads and its clock
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::io::ErrorKind;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -24,6 +28,7 @@ use str0m::media::{Frequency, MediaTime, Mid, Pt};
 use str0m::net::{Protocol, Receive};
 use str0m::{Event, Rtc};
 
+use super::flood::{self, FloodConfig, FloodReport, FloodTarget};
 use super::{encode_tone, http, offering, opus_pt, stamped, Offering};
 
 const WAKER: Token = Token(usize::MAX);
@@ -45,6 +50,15 @@ pub struct LoadConfig {
     /// of `ptime` (RTP advancing by its samples) every `ptime / clock_rate` of real time, as
     /// a sound card whose crystal runs fast or slow does. 1.0 is an exact clock.
     pub clock_rate: f64,
+    /// A STUN flood to run beside the callers, if any.
+    pub flood: Option<FloodConfig>,
+}
+
+/// What a run did: one result per caller, in order, and the flood's report if it ran.
+#[derive(Debug, Clone, Default)]
+pub struct Outcome {
+    pub callers: Vec<CallerResult>,
+    pub flood: Option<FloodReport>,
 }
 
 /// The slowest `LoadConfig::clock_rate` allowed: half speed.
@@ -124,35 +138,46 @@ enum ToSignalling {
     Hangup(usize, String),
 }
 
-/// Runs the load; returns one result per caller, in order.
-pub fn run(config: &LoadConfig) -> std::io::Result<Vec<CallerResult>> {
+/// Runs the load (and the flood, if asked for).
+pub fn run(config: &LoadConfig) -> std::io::Result<Outcome> {
     let mut poll = Poll::new()?;
     let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
     let (to_loop, from_signalling) = unbounded();
     let (to_signalling, hangups) = unbounded();
+    let stop_flood = Arc::new(AtomicBool::new(false));
+    let (to_flood, flooding) = match &config.flood {
+        Some(f) => {
+            let (tx, rx) = unbounded();
+            (Some(tx), Some(flood::spawn(f.clone(), rx, stop_flood.clone())?))
+        }
+        None => (None, None),
+    };
     let signalling = {
         let config = config.clone();
         let waker = waker.clone();
         std::thread::Builder::new()
             .name("load-signalling".into())
-            .spawn(move || signalling(&config, &to_loop, &hangups, &waker))?
+            .spawn(move || signalling(&config, &to_loop, &hangups, to_flood.as_ref(), &waker))?
     };
     let results = media_loop(config, &mut poll, &from_signalling, &to_signalling);
+    stop_flood.store(true, Ordering::Relaxed);
     drop(to_signalling);
     let hangup_statuses = signalling.join().unwrap_or_default();
+    let flood = flooding.map(|f| f.join().unwrap_or_default());
     let mut results = results?;
     for (i, status) in hangup_statuses {
         if let Some(r) = results.get_mut(i) {
             r.hangup_status = Some(status);
         }
     }
-    Ok(results)
+    Ok(Outcome { callers: results, flood })
 }
 
 fn signalling(
     config: &LoadConfig,
     to_loop: &Sender<ToLoop>,
     hangups: &Receiver<ToSignalling>,
+    to_flood: Option<&Sender<FloodTarget>>,
     waker: &Waker,
 ) -> Vec<(usize, u16)> {
     let cert = str0m::crypto::from_feature_flags().dtls_provider.generate_certificate();
@@ -171,7 +196,7 @@ fn signalling(
         while let Ok(msg) = hangups.recv_deadline(due) {
             hang_up(msg, &mut statuses);
         }
-        let msg = match offer(config, i, cert.clone()) {
+        let msg = match offer(config, i, cert.clone(), to_flood) {
             Ok(c) => ToLoop::Caller(Box::new(c)),
             Err(e) => ToLoop::Failed(i, CallerResult { error: Some(e), ..Default::default() }),
         };
@@ -186,7 +211,12 @@ fn signalling(
     statuses
 }
 
-fn offer(config: &LoadConfig, index: usize, cert: Option<DtlsCert>) -> Result<Caller, String> {
+fn offer(
+    config: &LoadConfig,
+    index: usize,
+    cert: Option<DtlsCert>,
+    to_flood: Option<&Sender<FloodTarget>>,
+) -> Result<Caller, String> {
     let std_socket = std::net::UdpSocket::bind("127.0.0.1:0").map_err(|e| format!("bind: {e}"))?;
     std_socket.set_nonblocking(true).map_err(|e| e.to_string())?;
     stamped::enable(&std_socket).map_err(|e| format!("SO_TIMESTAMPNS: {e}"))?;
@@ -209,7 +239,11 @@ fn offer(config: &LoadConfig, index: usize, cert: Option<DtlsCert>) -> Result<Ca
     let answered_at = Instant::now();
     let json = r.json();
     let session = json["session"].as_str().ok_or("no session in the answer")?.to_string();
-    let answer = SdpAnswer::from_sdp_string(json["sdp"].as_str().ok_or("no sdp")?).map_err(|e| e.to_string())?;
+    let answer_sdp = json["sdp"].as_str().ok_or("no sdp")?;
+    if let (Some(tx), Some(target)) = (to_flood, flood::answer_target(answer_sdp)) {
+        let _ = tx.send(target);
+    }
+    let answer = SdpAnswer::from_sdp_string(answer_sdp).map_err(|e| e.to_string())?;
     rtc.sdp_api().accept_answer(pending, answer).map_err(|e| e.to_string())?;
     let tone_hz = 200 + 20 * (index % 40) as u32;
     let tone = tone(tone_hz, config.ptime);

@@ -6,6 +6,7 @@
 //! This is I/O code (it owns a socket and reads the clock); it is not part of the engine.
 #![allow(clippy::disallowed_methods)] // a caller is a shell of its own: it reads the clock
 
+pub mod flood;
 pub mod http;
 pub mod load;
 pub mod recordings;

@@ -293,3 +293,31 @@ pub fn run_script(mut command: Command, limit: Duration, what: &str) -> ScriptRu
         .unwrap_or_else(|e| panic!("{what} printed no JSON report ({status}, {e}): {stdout}\nstderr:\n{stderr}"));
     ScriptRun { status, report, stderr }
 }
+
+/// Fails at once, with a clear message, if the daemon binary lacks any of `flags` (a test
+/// written ahead of the change that adds them, rather than a puzzling start-up failure).
+pub fn require_flags(flags: &[&str], change: &str) {
+    let out = Command::new(env!("CARGO_BIN_EXE_tapedeck")).arg("--help").output().expect("tapedeck --help runs");
+    let help = String::from_utf8_lossy(&out.stdout);
+    let missing: Vec<&str> = flags.iter().copied().filter(|f| !help.contains(&format!("{f} "))).collect();
+    assert!(missing.is_empty(), "this tapedeck has no {missing:?}: the test needs {change}");
+}
+
+/// Runs `tapedeck-load` against `daemon` with `args` (callers, seconds, ...), checking every
+/// recording, killed and failed past `limit`; returns its JSON report (its last line).
+pub fn run_load(daemon: &Daemon, args: &[&str], limit: Duration) -> serde_json::Value {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_tapedeck-load"));
+    command.args(["--url", &format!("http://{}", daemon.http)]).args(args);
+    command.arg("--check-recordings").arg(daemon.recordings_dir());
+    let run = run_script(command, limit, "tapedeck-load");
+    assert!(run.status.success(), "tapedeck-load failed ({}): {}\n{}", run.status, run.report, run.stderr);
+    run.report
+}
+
+/// The daemon's `/metrics` page.
+pub fn metrics(daemon: &Daemon) -> String {
+    let r = tapedeck::client::http::request(daemon.http, "GET", "/metrics", None, b"", Duration::from_secs(5))
+        .expect("GET /metrics");
+    assert_eq!(r.status, 200, "GET /metrics: {}", r.text());
+    r.text()
+}
