@@ -42,7 +42,7 @@ const PACING_MARGIN_MS: f64 = 5.0;
 
 /// Flags that keep the held sessions alive for the whole test: issue 13's per-client limit
 /// and STUN timeout would otherwise end or refuse them.
-const ISSUE_13_FLAGS: [&str; 4] = ["--max-connecting-per-client", "1000", "--stun-timeout", "60000"];
+const ISSUE_13_FLAGS: [&str; 4] = ["--max-connecting-per-client", "2000", "--stun-timeout", "60000"];
 const HOLD_FLAGS: [&str; 4] = ["--connect-timeout", "60000", "--max-sessions", "2000"];
 
 #[test]
