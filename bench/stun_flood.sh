@@ -9,6 +9,7 @@
 #   bench/stun_flood.sh                    # N=200 S=20 PPS=20000 F=10
 #   N=100 PPS=50000 bench/stun_flood.sh
 #   BIN=../old/target/release bench/stun_flood.sh   # another build's daemon, this load generator
+#   PIN=1 bench/stun_flood.sh              # daemon on core 0, load generator and flood on core 1
 #
 # Everything runs on 127.0.0.1; the load generator (and the flood's thread) share the cores
 # with the daemon.
@@ -20,7 +21,9 @@ daemon=${BIN:-target/release}/tapedeck
 load=target/release/tapedeck-load
 dir=$(mktemp -d)
 trap 'kill $pid 2>/dev/null || true; rm -rf "$dir"' EXIT
-"$daemon" --http-addr 127.0.0.1:0 --udp-addr 127.0.0.1:0 --log-level warn --max-sessions 2000 \
+daemon_cpu=(); load_cpu=()
+if [ "${PIN:-0}" = 1 ]; then daemon_cpu=(taskset -c 0); load_cpu=(taskset -c 1); fi
+"${daemon_cpu[@]}" "$daemon" --http-addr 127.0.0.1:0 --udp-addr 127.0.0.1:0 --log-level warn --max-sessions 2000 \
   --recordings "$dir/rec" --logs "$dir/logs" >"$dir/out" 2>"$dir/err" &
 pid=$!
 for _ in $(seq 100); do grep -q listening "$dir/out" 2>/dev/null && break; sleep 0.1; done
@@ -38,7 +41,7 @@ window=$(python3 -c "print(max(2, $F - 2))")
 # run NAME [flood flags...]: one load run; prints the daemon CPU ms over the window.
 run() {
   local name=$1; shift
-  "$load" --url "$url" --callers "$N" --seconds "$S" --ramp "$RAMP" --check-recordings "$dir/rec" "$@" \
+  "${load_cpu[@]}" "$load" --url "$url" --callers "$N" --seconds "$S" --ramp "$RAMP" --check-recordings "$dir/rec" "$@" \
     >"$dir/$name.load" 2>&1 &
   local lpid=$!
   sleep "$(python3 -c "print($flood_after + 1)")"
