@@ -294,15 +294,6 @@ pub fn run_script(mut command: Command, limit: Duration, what: &str) -> ScriptRu
     ScriptRun { status, report, stderr }
 }
 
-/// Fails at once, with a clear message, if the daemon binary lacks any of `flags` (a test
-/// written ahead of the change that adds them, rather than a puzzling start-up failure).
-pub fn require_flags(flags: &[&str], change: &str) {
-    let out = Command::new(env!("CARGO_BIN_EXE_tapedeck")).arg("--help").output().expect("tapedeck --help runs");
-    let help = String::from_utf8_lossy(&out.stdout);
-    let missing: Vec<&str> = flags.iter().copied().filter(|f| !help.contains(&format!("{f} "))).collect();
-    assert!(missing.is_empty(), "this tapedeck has no {missing:?}: the test needs {change}");
-}
-
 /// Runs `tapedeck-load` against `daemon` with `args` (callers, seconds, ...), checking every
 /// recording, killed and failed past `limit`; returns its JSON report (its last line).
 pub fn run_load(daemon: &Daemon, args: &[&str], limit: Duration) -> serde_json::Value {
