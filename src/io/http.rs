@@ -25,9 +25,12 @@ use crossbeam_channel::{bounded, RecvTimeoutError, Sender};
 use tiny_http::{Header, Request, Response};
 
 use super::api::{self, ApiError, Route, MAX_BODY};
+mod janitor;
+
 use super::telemetry::{Refusal, Telemetry, STALL};
 use super::Command;
 use crate::engine::{accept_offer, EngineError, OfferParams, SessionId, SessionInfo};
+use janitor::close_idle_connections;
 
 /// How long a request waits for the event loop before answering 504.
 const LOOP_REPLY_TIMEOUT: Duration = Duration::from_secs(2);
@@ -553,60 +556,6 @@ fn read_body(request: &mut Request, arrived: Instant) -> Result<Vec<u8>, ApiErro
     Ok(body)
 }
 
-/// Every connection accepted on `port` that has received nothing for `idle` is shut down
-/// for reading: a blocked read there (ours, of a body, or tiny_http's, of the next request
-/// line) returns at once. So neither an idle keep-alive connection nor a client that never
-/// finishes its request holds a thread for longer than that (and a pending answer can
-/// still be written).
-fn close_idle_connections(port: u16, idle: Duration) {
-    let idle_ms = u32::try_from(idle.as_millis()).unwrap_or(u32::MAX);
-    for_each_tcp_socket(|socket| {
-        let ours = socket.local_addr().ok().and_then(|a| a.as_socket()).is_some_and(|a| a.port() == port);
-        if ours && socket.peer_addr().is_ok() && quiet_for_ms(socket).is_some_and(|ms| ms >= idle_ms) {
-            let peer = socket.peer_addr().ok().and_then(|a| a.as_socket());
-            log::debug!("HTTP connection from {peer:?} idle for {idle:?}; closing it");
-            let _ = socket.shutdown(std::net::Shutdown::Read);
-        }
-    });
-}
-
-/// Milliseconds since the connection last received data (Linux `TCP_INFO`).
-fn quiet_for_ms(socket: &socket2::SockRef<'_>) -> Option<u32> {
-    use std::os::fd::AsRawFd;
-    let mut info = std::mem::MaybeUninit::<libc::tcp_info>::zeroed();
-    let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
-    // SAFETY: `info` is a writable `tcp_info` of `len` bytes; the kernel writes at most
-    // `len` bytes and reports how many. The descriptor is borrowed (see `for_each_tcp_socket`).
-    let rc = unsafe {
-        libc::getsockopt(socket.as_raw_fd(), libc::IPPROTO_TCP, libc::TCP_INFO, info.as_mut_ptr().cast(), &mut len)
-    };
-    // SAFETY: zero-initialised, and partly or wholly filled in by the kernel: every bit
-    // pattern is a valid `tcp_info` (plain integers).
-    (rc == 0).then(|| unsafe { info.assume_init() }.tcpi_last_data_recv)
-}
-
-/// Calls `f` on each TCP socket of this process.
-///
-/// tiny_http reads from its connections without timeouts and does not expose their sockets,
-/// so they are found among the process's descriptors (Linux: `/proc/self/fd`).
-fn for_each_tcp_socket(mut f: impl FnMut(&socket2::SockRef<'_>)) {
-    use std::os::fd::{BorrowedFd, RawFd};
-    let Ok(fds) = std::fs::read_dir("/proc/self/fd") else { return };
-    for entry in fds.flatten() {
-        let Some(fd) = entry.file_name().to_str().and_then(|n| n.parse::<RawFd>().ok()) else { continue };
-        // SAFETY: only getsockname, getpeername, getsockopt and shutdown(Read) are called on
-        // the descriptor, while this loop holds it; if another thread closed it meanwhile,
-        // they fail with EBADF or ENOTSOCK (or look at whatever reused the number, which is
-        // shut down only if it too is an idle connection of ours). Nothing is read, written
-        // or closed.
-        let fd = unsafe { BorrowedFd::borrow_raw(fd) };
-        let socket = socket2::SockRef::from(&fd);
-        if socket.r#type().is_ok_and(|t| t == socket2::Type::STREAM) {
-            f(&socket);
-        }
-    }
-}
-
 fn header(name: &str, value: &str) -> Header {
     // Names are constants; values are ASCII we made (numbers, ids, origins from our own
     // allowlist), which tiny_http accepts.
@@ -616,69 +565,4 @@ fn header(name: &str, value: &str) -> Header {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A thread builder whose threads cannot start: their stack would not fit in the
-    /// address space.
-    fn unstartable() -> std::thread::Builder {
-        std::thread::Builder::new().stack_size(1 << 50)
-    }
-
-    #[test]
-    fn a_request_thread_that_cannot_start_gives_its_slot_back() {
-        let in_flight = Arc::new(AtomicUsize::new(0));
-        for i in 0..MAX_IN_FLIGHT + 10 {
-            let slot = Slot::take(&in_flight).unwrap_or_else(|| panic!("no slot free after {i} failed starts"));
-            assert!(spawn_holding(unstartable(), slot, || {}).is_err(), "a thread with a 1 PiB stack started");
-        }
-        assert_eq!(in_flight.load(Ordering::Acquire), 0);
-        // And requests are still served on threads of their own.
-        let slot = Slot::take(&in_flight).expect("a free slot");
-        let (tx, rx) = bounded(1);
-        let served = spawn_holding(std::thread::Builder::new(), slot, move || tx.send(()).expect("the test waits"));
-        served.expect("a thread starts").join().expect("the work does not panic");
-        assert_eq!(rx.try_recv(), Ok(()));
-        assert_eq!(in_flight.load(Ordering::Acquire), 0);
-    }
-
-    #[test]
-    fn a_request_thread_that_panics_gives_its_slot_back() {
-        let in_flight = Arc::new(AtomicUsize::new(0));
-        let slot = Slot::take(&in_flight).expect("a free slot");
-        let thread = spawn_holding(std::thread::Builder::new(), slot, || panic!("a bug in a handler"));
-        assert!(thread.expect("a thread starts").join().is_err());
-        assert_eq!(in_flight.load(Ordering::Acquire), 0);
-    }
-
-    fn retry_after(reply: &Reply) -> Option<&str> {
-        reply.headers.iter().find(|(n, _)| *n == "Retry-After").map(|(_, v)| v.as_str())
-    }
-
-    #[test]
-    fn too_many_connecting_asks_to_wait_the_stun_timeout() {
-        let e = ApiError::TooManyConnecting("20 sessions from 192.0.2.1 not connected yet".into());
-        for (stun_ms, secs) in [(5000, "5"), (4001, "5"), (500, "1"), (60_000, "60"), (0, "1")] {
-            let reply = Reply::error(&e, Duration::from_millis(stun_ms));
-            assert_eq!(reply.status, 429);
-            assert_eq!(retry_after(&reply), Some(secs), "stun timeout {stun_ms} ms");
-            assert_eq!(reply.content_type, "application/json");
-            let body: serde_json::Value = serde_json::from_str(&reply.body).expect("JSON");
-            assert!(body["error"].as_str().is_some_and(|m| m.contains("192.0.2.1")), "{body}");
-        }
-        let full = Reply::error(&ApiError::Full(10), Duration::from_secs(5));
-        assert_eq!((full.status, retry_after(&full)), (503, Some("1")));
-        assert_eq!(retry_after(&Reply::error(&ApiError::NotFound, Duration::from_secs(5))), None);
-    }
-
-    #[test]
-    fn slots_run_out_at_the_limit_and_come_back() {
-        let in_flight = Arc::new(AtomicUsize::new(0));
-        let held: Vec<Slot> = (0..MAX_IN_FLIGHT).map(|_| Slot::take(&in_flight).expect("below the limit")).collect();
-        assert!(Slot::take(&in_flight).is_none());
-        assert_eq!(in_flight.load(Ordering::Acquire), MAX_IN_FLIGHT, "a refused take leaves the count alone");
-        drop(held);
-        assert_eq!(in_flight.load(Ordering::Acquire), 0);
-        assert!(Slot::take(&in_flight).is_some());
-    }
-}
+mod tests;
