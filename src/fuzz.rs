@@ -70,7 +70,8 @@ pub fn engine_datagrams(data: &[u8]) {
 /// The recorder fed an arbitrary sequence of operations: arbitrary arrival times (any order,
 /// stalls, bursts) and timestamp jumps both ways. After every step: the file never shrinks,
 /// the jitter buffer stays within its bound. At the end: every packet is accounted for
-/// exactly once (written, duplicate, late, refused, or empty), no sequence number was
+/// exactly once (written, duplicate, late, refused, or padding: an empty payload that took
+/// its place in the sequence; an empty payload that came late is late), no sequence number was
 /// written twice, and the file is at least as long as the call and at most the bounded
 /// lead longer.
 ///
@@ -123,8 +124,9 @@ pub fn recording_ops(data: &[u8]) {
     }
     let Ok(stats) = rec.finish(Duration::from_millis(end_ms)) else { return };
     let s = stats;
-    let accounted = s.recorded + s.duplicates + s.late + s.overflow + empty;
+    let accounted = s.recorded + s.duplicates + s.late + s.overflow + s.padding;
     assert_eq!(accounted, s.packets, "every packet is accounted for exactly once: {s:?}");
+    assert!(s.padding <= empty, "{} padding packets counted, {empty} sent: {s:?}", s.padding);
     assert!(s.recorded <= seqs.len() as u64, "a sequence number was written twice: {s:?}");
     let len = hound::WavReader::new(Cursor::new(wav.into_inner())).map(|w| w.duration()).expect("a finished WAV reads");
     let end = end_ms * 48;
