@@ -238,7 +238,7 @@ pub struct Config {
     pub sample: PathBuf,
     pub recordings: PathBuf,
     pub logs: PathBuf,
-    pub ptime: crate::media::Ptime,
+    pub ptime: tapedeck_core::media::Ptime,
     pub jitter_buffer: JitterBuffer,
     pub max_sessions: NonZeroUsize,
     /// How far the recorders may fall behind before offers are refused.
@@ -340,7 +340,7 @@ impl Config {
             sample: pick(given("sample"), cli.sample, file.sample),
             recordings: pick(given("recordings"), cli.recordings, file.recordings),
             logs: pick(given("logs"), cli.logs, file.logs),
-            ptime: crate::media::Ptime::from_millis(pick(given("ptime"), cli.ptime, file.ptime))
+            ptime: tapedeck_core::media::Ptime::from_millis(pick(given("ptime"), cli.ptime, file.ptime))
                 .expect("checked by values::check_ptime"),
             jitter_buffer: pick(given("jitter_buffer"), cli.jitter_buffer, file.jitter_buffer),
             max_sessions: pick(given("max_sessions"), cli.max_sessions, file.max_sessions),

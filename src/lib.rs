@@ -19,7 +19,7 @@
 //!
 //! # The run loop
 //!
-//! The [`engine::Engine`] is driven by two calls only: `handle_input(now, input)` and
+//! The core's `Engine` is driven by two calls only: `handle_input(now, input)` and
 //! `poll_output()`, drained until it returns `Output::Timeout(deadline)`. The shell in
 //! [`io`] does the rest each turn: read the clock, drain the socket until `WouldBlock`,
 //! drain the command channel, feed everything to the engine with that one `now`, carry out
@@ -27,7 +27,7 @@
 //! a clock, opens a socket or spawns a thread, the same engine runs in the simulated-network
 //! tests.
 //!
-//! The loop, the recorders and the HTTP threads share [`io::telemetry::Telemetry`]:
+//! The loop, the recorders and the HTTP threads share [`telemetry::Telemetry`]:
 //! relaxed counters for `/metrics`, the loop's heartbeat for `/healthz`, and each
 //! recording's progress for `/sessions`. The loop writes it once a turn, recorders once a
 //! tick; no one waits on it.
@@ -37,27 +37,23 @@
 //!
 //! # Modules
 //!
-//! - [`engine`]: the sans-IO core (sessions, demultiplexing, the sample clock, timers).
+//! The sans-IO core (engine, recorder, captures) is its own crate, `tapedeck-core`
+//! (`crates/core`); this crate is the daemon around it:
+//!
 //! - [`io`]: the event loop, the HTTP API (offers, WHIP, sessions, health, metrics, token,
-//!   CORS), the telemetry behind it, and the demo page's assets.
-//! - [`media`]: the recorder ([`media::recording`]: a timeline that follows the caller's
-//!   media clock, so every frame that arrived is in the file; jitter buffer, Opus decoding
-//!   with FEC/PLC, drift taken up in silent stretches, WAV), captures and replay
-//!   ([`media::capture`]), and the looped sample.
-//! - [`workers`]: the recorder pool (threads around a sans-IO recording pipeline, which the
+//!   CORS, client addresses behind proxies) and the demo page's assets.
+//! - [`workers`]: the recorder pool (threads around the sans-IO recording pipeline, which the
 //!   simulated-network tests drive too) and the sample encoder thread.
-//! - [`client`]: WebRTC callers for the end-to-end tests and `tapedeck-load`.
-//! - [`testkit`] and [`fuzz`]: an in-memory connected session, and the functions the
-//!   cargo-fuzz targets wrap.
+//! - [`telemetry`]: what the loop, the recorders and HTTP share for `/metrics`, `/healthz`
+//!   and `/sessions`.
 //! - [`config`], [`logging`]: the typed settings (flags, environment, TOML file; the token
 //!   that never prints); console and capped, rotated file logs with session ids.
+//!
+//! The callers, `tapedeck-load` and `tapedeck-floor` live in the tools crate
+//! (`crates/tools`).
 
-pub mod client;
 pub mod config;
-pub mod engine;
-pub mod fuzz;
 pub mod io;
 pub mod logging;
-pub mod media;
-pub mod testkit;
+pub mod telemetry;
 pub mod workers;

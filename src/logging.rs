@@ -5,13 +5,13 @@
 //! when it would pass `--log-max-bytes` ([`RotatingFile`]), so the folder holds at most
 //! `2 × max-files × max-bytes` of our logs.
 //!
-//! Every line about a session carries its id. Code that works on one session wraps the work
-//! in [`with_session`]; the formatter then prefixes the line with `[session <id>]`, also for
-//! lines that str0m itself logs (through `tracing`'s `log` feature) while we are inside it.
+//! Every line about a session carries its id. Code that works on one session holds the
+//! session's log scope (`let _scope = id.log_scope();`, see [`tapedeck_core::session_id`]);
+//! the formatter then prefixes the line with `[session <id>]`, also for lines that str0m
+//! itself logs (through `tracing`'s `log` feature) while we are inside it.
 
 mod files;
 
-use std::cell::Cell;
 use std::fs;
 use std::io::{self, Write};
 use std::num::{NonZeroU64, NonZeroUsize};
@@ -19,22 +19,8 @@ use std::path::{Path, PathBuf};
 
 pub use files::{prune, Pruned, RotatingFile};
 
-use crate::engine::SessionId;
-
-thread_local! {
-    static CURRENT: Cell<Option<SessionId>> = const { Cell::new(None) };
-}
-
-/// Runs `f` with `id` as the session every log line on this thread is about.
-pub fn with_session<R>(id: SessionId, f: impl FnOnce() -> R) -> R {
-    let previous = CURRENT.with(|c| c.replace(Some(id)));
-    let out = f();
-    CURRENT.with(|c| c.set(previous));
-    out
-}
-
 fn session_prefix() -> String {
-    CURRENT.with(Cell::get).map(|id| format!("[session {id}] ")).unwrap_or_default()
+    tapedeck_core::session_id::current().map(|id| format!("[session {id}] ")).unwrap_or_default()
 }
 
 /// How many log files are kept and how large one grows.
@@ -92,9 +78,11 @@ mod tests {
 
     #[test]
     fn session_prefix_is_scoped() {
-        let id = SessionId::from_u128(7);
+        let id = tapedeck_core::engine::SessionId::from_u128(7);
         assert_eq!(session_prefix(), "");
-        let inside = with_session(id, session_prefix);
+        let scope = id.log_scope();
+        let inside = session_prefix();
+        drop(scope);
         assert!(inside.contains(&id.to_string()), "{inside}");
         assert_eq!(session_prefix(), "");
     }

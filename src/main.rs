@@ -11,14 +11,14 @@ use clap::{ArgMatches, CommandFactory, FromArgMatches};
 use crossbeam_channel::unbounded;
 
 use tapedeck::config::{Cli, Config, Subcommand};
-use tapedeck::engine::{Engine, EngineConfig, OfferParams};
 use tapedeck::io::http::{Access, Shared, Signalling};
-use tapedeck::io::telemetry::Telemetry;
 use tapedeck::io::{EventLoop, WAKER};
 use tapedeck::logging::FileLimits;
-use tapedeck::media::recording::RecordingConfig;
-use tapedeck::media::sample::{self, LoopEncoder};
+use tapedeck::telemetry::Telemetry;
 use tapedeck::workers::{encoder, recorder::RecorderPool};
+use tapedeck_core::engine::{Engine, EngineConfig, OfferParams};
+use tapedeck_core::media::recording::RecordingConfig;
+use tapedeck_core::media::sample::{self, LoopEncoder};
 
 /// Everything that can stop the daemon from starting.
 #[derive(Debug, thiserror::Error)]
@@ -70,7 +70,7 @@ fn run(matches: &ArgMatches) -> Result<(), StartError> {
     }
     log::debug!("{config:?}"); // the token prints as <redacted>
 
-    let pcm = sample::load(&config.sample)?; // logs what it converted
+    let pcm = encoder::load(&config.sample)?; // logs what it converted
     let loop_encoder = LoopEncoder::new(pcm.into(), config.ptime)?;
 
     let provider = str0m::crypto::from_feature_flags();
@@ -196,7 +196,7 @@ fn replay(capture: &std::path::Path, output: &std::path::Path) -> ExitCode {
     let result =
         std::fs::read(capture).map_err(|e| format!("cannot read {}: {e}", capture.display())).and_then(|bytes| {
             let file = std::fs::File::create(output).map_err(|e| format!("cannot create {}: {e}", output.display()))?;
-            tapedeck::media::capture::replay(&bytes, std::io::BufWriter::new(file)).map_err(|e| e.to_string())
+            tapedeck_core::media::recording::replay(&bytes, std::io::BufWriter::new(file)).map_err(|e| e.to_string())
         });
     match result {
         Ok(stats) => {

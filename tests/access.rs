@@ -10,8 +10,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use tapedeck::client::http::{request_with, HttpResponse};
-use tapedeck::client::{call, offering, CallPlan};
+use tapedeck_tools::http::{request_with, HttpResponse};
+use tapedeck_tools::{call, offering, CallPlan};
 
 const TOKEN: &str = "s3cret-Token_42";
 const T: Duration = Duration::from_secs(5);

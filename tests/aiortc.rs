@@ -20,8 +20,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::audio;
-use tapedeck::client::http::request;
+use tapedeck_core::testkit::audio;
+use tapedeck_tools::http::request;
 
 /// Debian's interpreter: aiortc comes from the `python3-aiortc` package, not from pip.
 const PYTHON: &str = "/usr/bin/python3";

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use str0m::media::{Direction, MediaKind};
 use str0m::Rtc;
-use tapedeck::client::http::request;
-use tapedeck::client::{call, CallPlan};
+use tapedeck_tools::http::request;
+use tapedeck_tools::{call, CallPlan};
 
 fn post(daemon: &common::Daemon, path: &str, content_type: Option<&str>, body: &[u8]) -> (u16, serde_json::Value) {
     let r = request(daemon.http, "POST", path, content_type, body, Duration::from_secs(5)).expect("HTTP");

@@ -14,7 +14,7 @@ use std::process::Command;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use common::audio;
+use tapedeck_core::testkit::audio;
 
 fn write_tone(path: &Path, hz: f64, seconds: f64) {
     let spec = hound::WavSpec {
@@ -104,7 +104,7 @@ fn the_demo_page_shows_the_servers_refusal() {
     let daemon = common::Daemon::start(&["--max-sessions", "1"]);
     let http = daemon.http;
     let busy = std::thread::spawn(move || {
-        tapedeck::client::call(&tapedeck::client::CallPlan::tone(http, 440.0, Duration::from_secs(12)))
+        tapedeck_tools::call(&tapedeck_tools::CallPlan::tone(http, 440.0, Duration::from_secs(12)))
     });
     std::thread::sleep(Duration::from_millis(1500));
     let page = drive(&daemon, "demo-page-refused.png", "refused");

@@ -8,7 +8,7 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use tapedeck::client::{call, CallPlan};
+use tapedeck_tools::{call, CallPlan};
 
 #[test]
 fn replay_of_a_live_capture_equals_the_live_wav() {

@@ -56,7 +56,7 @@ fn every_frame_of_a_slow_or_a_fast_caller_is_in_its_recording() {
 /// Starts `tapedeck-load` with one caller whose media clock runs at `rate`, checking its
 /// recording.
 fn load(daemon: &common::Daemon, rate: &str) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_tapedeck-load"))
+    Command::new(common::tool("tapedeck-load"))
         .args(["--url", &format!("http://{}", daemon.http), "--callers", "1", "--seconds", &CALL_S.to_string()])
         .args(["--clock-rate", rate, "--check-recordings"])
         .arg(daemon.recordings_dir())

@@ -8,9 +8,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::audio;
-use tapedeck::client::http::request;
-use tapedeck::client::{call, CallPlan};
+use tapedeck_core::testkit::audio;
+use tapedeck_tools::http::request;
+use tapedeck_tools::{call, CallPlan};
 
 /// 400 KiB holds about 4.2 s of 48 kHz 16-bit mono.
 const TINY_DISK: &str = r#"mount -t tmpfs -o size=400k tapedeck-test "$REC" && exec "$0" "$@""#;

@@ -7,8 +7,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::audio;
-use tapedeck::client::{call, CallPlan, Ending};
+use tapedeck_core::testkit::audio;
+use tapedeck_tools::{call, CallPlan, Ending};
 
 #[test]
 fn dtls_close_ends_the_session_and_finalizes_the_wav() {

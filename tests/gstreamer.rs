@@ -22,7 +22,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::audio;
+use tapedeck_core::testkit::audio;
 
 const TONE_HZ: f64 = 440.0;
 const CALL_SECONDS: f64 = 5.0;

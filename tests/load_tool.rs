@@ -10,7 +10,7 @@ use std::process::Command;
 #[test]
 fn the_load_generator_drives_callers_and_checks_their_recordings() {
     let daemon = common::Daemon::start(&[]);
-    let out = Command::new(env!("CARGO_BIN_EXE_tapedeck-load"))
+    let out = Command::new(common::tool("tapedeck-load"))
         .args(["--url", &format!("http://{}", daemon.http), "--callers", "6", "--seconds", "3", "--ramp", "20"])
         .arg("--check-recordings")
         .arg(daemon.recordings_dir())

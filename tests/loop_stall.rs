@@ -11,8 +11,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use tapedeck::client::http::request;
-use tapedeck::client::offering;
+use tapedeck_tools::http::request;
+use tapedeck_tools::offering;
 
 const T: Duration = Duration::from_secs(10);
 

@@ -7,8 +7,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::audio;
-use tapedeck::client::{call, CallPlan};
+use tapedeck_core::testkit::audio;
+use tapedeck_tools::{call, CallPlan};
 
 #[test]
 fn ten_percent_loss_keeps_length_and_tone() {

@@ -16,8 +16,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use common::{metric, metrics, Daemon};
-use tapedeck::client::http::request_from;
-use tapedeck::client::offering;
+use tapedeck_tools::http::request_from;
+use tapedeck_tools::offering;
 
 /// Where the flood comes from: a second client address on loopback.
 const FLOOD_FROM: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 2));

@@ -8,8 +8,8 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use common::audio;
-use tapedeck::client::{call, CallPlan};
+use tapedeck_core::testkit::audio;
+use tapedeck_tools::{call, CallPlan};
 
 #[test]
 fn one_caller_is_recorded_and_hears_the_sample() {

@@ -7,9 +7,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::audio;
-use tapedeck::client::http::request;
-use tapedeck::client::{call, offering, CallPlan};
+use tapedeck_core::testkit::audio;
+use tapedeck_tools::http::request;
+use tapedeck_tools::{call, offering, CallPlan};
 
 const LIMIT: usize = 4;
 

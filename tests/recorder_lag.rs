@@ -11,9 +11,10 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{audio, metric};
-use tapedeck::client::http::request;
-use tapedeck::client::{call, offering, CallPlan};
+use common::metric;
+use tapedeck_core::testkit::audio;
+use tapedeck_tools::http::request;
+use tapedeck_tools::{call, offering, CallPlan};
 
 const T: Duration = Duration::from_secs(10);
 

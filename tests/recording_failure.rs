@@ -8,8 +8,8 @@ mod common;
 
 use std::time::Duration;
 
-use tapedeck::client::http::request;
-use tapedeck::client::{call, CallPlan};
+use tapedeck_tools::http::request;
+use tapedeck_tools::{call, CallPlan};
 
 const T: Duration = Duration::from_secs(5);
 

@@ -21,7 +21,7 @@ fn data() -> PathBuf {
 
 fn replay_hash(capture: &[u8]) -> String {
     let mut wav = std::io::Cursor::new(Vec::new());
-    tapedeck::media::capture::replay(capture, &mut wav).expect("replay");
+    tapedeck_core::media::recording::replay(capture, &mut wav).expect("replay");
     format!("{:x}", Sha256::digest(wav.get_ref()))
 }
 
@@ -78,13 +78,13 @@ fn committed_captures_hold_what_their_names_say() {
     for (name, hz) in [("clean", 440.0), ("lossy", 523.0), ("dtx", 330.0), ("drift", 392.0)] {
         let capture = std::fs::read(data().join(format!("{name}.tdcap"))).unwrap();
         let mut wav = std::io::Cursor::new(Vec::new());
-        let stats = tapedeck::media::capture::replay(&capture, &mut wav).unwrap();
+        let stats = tapedeck_core::media::recording::replay(&capture, &mut wav).unwrap();
         let samples: Vec<i16> = hound::WavReader::new(std::io::Cursor::new(wav.into_inner()))
             .unwrap()
             .samples()
             .map(|s| s.unwrap())
             .collect();
-        let got = common::audio::dominant_hz(&samples, 48_000);
+        let got = tapedeck_core::testkit::audio::dominant_hz(&samples, 48_000);
         assert!((got - hz).abs() <= 3.0, "{name}: {got} Hz");
         match name {
             "clean" => assert_eq!(stats.lost, 0),

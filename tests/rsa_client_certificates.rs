@@ -18,8 +18,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
-use tapedeck::client::http::request;
-use tapedeck::client::{call, CallPlan};
+use tapedeck_tools::http::request;
+use tapedeck_tools::{call, CallPlan};
 
 const T: Duration = Duration::from_secs(5);
 /// The caller bounds itself (`--deadline 20`); this is the backstop.

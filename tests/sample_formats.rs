@@ -10,8 +10,8 @@ use std::f64::consts::PI;
 use std::path::Path;
 use std::time::Duration;
 
-use common::audio;
-use tapedeck::client::{call, CallPlan};
+use tapedeck_core::testkit::audio;
+use tapedeck_tools::{call, CallPlan};
 
 /// The sample's tone: distinct from the callers' 440 Hz.
 const TONE_HZ: f64 = 523.0;
@@ -48,7 +48,7 @@ fn a_stereo_44k1_sample_plays_at_its_pitch_and_level() {
     let share = audio::tone_share(heard, TONE_HZ, 48_000);
     // No gap, click or jump in phase anywhere, the loop's seam included: every period of the
     // tone is as long as the others.
-    let crossings = tapedeck::testkit::rising_zero_crossings(heard);
+    let crossings = tapedeck_core::testkit::audio::rising_zero_crossings(heard);
     let period = 48_000.0 / TONE_HZ;
     let (shortest, longest) =
         crossings.windows(2).map(|w| w[1] - w[0]).fold((f64::MAX, f64::MIN), |(lo, hi), p| (lo.min(p), hi.max(p)));

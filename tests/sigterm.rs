@@ -7,8 +7,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::audio;
-use tapedeck::client::{call, CallPlan};
+use tapedeck_core::testkit::audio;
+use tapedeck_tools::{call, CallPlan};
 
 #[test]
 fn sigterm_mid_call_finalizes_the_recording_and_exits_zero() {

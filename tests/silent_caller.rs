@@ -7,8 +7,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::audio;
-use tapedeck::client::{call, CallPlan, Segment};
+use tapedeck_core::testkit::audio;
+use tapedeck_tools::{call, CallPlan, Segment};
 
 #[test]
 fn two_seconds_without_packets_become_two_seconds_of_silence() {

@@ -10,9 +10,9 @@ mod common;
 use std::time::Duration;
 
 use common::sim::{seed, Finished, NetConfig, PeerPlan, Sim};
-use tapedeck::engine::EndReason;
-use tapedeck::media::capture::{parse, Op};
-use tapedeck::media::recording::Packet;
+use tapedeck_core::engine::EndReason;
+use tapedeck_core::media::capture::{parse, Op};
+use tapedeck_core::media::recording::Packet;
 
 /// A clean network, fast enough that a caller's last frame arrives before its hang-up
 /// (frames still in flight when the session ends are sent but never recorded).

@@ -8,9 +8,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::audio;
 use common::sim::{seed, Finished, NetConfig, PeerPlan, Sim};
-use tapedeck::engine::EndReason;
+use tapedeck_core::engine::EndReason;
+use tapedeck_core::testkit::audio;
 
 fn samples(f: &Finished) -> Vec<i16> {
     let mut r = hound::WavReader::new(std::io::Cursor::new(&f.wav)).expect("a WAV");
@@ -142,7 +142,7 @@ fn same_seed_same_bytes() {
     assert!(a.wav == b.wav, "same seed, different WAV bytes");
     // And the capture replays to the very same bytes.
     let mut replayed = std::io::Cursor::new(Vec::new());
-    tapedeck::media::capture::replay(&a.capture, &mut replayed).unwrap();
+    tapedeck_core::media::recording::replay(&a.capture, &mut replayed).unwrap();
     assert!(replayed.into_inner() == a.wav, "replay differs from the recording");
     let other = {
         let up = NetConfig { reorder: 0.05, duplicate: 0.05, ..wan(0.1) };

@@ -11,7 +11,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use tapedeck::client::{call, CallPlan};
+use tapedeck_tools::{call, CallPlan};
 
 /// More stalled clients than there are signalling threads (2) and tiny_http's idle
 /// connection threads (4).

@@ -20,8 +20,8 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use common::{metric, metrics, Daemon};
-use tapedeck::client::http::request;
-use tapedeck::client::offering;
+use tapedeck_tools::http::request;
+use tapedeck_tools::offering;
 
 /// Sessions held open without ever connecting: what makes a per-session cost visible. With
 /// 300, the daemon before the fix sometimes coped (debug build, 2 cores); with 1000 it

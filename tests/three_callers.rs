@@ -8,8 +8,8 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::audio;
-use tapedeck::client::{call, CallPlan, CallReport};
+use tapedeck_core::testkit::audio;
+use tapedeck_tools::{call, CallPlan, CallReport};
 
 const TONES: [f32; 3] = [330.0, 440.0, 550.0];
 

@@ -7,8 +7,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::audio;
-use tapedeck::client::{call, CallPlan, Ending};
+use tapedeck_core::testkit::audio;
+use tapedeck_tools::{call, CallPlan, Ending};
 
 #[test]
 fn a_vanished_caller_is_ended_after_the_timeout_and_its_wav_finalized() {

@@ -8,9 +8,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::audio;
-use tapedeck::client::http::request;
-use tapedeck::client::{call, CallPlan};
+use tapedeck_core::testkit::audio;
+use tapedeck_tools::http::request;
+use tapedeck_tools::{call, CallPlan};
 
 #[test]
 fn a_whip_client_is_answered_recorded_and_ended_by_delete_on_its_location() {

@@ -1,3 +1,3 @@
 #![no_main]
-// Thin wrapper: the logic lives in tapedeck::fuzz::capture (its corpus also runs in cargo test).
-libfuzzer_sys::fuzz_target!(|data: &[u8]| tapedeck::fuzz::capture(data));
+// Thin wrapper: the logic lives in tapedeck_core::fuzz::capture (its corpus also runs in cargo test).
+libfuzzer_sys::fuzz_target!(|data: &[u8]| tapedeck_core::fuzz::capture(data));

@@ -1,3 +1,3 @@
 #![no_main]
-// Thin wrapper: the logic lives in tapedeck::fuzz::signalling (its corpus also runs in cargo test).
-libfuzzer_sys::fuzz_target!(|data: &[u8]| tapedeck::fuzz::signalling(data));
+// Thin wrapper: the logic lives in tapedeck_core::fuzz::signalling (its corpus also runs in cargo test).
+libfuzzer_sys::fuzz_target!(|data: &[u8]| tapedeck_core::fuzz::signalling(data));

@@ -51,7 +51,7 @@ fn defaults_match_the_design() {
     let c = parse(&[]).unwrap();
     assert_eq!(c.http_addr.to_string(), "127.0.0.1:8080");
     assert_eq!(c.udp_addr.to_string(), "127.0.0.1:50000");
-    assert_eq!(c.ptime, crate::media::Ptime::Ms10);
+    assert_eq!(c.ptime, tapedeck_core::media::Ptime::Ms10);
     assert_eq!(c.jitter_buffer.get(), Duration::from_millis(1000));
     assert_eq!(c.sample, PathBuf::from("assets/sample.wav"));
     assert_eq!(c.log_level, log::LevelFilter::Info);
@@ -195,7 +195,7 @@ fn trusted_proxies_from_flags_environment_or_file() {
 #[test]
 fn odd_ptime_is_refused() {
     assert!(parse(&["--ptime", "15"]).is_err());
-    assert_eq!(parse(&["--ptime", "20"]).unwrap().ptime, crate::media::Ptime::Ms20);
+    assert_eq!(parse(&["--ptime", "20"]).unwrap().ptime, tapedeck_core::media::Ptime::Ms20);
 }
 
 #[test]
@@ -247,7 +247,7 @@ fn flag_beats_environment_beats_file() {
     let _c = EnvVar::set("TAPEDECK_CONFIG", &path);
     let c = parse_locked(&[]).unwrap();
     assert_eq!(c.max_sessions.get(), 300, "the environment wins over the file");
-    assert_eq!(c.ptime, crate::media::Ptime::Ms40, "TAPEDECK_CONFIG names the file");
+    assert_eq!(c.ptime, tapedeck_core::media::Ptime::Ms40, "TAPEDECK_CONFIG names the file");
     let c = parse_locked(&["--max-sessions", "400"]).unwrap();
     assert_eq!(c.max_sessions.get(), 400, "the flag wins over the environment");
 }

@@ -25,12 +25,13 @@ use crossbeam_channel::{bounded, RecvTimeoutError, Sender};
 use tiny_http::{Header, Request, Response};
 
 use super::api::{self, ApiError, Route, MAX_BODY};
+mod forwarded;
 mod janitor;
 
-use super::telemetry::{Refusal, Telemetry, STALL};
 use super::Command;
-use crate::engine::{accept_offer, EngineError, OfferParams, SessionId, SessionInfo};
+use crate::telemetry::{Refusal, Telemetry, STALL};
 use janitor::close_idle_connections;
+use tapedeck_core::engine::{accept_offer, EngineError, OfferParams, SessionId, SessionInfo};
 
 /// How long a request waits for the event loop before answering 504.
 const LOOP_REPLY_TIMEOUT: Duration = Duration::from_secs(2);
@@ -68,7 +69,7 @@ pub struct Shared {
     pub access: Access,
     /// Offers are refused while the recorders are further behind than this.
     pub max_recorder_lag: Duration,
-    /// Reverse proxies whose `X-Forwarded-For` names the client (see [`api::client_address`]).
+    /// Reverse proxies whose `X-Forwarded-For` names the client (see [`forwarded::client_address`]).
     pub trusted_proxies: Vec<crate::config::Cidr>,
     /// How long a new session may wait for its first STUN check: a client refused for
     /// holding too many unconnected sessions is asked to wait this long (429 Retry-After),
@@ -400,8 +401,10 @@ fn offer(request: &mut Request, head: &Head, shared: &Shared, whip: bool) -> Res
     }
     let id = SessionId::from_uuid(uuid::Uuid::new_v4());
     let now = Instant::now();
-    let client = head.peer.map(|peer| api::client_address(peer, &head.forwarded_for, &shared.trusted_proxies));
-    let mut accepted = crate::logging::with_session(id, || accept_offer(&sdp, &shared.params, id, now))?;
+    let client = head.peer.map(|peer| forwarded::client_address(peer, &head.forwarded_for, &shared.trusted_proxies));
+    let scope = id.log_scope();
+    let mut accepted = accept_offer(&sdp, &shared.params, id, now)?;
+    drop(scope);
     accepted.client = client;
     let answer = accepted.answer.clone();
     let name = format!("{id}_{}.wav", crate::logging::file_stamp(SystemTime::now()));
@@ -410,11 +413,10 @@ fn offer(request: &mut Request, head: &Head, shared: &Shared, whip: bool) -> Res
         .map_err(engine_error)?;
     shared.telemetry.offers_accepted.fetch_add(1, Ordering::Relaxed);
     let how = if whip { "WHIP" } else { "offer" };
-    crate::logging::with_session(id, || {
-        log::info!("answered ({how}); recording will be {name}");
-        // Addresses only at debug (the log file has them; the console does not).
-        log::debug!("answered ({how}) client {}, TCP peer {}", shown(client), shown(head.peer));
-    });
+    let _scope = id.log_scope();
+    log::info!("answered ({how}); recording will be {name}");
+    // Addresses only at debug (the log file has them; the console does not).
+    log::debug!("answered ({how}) client {}, TCP peer {}", shown(client), shown(head.peer));
     if whip {
         return Ok(Reply {
             status: 201,

@@ -10,7 +10,6 @@ pub mod api;
 pub mod assets;
 pub mod batch;
 pub mod http;
-pub mod telemetry;
 
 use std::collections::HashMap;
 use std::io::ErrorKind;
@@ -24,9 +23,9 @@ use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token};
 
-use crate::engine::{Accepted, Engine, EngineError, Input, Output, SessionId, SessionInfo};
+use crate::telemetry::Telemetry;
 use crate::workers::recorder::{RecorderMsg, RecorderPool, Summary};
-use telemetry::Telemetry;
+use tapedeck_core::engine::{Accepted, Engine, EngineError, Input, Output, SessionId, SessionInfo};
 
 /// The UDP socket's token.
 pub const UDP: Token = Token(0);
@@ -210,9 +209,10 @@ impl EventLoop {
                     let summary = Summary { reason, counters: Some(counters) };
                     match duration {
                         Some(duration) => self.recorders.send(RecorderMsg::End { session, duration, summary }),
-                        None => crate::logging::with_session(session, || {
-                            log::info!("summary: {summary}; never connected, nothing recorded")
-                        }),
+                        None => {
+                            let _scope = session.log_scope();
+                            log::info!("summary: {summary}; never connected, nothing recorded");
+                        }
                     }
                 }
                 Output::Timeout(t) => {
@@ -235,8 +235,8 @@ impl EventLoop {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::{EngineConfig, Ptime};
-    use crate::media::recording::{Packet, RecordingConfig};
+    use tapedeck_core::engine::{EngineConfig, Ptime};
+    use tapedeck_core::media::recording::{Packet, RecordingConfig};
 
     /// A loop whose first step fails (its socket is registered twice) still hands the
     /// recorders what it had queued and waits for them to finalize every file.
@@ -251,7 +251,7 @@ mod tests {
         let session = SessionId::from_u128(7);
         let at = Instant::now();
         recorders.send(RecorderMsg::Start { session, at, path: path.clone() });
-        let tone = crate::client::encode_tone(440, Duration::from_millis(20));
+        let tone = tapedeck_core::testkit::audio::encode_tone(440, Duration::from_millis(20));
         for (i, payload) in tone.iter().cycle().take(100).enumerate() {
             let packet = Packet {
                 seq: i as u64,

@@ -1,17 +1,30 @@
-//! The sample encoder thread: one for all callers, a bounded number of frames ahead.
+//! The looped sample: read once at start ([`load`]), then encoded by one thread for all
+//! callers, a bounded number of frames ahead.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use crossbeam_channel::{bounded, Receiver};
 
-use crate::media::sample::LoopEncoder;
+use tapedeck_core::media::sample::{decode, LoopEncoder, SampleError, RATE};
 
 /// Encoded frames kept ready beyond what the engine holds (at 10 ms, half a second).
 pub const LOOKAHEAD_FRAMES: usize = 50;
 
 /// The encoded frames of the looped sample, in order.
 pub type Frames = Receiver<Arc<[u8]>>;
+
+/// Reads a WAV file as 48 kHz mono s16 (see the module docs for what is accepted) and logs
+/// what was converted.
+pub fn load(path: &Path) -> Result<Vec<i16>, SampleError> {
+    let name = || path.display().to_string();
+    let file = std::fs::File::open(path).map_err(|source| SampleError::Open { path: name(), source })?;
+    let converted =
+        decode(std::io::BufReader::new(file)).map_err(|source| SampleError::Refused { path: name(), source })?;
+    log::info!("sample {}: {} -> {RATE} Hz mono", path.display(), converted.source);
+    Ok(converted.pcm)
+}
 
 /// Starts the encoder thread. It stops by itself when the receiver is dropped.
 pub fn spawn(mut encoder: LoopEncoder) -> std::io::Result<(Frames, JoinHandle<()>)> {
@@ -30,4 +43,20 @@ pub fn spawn(mut encoder: LoopEncoder) -> std::io::Result<(Frames, JoinHandle<()
         }
     })?;
     Ok((rx, handle))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn load_names_the_file_it_refuses() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("notes.txt");
+        std::fs::write(&path, "shopping list\n").unwrap();
+        let err = load(&path).unwrap_err().to_string();
+        assert!(err.contains(&path.display().to_string()) && err.contains("not a WAV file"), "{err}");
+        let missing = load(&dir.path().join("missing.wav")).unwrap_err();
+        assert!(matches!(missing, SampleError::Open { .. }), "{missing:?}");
+    }
 }

@@ -9,8 +9,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-pub mod audio;
-
 /// A running daemon; killed when dropped.
 pub struct Daemon {
     pub child: Child,
@@ -109,11 +107,11 @@ impl Daemon {
 
     /// The finalized recording of a call that ended: its samples, and the call's length
     /// (connected to hang-up, as the caller saw it) in seconds.
-    pub fn recorded(&self, report: &tapedeck::client::CallReport) -> (Vec<i16>, f64) {
+    pub fn recorded(&self, report: &tapedeck_tools::CallReport) -> (Vec<i16>, f64) {
         let path = self.recording(report.recording.as_deref().expect("the answer names the recording"));
         self.wait_for_final(&path, Duration::from_secs(5));
         let call = report.hangup_at.expect("hung up") - report.connected_at.expect("connected");
-        (audio::read_wav(&path).1, call.as_secs_f64())
+        (tapedeck_core::testkit::audio::read_wav(&path).1, call.as_secs_f64())
     }
 
     /// Waits until the daemon has written the recording's final header (bounded).
@@ -297,7 +295,7 @@ pub fn run_script(mut command: Command, limit: Duration, what: &str) -> ScriptRu
 /// Runs `tapedeck-load` against `daemon` with `args` (callers, seconds, ...), checking every
 /// recording, killed and failed past `limit`; returns its JSON report (its last line).
 pub fn run_load(daemon: &Daemon, args: &[&str], limit: Duration) -> serde_json::Value {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_tapedeck-load"));
+    let mut command = Command::new(tool("tapedeck-load"));
     command.args(["--url", &format!("http://{}", daemon.http)]).args(args);
     command.arg("--check-recordings").arg(daemon.recordings_dir());
     let run = run_script(command, limit, "tapedeck-load");
@@ -307,8 +305,22 @@ pub fn run_load(daemon: &Daemon, args: &[&str], limit: Duration) -> serde_json::
 
 /// The daemon's `/metrics` page.
 pub fn metrics(daemon: &Daemon) -> String {
-    let r = tapedeck::client::http::request(daemon.http, "GET", "/metrics", None, b"", Duration::from_secs(5))
+    let r = tapedeck_tools::http::request(daemon.http, "GET", "/metrics", None, b"", Duration::from_secs(5))
         .expect("GET /metrics");
     assert_eq!(r.status, 200, "GET /metrics: {}", r.text());
     r.text()
+}
+
+/// A binary of the tools crate (`tapedeck-load`, `tapedeck-floor`), built beside the daemon:
+/// `cargo test` builds every member's binaries before running any test (the tools crate has
+/// tests of its own, which makes cargo build them).
+pub fn tool(name: &str) -> PathBuf {
+    let daemon = Path::new(env!("CARGO_BIN_EXE_tapedeck"));
+    let path = daemon.with_file_name(name);
+    assert!(
+        path.exists(),
+        "{} is not built; `cargo test` (every member) or `cargo build -p tapedeck-tools` builds it",
+        path.display()
+    );
+    path
 }

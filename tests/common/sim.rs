@@ -39,13 +39,15 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use str0m::change::SdpAnswer;
-use tapedeck::client::{offering, Offering};
-use tapedeck::engine::{accept_offer, EndReason, Engine, EngineConfig, Input, OfferParams, Output, Ptime, SessionId};
-use tapedeck::io::telemetry::Telemetry;
-use tapedeck::media::recording::{RecordingConfig, RecordingStats};
-use tapedeck::media::sample::LoopEncoder;
+use tapedeck::telemetry::Telemetry;
 use tapedeck::workers::recorder::pipeline::capture_path;
 use tapedeck::workers::recorder::{Ended, MemStorage, Pipeline, RecorderMsg, Summary};
+use tapedeck_core::engine::{
+    accept_offer, EndReason, Engine, EngineConfig, Input, OfferParams, Output, Ptime, SessionId,
+};
+use tapedeck_core::media::recording::{RecordingConfig, RecordingStats};
+use tapedeck_core::media::sample::LoopEncoder;
+use tapedeck_tools::{offering, Offering};
 
 mod caller;
 
@@ -120,31 +122,8 @@ impl Ord for Datagram {
     }
 }
 
-/// A small seeded PRNG (xorshift64*), so runs do not depend on a crate's stream.
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Self {
-        Rng(seed.max(1))
-    }
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    pub fn f64(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
-
-/// The seed for a scenario: `TAPEDECK_SEED` if set (to replay a failure), else `default`.
-/// Printed, so a failing run shows it.
-pub fn seed(default: u64) -> u64 {
-    let seed = std::env::var("TAPEDECK_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(default);
-    eprintln!("seed {seed} (replay with TAPEDECK_SEED={seed})");
-    seed
-}
+#[allow(unused_imports)] // not every test binary replays a seed
+pub use tapedeck_core::testkit::rng::{seed, Rng};
 
 /// The simulated world.
 pub struct Sim {
@@ -187,7 +166,7 @@ fn params() -> OfferParams {
 fn sample_frames() -> Frames {
     static FRAMES: OnceLock<Frames> = OnceLock::new();
     let frames = FRAMES.get_or_init(|| {
-        let pcm = tapedeck::media::sample::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/sample.wav"))
+        let pcm = tapedeck::workers::encoder::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/sample.wav"))
             .expect("sample");
         let n = pcm.len() / 480;
         let mut encoder = LoopEncoder::new(pcm.into(), Ptime::Ms10).expect("an encoder");

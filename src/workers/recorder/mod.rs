@@ -16,10 +16,10 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{unbounded, Receiver, Sender};
 
-use crate::io::telemetry::Telemetry;
-use crate::media::recording::RecordingConfig;
+use crate::telemetry::Telemetry;
 pub use pipeline::{Ended, Pipeline, RecorderMsg, Summary, HEADER_REFRESH, TICK};
 pub use storage::{FileStorage, MemStorage, Storage, WRITE_BUFFER};
+use tapedeck_core::media::recording::RecordingConfig;
 
 /// Niceness of recorder threads. Decoding is throughput work with a second of slack (the
 /// jitter buffer); the event loop's sends are latency work. When the cores are busy, the
@@ -147,8 +147,8 @@ mod tests {
     use std::sync::atomic::Ordering::Relaxed;
 
     use super::*;
-    use crate::engine::{EndReason, SessionCounters, SessionId};
-    use crate::media::recording::Packet;
+    use tapedeck_core::engine::{EndReason, SessionCounters, SessionId};
+    use tapedeck_core::media::recording::Packet;
 
     /// A worker that falls behind (here: its session started "10 s ago" by the loop's clock
     /// while the packets trickle in now) must keep the audio: time in a worker is the
@@ -164,7 +164,7 @@ mod tests {
         let t0 = Instant::now() - Duration::from_secs(10);
         pool.send(RecorderMsg::Start { session, at: t0, path: path.clone() });
         pool.flush(t0);
-        let tone = crate::client::encode_tone(440, Duration::from_millis(20));
+        let tone = tapedeck_core::testkit::audio::encode_tone(440, Duration::from_millis(20));
         for i in 0..100u64 {
             let arrival = Duration::from_millis(20 * i + 5);
             let payload = tone[i as usize % tone.len()].clone();

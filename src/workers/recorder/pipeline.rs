@@ -23,10 +23,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::storage::Storage;
-use crate::engine::{EndReason, SessionCounters, SessionId};
-use crate::io::telemetry::{RecordingView, Telemetry};
-use crate::media::capture::{CaptureWriter, Op, Recorder};
-use crate::media::recording::{Packet, Recording, RecordingConfig, RecordingStats};
+use crate::telemetry::{RecordingView, Telemetry};
+use tapedeck_core::engine::{EndReason, SessionCounters, SessionId};
+use tapedeck_core::media::capture::{CaptureWriter, Op};
+use tapedeck_core::media::recording::Recorder;
+use tapedeck_core::media::recording::{Packet, Recording, RecordingConfig, RecordingStats};
 
 /// How often the pipeline advances its recordings without new packets (the pool also sends
 /// an empty batch this often).
@@ -178,21 +179,13 @@ impl<S: Storage> Pipeline<S> {
     }
 
     fn start(&mut self, session: SessionId, at: Instant, path: PathBuf) {
-        let recorder = crate::logging::with_session(session, || {
-            let wav = self
-                .storage
-                .create_wav(&path)
-                .map_err(|e| format!("cannot create the recording {}: {e}", path.display()))?;
-            let recording = Recording::new(wav, self.config)
-                .map_err(|e| format!("cannot start the recording {}: {e}", path.display()))?;
-            log::info!("recording to {}", path.display());
-            Ok::<_, String>(Recorder::new(recording, self.open_capture(&path)))
-        });
+        let _scope = session.log_scope();
+        let recorder = self.open_recorder(&path);
         let mut view = RecordingView { path: path.clone(), ..Default::default() };
         let recorder = match recorder {
             Ok(r) => Some(r),
             Err(e) => {
-                crate::logging::with_session(session, || log::error!("{e}; the call goes on unrecorded"));
+                log::error!("{e}; the call goes on unrecorded");
                 self.telemetry.recording_errors.fetch_add(1, Relaxed);
                 view.error = Some(e);
                 None
@@ -201,6 +194,17 @@ impl<S: Storage> Pipeline<S> {
         self.telemetry.update_recording(session, view.clone());
         let failed_at = recorder.is_none().then_some(Duration::ZERO);
         self.open.insert(session, Open { at, path, recorder, flushed: at, view, failed_at });
+    }
+
+    fn open_recorder(&mut self, path: &Path) -> Result<Recorder<S::Wav, S::Capture>, String> {
+        let wav = self
+            .storage
+            .create_wav(path)
+            .map_err(|e| format!("cannot create the recording {}: {e}", path.display()))?;
+        let recording = Recording::new(wav, self.config)
+            .map_err(|e| format!("cannot start the recording {}: {e}", path.display()))?;
+        log::info!("recording to {}", path.display());
+        Ok(Recorder::new(recording, self.open_capture(path)))
     }
 
     fn open_capture(&mut self, recording: &Path) -> Option<CaptureWriter<S::Capture>> {
@@ -254,9 +258,8 @@ impl<S: Storage> Pipeline<S> {
             ),
         };
         self.telemetry.remove_recording(session);
-        crate::logging::with_session(session, || {
-            log::info!("summary: {summary} after {:.3} s; {recording}", duration.as_secs_f64())
-        });
+        let _scope = session.log_scope();
+        log::info!("summary: {summary} after {:.3} s; {recording}", duration.as_secs_f64());
         Some(Ended { session, duration, stats })
     }
 }
@@ -312,13 +315,12 @@ impl<S: Storage> Open<S> {
         self.view.error = Some(e.to_string());
         telemetry.recording_errors.fetch_add(1, Relaxed);
         telemetry.update_recording(session, self.view.clone());
-        crate::logging::with_session(session, || {
-            log::error!(
-                "recording {} failed: {e}; the call goes on unrecorded, the file keeps its first {:.3} s",
-                self.path.display(),
-                kept as f64 / 48_000.0
-            )
-        });
+        let _scope = session.log_scope();
+        log::error!(
+            "recording {} failed: {e}; the call goes on unrecorded, the file keeps its first {:.3} s",
+            self.path.display(),
+            kept as f64 / 48_000.0
+        );
     }
 
     /// Publishes the recording's progress (and the bytes written since last time).
@@ -350,12 +352,13 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::workers::recorder::storage::{MemFile, MemStorage};
+    use crate::workers::recorder::storage::MemStorage;
+    use tapedeck_core::media::mem_file::MemFile;
 
     const SESSION: SessionId = SessionId::from_u128(3);
 
     fn tone() -> Vec<Arc<[u8]>> {
-        crate::client::encode_tone(440, Duration::from_millis(20))
+        tapedeck_core::testkit::audio::encode_tone(440, Duration::from_millis(20))
     }
 
     /// Packet `i` of a caller sending 20 ms frames, arriving 5 ms after it was sent.
@@ -431,7 +434,7 @@ mod tests {
         assert_eq!(declared(&wav).0, 48_240);
         let capture = p.storage_mut().take(Path::new("captures/call.tdcap")).expect("the capture");
         let mut replayed = Cursor::new(Vec::new());
-        let stats = crate::media::capture::replay(&capture, &mut replayed).unwrap();
+        let stats = tapedeck_core::media::recording::replay(&capture, &mut replayed).unwrap();
         assert_eq!(stats.packets, 50);
         assert!(replayed.into_inner() == wav, "the capture replays to the recording");
         assert!(p.shutdown().is_empty(), "nothing left open");

@@ -4,12 +4,11 @@
 //! simulated network and the unit tests, which read each WAV and capture back from it (also
 //! while it is still being written).
 
-use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{self, BufWriter, Cursor, Seek, SeekFrom, Write};
+use std::io::{self, BufWriter, Seek, Write};
 use std::path::{Path, PathBuf};
-use std::rc::Rc;
+use tapedeck_core::media::mem_file::MemFile;
 
 /// Bytes buffered per file before a write: a sixth of a second of audio, so a recording
 /// costs six write calls a second instead of twelve, for 16 KiB of memory per caller.
@@ -54,12 +53,12 @@ pub struct MemStorage {
 impl MemStorage {
     /// A copy of the file's bytes as written so far (the file may still be open).
     pub fn read(&self, path: &Path) -> Option<Vec<u8>> {
-        self.files.get(path).map(|f| f.0.borrow().get_ref().clone())
+        self.files.get(path).map(MemFile::bytes)
     }
 
     /// Removes the file and hands over its bytes (without copying them).
     pub fn take(&mut self, path: &Path) -> Option<Vec<u8>> {
-        self.files.remove(path).map(|f| std::mem::take(f.0.borrow_mut().get_mut()))
+        self.files.remove(path).map(|f| f.take())
     }
 
     fn create(&mut self, path: &Path) -> MemFile {
@@ -82,28 +81,10 @@ impl Storage for MemStorage {
     }
 }
 
-/// One file of a [`MemStorage`]: a handle on bytes the storage also holds.
-#[derive(Clone, Default)]
-pub struct MemFile(Rc<RefCell<Cursor<Vec<u8>>>>);
-
-impl Write for MemFile {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.borrow_mut().write(buf)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Seek for MemFile {
-    fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
-        self.0.borrow_mut().seek(pos)
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use std::io::SeekFrom;
+
     use super::*;
 
     #[test]

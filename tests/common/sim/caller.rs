@@ -11,8 +11,9 @@ use std::time::{Duration, Instant};
 use str0m::media::{Frequency, MediaTime, Mid, Pt};
 use str0m::net::{Protocol, Receive};
 use str0m::{Event, Rtc};
-use tapedeck::client::{encode_tone, opus_pt};
-use tapedeck::engine::SessionId;
+use tapedeck_core::engine::opus_pt;
+use tapedeck_core::engine::SessionId;
+use tapedeck_tools::encode_tone;
 
 /// One frame of a caller's audio, on its own media clock.
 const FRAME: Duration = Duration::from_millis(20);
@@ -229,7 +230,7 @@ impl Peer {
 
     /// Writes one frame to str0m; `at` is when it was captured.
     fn send_frame(&mut self, at: Instant, rtp: u64, frame: Arc<[u8]>) {
-        let Some(pt) = self.pt.or_else(|| opus_pt(&mut self.rtc, self.mid)) else { return };
+        let Some(pt) = self.pt.or_else(|| opus_pt(&mut self.rtc, self.mid).ok()) else { return };
         self.pt = Some(pt);
         let Some(writer) = self.rtc.writer(self.mid) else { return };
         if writer.write(pt, at, MediaTime::new(rtp, Frequency::FORTY_EIGHT_KHZ), frame).is_ok() {

@@ -55,6 +55,7 @@
 
 mod clock;
 mod frames;
+mod recorder;
 mod write;
 
 use std::collections::BTreeMap;
@@ -65,6 +66,8 @@ use std::time::Duration;
 use clock::ClockTrack;
 use frames::frame_len;
 use write::Kind;
+
+pub use recorder::{replay, Recorder};
 
 /// Sample rate of the decoder, the RTP clock and the WAV file.
 pub const SAMPLE_RATE: u32 = 48_000;

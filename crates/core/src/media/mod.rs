@@ -1,9 +1,9 @@
 //! Audio: the per-call recorder (jitter buffer, Opus decoding with concealment, WAV) and the
 //! looped sample (conversion, Opus encoding). The recorder and the encoder are sans-IO:
-//! callers pass the writers, the PCM and the time; only `sample::load` reads a file (the
-//! sample, once, at start, on the caller's thread).
+//! callers pass the writers, the PCM and the time.
 
 pub mod capture;
+pub mod mem_file;
 pub mod recording;
 pub mod sample;
 

@@ -2,6 +2,8 @@
 
 use super::frames::has_lbrr;
 use super::*;
+use crate::media::mem_file::MemFile;
+use crate::testkit::rng::Rng;
 use rustfft::{num_complex::Complex, FftPlanner};
 use std::io::Cursor;
 
@@ -10,42 +12,6 @@ const TONE_HZ: f64 = 440.0;
 const AMP: f64 = 0.3;
 const SEQ0: u64 = 70_000;
 const RTP0: u64 = 5_000_000_000;
-
-/// Tiny deterministic xorshift64 PRNG.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
-/// A writer the test can read while the recorder still owns a handle.
-#[derive(Clone, Default)]
-struct Shared(std::rc::Rc<std::cell::RefCell<Cursor<Vec<u8>>>>);
-
-impl Write for Shared {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.borrow_mut().write(buf)
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Seek for Shared {
-    fn seek(&mut self, pos: std::io::SeekFrom) -> std::io::Result<u64> {
-        self.0.borrow_mut().seek(pos)
-    }
-}
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
@@ -175,7 +141,7 @@ const IN_RMS: f64 = AMP / std::f64::consts::SQRT_2;
 
 #[test]
 fn clean_call() {
-    let mut rng = Rng(0x1234_5678);
+    let mut rng = Rng::new(0x1234_5678);
     let pkts = packets(&encode_tone(150, false), ms(0), 15, &mut rng);
     let end = Duration::from_nanos(3_123_456_789);
     let (s, stats, _) = record(&pkts, end);
@@ -199,15 +165,18 @@ fn clean_call() {
 #[test]
 fn random_loss_is_concealed() {
     let seed = 0x9e37_79b9_7f4a_7c15;
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     let all = packets(&encode_tone(150, false), ms(0), 10, &mut rng);
     let last = all.len() - 1;
     let mut dropped = 0;
+    let mut previous_dropped = false;
+    // Single losses only (never two in a row), so every loss is short by construction.
     let kept: Vec<Packet> = all
         .into_iter()
         .enumerate()
         .filter(|(i, _)| {
-            let drop = *i != 0 && *i != last && rng.below(100) < 10;
+            let drop = *i != 0 && *i != last && !previous_dropped && rng.below(100) < 10;
+            previous_dropped = drop;
             dropped += drop as u64;
             !drop
         })
@@ -234,7 +203,7 @@ fn padding_packets_take_their_sequence_number_and_are_not_loss() {
     // Firefox, a few seconds into a call, sends RTP packets whose payload is all padding:
     // a sequence number of their own, the last audio's timestamp, nothing to decode.
     let payloads = encode_tone(150, false);
-    let mut rng = Rng(9);
+    let mut rng = Rng::new(9);
     let audio = packets(&payloads, ms(0), 0, &mut rng);
     let (clean, clean_stats, _) = record(&audio, ms(3000));
     let mut with_padding = Vec::new();
@@ -265,7 +234,7 @@ fn padding_packets_take_their_sequence_number_and_are_not_loss() {
 
 #[test]
 fn reordering_and_duplicates_within_depth() {
-    let mut rng = Rng(42);
+    let mut rng = Rng::new(42);
     let ordered = packets(&encode_tone(150, false), ms(0), 0, &mut rng);
     let (clean, _, _) = record(&ordered, ms(3_000));
     let mut shuffled = ordered.clone();
@@ -303,7 +272,7 @@ fn reordering_and_duplicates_within_depth() {
 
 #[test]
 fn dtx_pause_is_silence() {
-    let mut rng = Rng(7);
+    let mut rng = Rng::new(7);
     let mut pkts = packets(&encode_tone(100, false), ms(0), 10, &mut rng);
     for p in &mut pkts[50..] {
         p.rtp_time += 96_000;
@@ -321,7 +290,7 @@ fn dtx_pause_is_silence() {
 
 #[test]
 fn in_order_audio_is_written_at_once() {
-    let mut rng = Rng(98);
+    let mut rng = Rng::new(98);
     let pkts = packets(&encode_tone(100, false), ms(0), 10, &mut rng);
     let mut cur = Cursor::new(Vec::new());
     let mut rec = Recording::new(&mut cur, RecordingConfig::default()).unwrap();
@@ -340,7 +309,7 @@ fn in_order_audio_is_written_at_once() {
 
 #[test]
 fn finish_drains_the_buffer() {
-    let mut rng = Rng(99);
+    let mut rng = Rng::new(99);
     // Packet 60 (1.2 s) is lost: everything behind the gap waits for the jitter depth.
     let mut pkts = packets(&encode_tone(100, false), ms(0), 10, &mut rng);
     pkts.remove(60);
@@ -363,7 +332,7 @@ fn finish_drains_the_buffer() {
 
 #[test]
 fn hanging_up_mid_frame_keeps_the_last_frame_whole() {
-    let mut rng = Rng(5);
+    let mut rng = Rng::new(5);
     // 1.51 s ends in the middle of the 76th 20 ms frame; the call ends before the rest arrives.
     let pkts: Vec<Packet> =
         packets(&encode_tone(100, false), ms(0), 10, &mut rng).into_iter().filter(|p| p.arrival <= ms(1_510)).collect();
@@ -387,7 +356,7 @@ fn garbage_never_panics() {
         // garbage payloads, so decoding and concealment paths are hit too.
         for wild in [true, false] {
             let seed = 0xdead_beef_u64 + depth + wild as u64;
-            let mut rng = Rng(seed);
+            let mut rng = Rng::new(seed);
             let config = RecordingConfig { jitter_depth: ms(depth) };
             let mut cur = Cursor::new(Vec::new());
             let mut rec = Recording::new(&mut cur, config).unwrap();
@@ -395,13 +364,13 @@ fn garbage_never_panics() {
                 let payload: Arc<[u8]> = match rng.below(4) {
                     0 => tone[rng.below(50) as usize].clone(),
                     1 if wild => Arc::from(Vec::new()),
-                    _ => (0..rng.below(400)).map(|_| rng.next() as u8).collect(),
+                    _ => (0..rng.below(400)).map(|_| rng.next_u64() as u8).collect(),
                 };
                 let pick = |r: &mut Rng| match r.below(5) {
                     0 => u64::MAX,
                     1 => 0,
                     2 => u64::MAX - r.below(3),
-                    3 => r.next(),
+                    3 => r.next_u64(),
                     _ => SEQ0 + i + r.below(5),
                 };
                 let (seq, rtp_time) = match (wild, i % 2) {
@@ -445,7 +414,7 @@ fn garbage_never_panics() {
 
 #[test]
 fn stereo_opus_decodes_to_mono() {
-    let mut rng = Rng(11);
+    let mut rng = Rng::new(11);
     let pkts = packets(&encode_tone(100, true), ms(0), 10, &mut rng);
     assert_eq!(opus::packet::get_nb_channels(&pkts[10].payload).unwrap(), opus::Channels::Stereo);
     let (s, stats, _) = record(&pkts, ms(2_000));
@@ -459,7 +428,7 @@ fn stereo_opus_decodes_to_mono() {
 #[test]
 fn deterministic_output() {
     let run = || {
-        let mut rng = Rng(3);
+        let mut rng = Rng::new(3);
         let pkts: Vec<Packet> =
             packets(&encode_tone(100, false), ms(0), 30, &mut rng).into_iter().filter(|_| rng.below(10) != 0).collect();
         record(&pkts, ms(2_345)).2
@@ -470,7 +439,7 @@ fn deterministic_output() {
 
 #[test]
 fn first_packet_late_start_is_silence() {
-    let mut rng = Rng(13);
+    let mut rng = Rng::new(13);
     let pkts = packets(&encode_tone(50, false), ms(300), 10, &mut rng);
     let (s, stats, _) = record(&pkts, ms(1_500));
     assert_eq!(s.len(), 72_000);
@@ -482,7 +451,7 @@ fn first_packet_late_start_is_silence() {
 
 #[test]
 fn packet_later_than_depth_is_late_and_recovered_by_fec() {
-    let mut rng = Rng(17);
+    let mut rng = Rng::new(17);
     let mut pkts = packets(&encode_tone(150, false), ms(0), 5, &mut rng);
     // Packet 20 (0.4 s; its successor carries LBRR for it) arrives 1.5 s late.
     let delayed = pkts.remove(20);
@@ -497,7 +466,7 @@ fn packet_later_than_depth_is_late_and_recovered_by_fec() {
 
 #[test]
 fn loss_without_fec_data_uses_plc() {
-    let mut rng = Rng(23);
+    let mut rng = Rng::new(23);
     let mut pkts = packets(&encode_tone(150, false), ms(0), 5, &mut rng);
     // At 1.2 s the encoder's VAD has classified the steady tone as inactive
     // and stopped coding LBRR, so FEC decoding can only run PLC.
@@ -511,7 +480,7 @@ fn loss_without_fec_data_uses_plc() {
 
 #[test]
 fn long_outage_caps_plc_then_silence() {
-    let mut rng = Rng(19);
+    let mut rng = Rng::new(19);
     let mut pkts = packets(&encode_tone(150, false), ms(0), 5, &mut rng);
     pkts.drain(50..75); // 500 ms lost, seq skipped
     let (s, stats, _) = record(&pkts, ms(3_000));
@@ -529,7 +498,7 @@ fn long_outage_caps_plc_then_silence() {
 
 #[test]
 fn a_quiet_caller_gets_silence_from_the_server_clock_after_the_hold() {
-    let shared = Shared::default();
+    let shared = MemFile::default();
     let mut rec = Recording::new(shared.clone(), RecordingConfig::default()).unwrap();
     // Not heard from for 3 s: a stall, nothing is written yet.
     rec.advance(ms(3_000)).unwrap();
@@ -549,7 +518,7 @@ fn a_quiet_caller_gets_silence_from_the_server_clock_after_the_hold() {
     assert_eq!((rec.stats().recorded, rec.stats().late), (2, 0));
     // Mid-call flush: the bytes so far are a complete, readable WAV.
     rec.flush().unwrap();
-    let s = read_wav(shared.0.borrow().get_ref());
+    let s = read_wav(&shared.bytes());
     assert_eq!(s.len(), 385_920);
     assert!(s[..384_000].iter().all(|&v| v == 0));
     assert!(rms(&s[384_000 + 480..385_920]) > 0.05);
@@ -558,7 +527,7 @@ fn a_quiet_caller_gets_silence_from_the_server_clock_after_the_hold() {
     assert_eq!(rec.samples_written(), 385_920 + 95_040);
     let stats = rec.finish(ms(16_000)).unwrap();
     assert_eq!(stats.samples_written, 768_000);
-    assert_eq!(read_wav(shared.0.borrow().get_ref()).len(), 768_000);
+    assert_eq!(read_wav(&shared.bytes()).len(), 768_000);
 }
 
 #[test]

@@ -1,9 +1,9 @@
 //! `tapedeck-load`: opens N real WebRTC callers against a running tapedeck (str0m, offering,
 //! each with its own UDP socket on 127.0.0.1, full ICE, DTLS and SRTP), each sending its own
 //! pre-encoded tone at browser pacing (on a clock that may run fast or slow) and counting what the server plays, then hanging up with
-//! DELETE. All callers run on one media thread (see `tapedeck::client::load`). With
+//! DELETE. All callers run on one media thread (see `tapedeck_tools::load`). With
 //! `--stun-flood PPS`, a thread of its own floods the daemon's UDP port with STUN Binding
-//! requests that name no session (see `tapedeck::client::flood`) while the callers talk.
+//! requests that name no session (see `tapedeck_tools::flood`) while the callers talk.
 //!
 //! Prints a readable summary and, as its last line, one JSON object.
 #![allow(clippy::disallowed_methods)] // a load generator owns its clock
@@ -14,9 +14,9 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use tapedeck::client::flood::{FloodConfig, FloodReport};
-use tapedeck::client::load::{parse_clock_rate, run, CallerResult, LoadConfig};
-use tapedeck::client::recordings::{self, judge, Judgement, Sent};
+use tapedeck_tools::flood::{FloodConfig, FloodReport};
+use tapedeck_tools::load::{parse_clock_rate, run, CallerResult, LoadConfig};
+use tapedeck_tools::recordings::{self, judge, Judgement, Sent};
 
 /// Load generator for tapedeck.
 #[derive(Debug, Parser)]
@@ -128,7 +128,7 @@ fn percentile(mut v: Vec<f64>, p: f64) -> Option<f64> {
 fn wait_for_recorders(server: SocketAddr) {
     let started = Instant::now();
     while started.elapsed() < Duration::from_secs(120) {
-        let lag = tapedeck::client::http::request(server, "GET", "/metrics", None, b"", Duration::from_secs(5))
+        let lag = tapedeck_tools::http::request(server, "GET", "/metrics", None, b"", Duration::from_secs(5))
             .ok()
             .and_then(|r| {
                 let text = String::from_utf8_lossy(&r.body).into_owned();

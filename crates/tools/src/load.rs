@@ -8,7 +8,7 @@
 //! is not decoded: the load generator measures, it does not listen.
 //!
 //! With [`LoadConfig::flood`], a STUN flood runs beside the callers on a thread and socket
-//! of its own (see `client::flood`), aimed at the daemon's UDP address from the answers.
+//! of its own (see [`crate::flood`]), aimed at the daemon's UDP address from the answers.
 #![allow(clippy::disallowed_methods)] // a load generator owns its threads and its clock
 
 use std::cmp::Reverse;
@@ -28,8 +28,9 @@ use str0m::media::{Frequency, MediaTime, Mid, Pt};
 use str0m::net::{Protocol, Receive};
 use str0m::{Event, Rtc};
 
-use super::flood::{self, FloodConfig, FloodReport, FloodTarget};
-use super::{encode_tone, http, offering, opus_pt, stamped, Offering};
+use crate::flood::{self, FloodConfig, FloodReport, FloodTarget};
+use crate::{encode_tone, http, offering, stamped, Offering};
+use tapedeck_core::engine::opus_pt;
 
 const WAKER: Token = Token(usize::MAX);
 
@@ -501,7 +502,7 @@ impl Caller {
         self.rtp += self.frame_samples;
         let frame = self.tone[self.frame % self.tone.len()].clone();
         self.frame += 1;
-        let Some(pt) = self.pt.or_else(|| opus_pt(&mut self.rtc, self.mid)) else { return };
+        let Some(pt) = self.pt.or_else(|| opus_pt(&mut self.rtc, self.mid).ok()) else { return };
         self.pt = Some(pt);
         let Some(writer) = self.rtc.writer(self.mid) else { return };
         if writer.write(pt, at, MediaTime::new(rtp, Frequency::FORTY_EIGHT_KHZ), frame).is_ok() {

@@ -1,4 +1,4 @@
-//! The looped sample: loaded once, converted to 48 kHz mono s16, encoded frame by frame.
+//! The looped sample: decoded once, converted to 48 kHz mono s16, encoded frame by frame.
 //!
 //! Any WAV a user is likely to have is accepted: 8 to 384 kHz, 1 to 8 channels (averaged to
 //! mono), 8/16/24/32-bit int or 32-bit float. Another rate is converted once, at start, with
@@ -12,7 +12,6 @@
 use std::fmt;
 use std::io::Read;
 use std::ops::RangeInclusive;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -87,18 +86,8 @@ pub struct Converted {
     pub source: Source,
 }
 
-/// Reads a WAV file as 48 kHz mono s16 (see the module docs for what is accepted) and logs
-/// what was converted.
-pub fn load(path: &Path) -> Result<Vec<i16>, SampleError> {
-    let name = || path.display().to_string();
-    let file = std::fs::File::open(path).map_err(|source| SampleError::Open { path: name(), source })?;
-    let converted =
-        decode(std::io::BufReader::new(file)).map_err(|source| SampleError::Refused { path: name(), source })?;
-    log::info!("sample {}: {} -> {RATE} Hz mono", path.display(), converted.source);
-    Ok(converted.pcm)
-}
-
-/// Decodes WAV bytes from any reader and converts them to 48 kHz mono s16; see [`load`].
+/// Decodes WAV bytes from any reader and converts them to 48 kHz mono s16 (the daemon reads
+/// the file and calls this once, at start).
 pub fn decode<R: Read>(reader: R) -> Result<Converted, DecodeError> {
     let mut wav = wav_reader(reader)?;
     let spec = wav.spec();
@@ -292,6 +281,7 @@ fn to_s16(v: f32) -> i16 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testkit::audio::rms;
     use hound::SampleFormat::{Float, Int};
 
     fn wav(spec: hound::WavSpec, frames: usize, f: impl Fn(usize, u16) -> f32) -> Vec<u8> {
@@ -322,14 +312,9 @@ mod tests {
     /// The frequency of a steady tone from its rising zero crossings, interpolated between
     /// samples: (crossings - 1) periods between the first and the last.
     fn zero_crossing_hz(pcm: &[i16], rate: u32) -> f64 {
-        let crossings = crate::testkit::rising_zero_crossings(pcm);
+        let crossings = crate::testkit::audio::rising_zero_crossings(pcm);
         assert!(crossings.len() > 10, "only {} zero crossings", crossings.len());
         (crossings.len() - 1) as f64 * f64::from(rate) / (crossings[crossings.len() - 1] - crossings[0])
-    }
-
-    /// Root mean square in full-scale units.
-    fn rms(pcm: &[i16]) -> f64 {
-        (pcm.iter().map(|&s| (f64::from(s) / 32767.0).powi(2)).sum::<f64>() / pcm.len() as f64).sqrt()
     }
 
     /// Writes 2 s of a half-scale 440 Hz tone with `spec` and checks that it decodes to 2 s at
@@ -447,17 +432,6 @@ mod tests {
         let mut rf64 = good.clone();
         rf64[..4].copy_from_slice(b"RF64");
         assert!(matches!(decode(&rf64[..]), Err(DecodeError::Encoding(_))));
-    }
-
-    #[test]
-    fn load_names_the_file_it_refuses() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("notes.txt");
-        std::fs::write(&path, "shopping list\n").unwrap();
-        let err = load(&path).unwrap_err().to_string();
-        assert!(err.contains(&path.display().to_string()) && err.contains("not a WAV file"), "{err}");
-        let missing = load(&dir.path().join("missing.wav")).unwrap_err();
-        assert!(matches!(missing, SampleError::Open { .. }), "{missing:?}");
     }
 
     #[test]

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::engine::{EngineStats, SessionId};
+use tapedeck_core::engine::{EngineStats, SessionId};
 
 /// Upper bounds (µs) of the loop-turn histogram's buckets; one more bucket is +Inf.
 pub const TURN_BUCKETS_US: [u64; 10] = [50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 100_000];
@@ -325,7 +325,7 @@ impl Telemetry {
              stun_unknown_ufrag (STUN naming no session), stun_rejected (STUN naming a session, with wrong credentials)."
         );
         let _ = writeln!(out, "# TYPE tapedeck_datagrams_dropped_total counter");
-        let reasons = crate::engine::Drops::default().by_reason().map(|(reason, _)| reason);
+        let reasons = tapedeck_core::engine::Drops::default().by_reason().map(|(reason, _)| reason);
         for (reason, count) in reasons.iter().zip(&self.engine.dropped) {
             let _ = writeln!(out, "tapedeck_datagrams_dropped_total{{reason=\"{reason}\"}} {}", load(count));
         }
@@ -387,7 +387,7 @@ mod tests {
     #[test]
     fn prometheus_text_has_every_family_once_and_a_cumulative_histogram() {
         let t = Telemetry::new();
-        let dropped = crate::engine::Drops { stun_unknown_ufrag: 5, stun_rejected: 1, ..Default::default() };
+        let dropped = tapedeck_core::engine::Drops { stun_unknown_ufrag: 5, stun_rejected: 1, ..Default::default() };
         let stats = EngineStats {
             datagrams_in: 7,
             bytes_in: 700,

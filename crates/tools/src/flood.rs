@@ -90,7 +90,7 @@ fn flood(config: &FloodConfig, socket: &UdpSocket, targets: &Receiver<FloodTarge
     while !stop.load(Ordering::Relaxed) && Instant::now() < begin {
         std::thread::sleep(Duration::from_millis(10));
     }
-    let mut rng = Rng::seeded();
+    let mut rng = seeded();
     let mut buf = Vec::with_capacity(128);
     let start = Instant::now();
     let mut attempts = 0u64;
@@ -106,9 +106,9 @@ fn flood(config: &FloodConfig, socket: &UdpSocket, targets: &Receiver<FloodTarge
             let known = attempts.is_multiple_of(config.known_every); // never for 0
             let username = if known {
                 let ufrag = &ufrags[rng.below(ufrags.len() as u64) as usize];
-                format!("{ufrag}:{}", rng.alphanumeric(4))
+                format!("{ufrag}:{}", alphanumeric(&mut rng, 4))
             } else {
-                format!("{}:{}", rng.alphanumeric(8), rng.alphanumeric(4))
+                format!("{}:{}", alphanumeric(&mut rng, 8), alphanumeric(&mut rng, 4))
             };
             binding_request(&mut buf, &username, &mut rng);
             match socket.send_to(&buf, server) {
@@ -157,15 +157,15 @@ pub fn binding_request(buf: &mut Vec<u8>, username: &str, rng: &mut Rng) {
     buf.extend_from_slice(&[0, 0]); // length, set below
     buf.extend_from_slice(&MAGIC_COOKIE.to_be_bytes());
     for _ in 0..3 {
-        buf.extend_from_slice(&(rng.next() as u32).to_be_bytes());
+        buf.extend_from_slice(&(rng.next_u64() as u32).to_be_bytes());
     }
     attribute(buf, USERNAME, username.as_bytes());
     // Priority of a peer-reflexive candidate, as browsers send it.
     attribute(buf, PRIORITY, &0x6E7F_1EFFu32.to_be_bytes());
-    attribute(buf, ICE_CONTROLLING, &rng.next().to_be_bytes());
+    attribute(buf, ICE_CONTROLLING, &rng.next_u64().to_be_bytes());
     let mut integrity = [0u8; 20];
     for chunk in integrity.chunks_mut(8) {
-        chunk.copy_from_slice(&rng.next().to_be_bytes()[..chunk.len()]);
+        chunk.copy_from_slice(&rng.next_u64().to_be_bytes()[..chunk.len()]);
     }
     attribute(buf, MESSAGE_INTEGRITY, &integrity);
     // The length covers the FINGERPRINT attribute (8 bytes) before its CRC is taken.
@@ -207,36 +207,20 @@ fn crc32(data: &[u8]) -> u32 {
     !data.iter().fold(!0u32, |c, &b| TABLE[((c ^ u32::from(b)) & 0xFF) as usize] ^ (c >> 8))
 }
 
-/// A small xorshift generator: made-up ufrags and transaction ids need no cryptography.
-pub struct Rng(u64);
+/// Made-up ufrags and transaction ids need no cryptography: the tests' seeded PRNG, seeded
+/// from the operating system (through a v4 uuid) by [`seeded`].
+pub use tapedeck_core::testkit::rng::Rng;
 
-impl Rng {
-    /// Seeded from the operating system (through a v4 uuid).
-    pub fn seeded() -> Self {
-        let v = uuid::Uuid::new_v4().as_u128();
-        Rng((v as u64 ^ (v >> 64) as u64) | 1)
-    }
+/// A generator seeded from the operating system (through a v4 uuid).
+pub fn seeded() -> Rng {
+    let v = uuid::Uuid::new_v4().as_u128();
+    Rng::new(v as u64 ^ (v >> 64) as u64)
+}
 
-    /// A generator with a fixed seed (tests).
-    pub fn with_seed(seed: u64) -> Self {
-        Rng(seed | 1)
-    }
-
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-
-    fn alphanumeric(&mut self, len: usize) -> String {
-        const CHARS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-        (0..len).map(|_| char::from(CHARS[self.below(CHARS.len() as u64) as usize])).collect()
-    }
+/// A string of `len` letters and digits.
+fn alphanumeric(rng: &mut Rng, len: usize) -> String {
+    const CHARS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    (0..len).map(|_| char::from(CHARS[rng.below(CHARS.len() as u64) as usize])).collect()
 }
 
 #[cfg(test)]
@@ -253,7 +237,7 @@ mod tests {
     #[test]
     fn a_flood_request_is_a_binding_request_str0m_parses() {
         let mut buf = Vec::new();
-        let mut rng = Rng::with_seed(7);
+        let mut rng = Rng::new(7);
         for username in ["abcdefgh:wxyz", "s3rv:c", "longerufrag123:q"] {
             binding_request(&mut buf, username, &mut rng);
             assert_eq!(buf.len() % 4, 0);

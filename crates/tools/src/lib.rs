@@ -1,5 +1,5 @@
-//! A caller: an offering str0m peer on its own UDP socket, for the end-to-end tests and the
-//! load generator. It posts its offer over HTTP, connects with full ICE, DTLS and SRTP,
+//! tapedeck's test tools. The crate root is a caller: an offering str0m peer on its own UDP
+//! socket, for the end-to-end tests and the load generator ([`load`], `tapedeck-load`). It posts its offer over HTTP, connects with full ICE, DTLS and SRTP,
 //! sends an Opus-encoded tone at browser pacing following a [`CallPlan`], decodes what the
 //! server plays, and hangs up with `DELETE /sessions/{id}`.
 //!
@@ -17,14 +17,12 @@ use std::io::ErrorKind;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
-use std::sync::Arc;
-
-use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
-use str0m::config::DtlsCert;
-use str0m::format::Codec;
-use str0m::media::{Direction, Frequency, MediaKind, MediaTime, Mid, Pt};
+use str0m::change::{SdpAnswer, SdpPendingOffer};
+use str0m::media::{Frequency, MediaTime, Mid, Pt};
 use str0m::net::{Protocol, Receive};
-use str0m::{Candidate, Event, Input, Output, Rtc};
+use str0m::{Event, Input, Output, Rtc};
+use tapedeck_core::engine::opus_pt;
+use tapedeck_core::testkit::rng::Rng;
 
 /// One stretch of a call, counted from the moment it connected.
 #[derive(Debug, Clone, Copy)]
@@ -147,66 +145,8 @@ pub struct CallReport {
     pub error: Option<String>,
 }
 
-/// A caller's `Rtc` with one send-and-receive Opus audio section, and the offer it made.
-pub struct Offering {
-    pub rtc: Rtc,
-    pub mid: Mid,
-    pub offer: SdpOffer,
-    pub pending: SdpPendingOffer,
-}
-
-/// Builds an offering caller on `local` (its host candidate). `cert`: a DTLS certificate to
-/// reuse (generating one per caller is the costliest part of building an `Rtc`).
-pub fn offering(local: SocketAddr, now: Instant, cert: Option<DtlsCert>) -> Result<Offering, String> {
-    let mut builder = Rtc::builder().clear_codecs().enable_opus(true, false).set_stats_interval(None);
-    if let Some(cert) = cert {
-        builder = builder.set_dtls_cert(cert);
-    }
-    let mut rtc = builder.build(now);
-    rtc.add_local_candidate(Candidate::host(local, "udp").map_err(|e| e.to_string())?);
-    let mut api = rtc.sdp_api();
-    let mid = api.add_media(MediaKind::Audio, Direction::SendRecv, None, None, None);
-    let (offer, pending) = api.apply().ok_or("no offer to make")?;
-    Ok(Offering { rtc, mid, offer, pending })
-}
-
-/// The Opus payload type negotiated for `mid`, once the answer was accepted.
-pub fn opus_pt(rtc: &mut Rtc, mid: Mid) -> Option<Pt> {
-    let writer = rtc.writer(mid)?;
-    let pt = writer.payload_params().find(|p| p.spec().codec == Codec::Opus).map(|p| p.pt());
-    pt
-}
-
-/// One second of a tone (integer Hz, so the second loops seamlessly), Opus-encoded in
-/// `ptime` frames as a browser would, after a second of warm-up: Chrome's (libwebrtc's)
-/// settings for mono Opus, voice mode at 32 kbit/s with in-band FEC. (libopus's own default
-/// bitrate, about 50 kbit/s, makes frames that cost half as much again to decode.)
-pub fn encode_tone(hz: u32, ptime: Duration) -> Vec<Arc<[u8]>> {
-    let len = (ptime.as_micros() * 48 / 1000) as usize;
-    let frames = 48_000 / len.max(1);
-    let Ok(mut enc) = opus::Encoder::new(48_000, opus::Channels::Mono, opus::Application::Voip) else {
-        return Vec::new();
-    };
-    let _ = enc.set_inband_fec(true);
-    let _ = enc.set_packet_loss_perc(10);
-    let _ = enc.set_bitrate(opus::Bitrate::Bits(32_000));
-    let mut out = vec![0u8; 1500];
-    (0..frames * 2)
-        .map(|f| {
-            let pcm: Vec<i16> = (0..len)
-                .map(|i| {
-                    let t = (f * len + i) as f64 / 48_000.0;
-                    ((TAU64 * f64::from(hz) * t).sin() * 0.3 * 32767.0) as i16
-                })
-                .collect();
-            let n = enc.encode(&pcm, &mut out).unwrap_or(0);
-            Arc::from(&out[..n])
-        })
-        .skip(frames)
-        .collect()
-}
-
-const TAU64: f64 = std::f64::consts::TAU;
+pub use tapedeck_core::testkit::audio::encode_tone;
+pub use tapedeck_core::testkit::{offering, Offering};
 
 /// Places one call following `plan`. Never panics on what the server does: failures end up
 /// in [`CallReport::error`].
@@ -240,7 +180,7 @@ fn run_call(plan: &CallPlan, report: &mut CallReport) -> Result<(), String> {
     report.answered_at = Some(Instant::now());
     accept(&mut rtc, pending, answer)?;
     let mut media = Media::new(&mut rtc, mid)?;
-    let mut rng = plan.seed.max(1);
+    let mut rng = Rng::new(plan.seed);
     let mut buf = vec![0u8; 2048];
     let mut next_send = start;
     loop {
@@ -361,7 +301,7 @@ fn drain(
     rtc: &mut Rtc,
     socket: &UdpSocket,
     plan: &CallPlan,
-    rng: &mut u64,
+    rng: &mut Rng,
     media: &mut Media,
     report: &mut CallReport,
 ) -> Result<Instant, String> {
@@ -369,7 +309,7 @@ fn drain(
         match rtc.poll_output().map_err(|e| format!("str0m: {e}"))? {
             Output::Timeout(t) => return Ok(t),
             Output::Transmit(t) => {
-                if report.connected_at.is_some() && plan.send_loss > 0.0 && next_f64(rng) < plan.send_loss {
+                if report.connected_at.is_some() && plan.send_loss > 0.0 && rng.f64() < plan.send_loss {
                     report.dropped += 1;
                     continue;
                 }
@@ -409,7 +349,7 @@ fn wait(socket: &UdpSocket, rtc: &mut Rtc, buf: &mut [u8], local: SocketAddr, un
 
 impl Media {
     fn new(rtc: &mut Rtc, mid: Mid) -> Result<Self, String> {
-        let pt = opus_pt(rtc, mid).ok_or("the answer has no Opus audio")?;
+        let pt = opus_pt(rtc, mid).map_err(|_| "the answer has no Opus audio")?;
         let mut encoder =
             opus::Encoder::new(48_000, opus::Channels::Mono, opus::Application::Voip).map_err(|e| e.to_string())?;
         let _ = encoder.set_inband_fec(true);
@@ -447,12 +387,4 @@ impl Media {
             .write(self.pt, now, MediaTime::new(rtp, Frequency::FORTY_EIGHT_KHZ), &self.packet[..n])
             .map_err(|e| format!("write: {e}"))
     }
-}
-
-/// A uniform number in [0, 1) from a xorshift state.
-fn next_f64(state: &mut u64) -> f64 {
-    *state ^= *state << 13;
-    *state ^= *state >> 7;
-    *state ^= *state << 17;
-    (*state >> 11) as f64 / (1u64 << 53) as f64
 }

@@ -52,7 +52,7 @@ fn main() {
     let args = Args::parse();
     // Opus: decode a 20 ms voice-mode frame of a tone, exactly as tapedeck-load sends them
     // (the same encoder settings as Chrome's: voice mode, 32 kbit/s, in-band FEC).
-    let frames = tapedeck::client::encode_tone(440, Duration::from_millis(args.caller_ptime));
+    let frames = tapedeck_tools::encode_tone(440, Duration::from_millis(args.caller_ptime));
     let mut dec = opus::Decoder::new(48_000, opus::Channels::Mono).expect("decoder");
     let mut pcm = vec![0i16; 5760];
     let mut k = 0;
@@ -129,8 +129,8 @@ fn main() {
     let _ = std::fs::remove_file(&dir);
 
     // str0m: one session's work per second of two-way audio, in memory.
-    let str0m_ms = tapedeck::testkit::str0m_session_second(
-        tapedeck::media::Ptime::from_millis(args.ptime).expect("checked by parse_ptime"),
+    let str0m_ms = tapedeck_core::testkit::str0m_session_second(
+        tapedeck_core::media::Ptime::from_millis(args.ptime).expect("checked by parse_ptime"),
         Duration::from_millis(args.caller_ptime),
     );
 
@@ -159,5 +159,5 @@ fn main() {
 /// A packet time the daemon can send: 10, 20, 40 or 60 ms.
 fn parse_ptime(s: &str) -> Result<u64, String> {
     let ms: u64 = s.parse().map_err(|e| format!("{e}"))?;
-    tapedeck::media::Ptime::from_millis(ms).map(|p| p.millis()).ok_or_else(|| "must be 10, 20, 40 or 60".into())
+    tapedeck_core::media::Ptime::from_millis(ms).map(|p| p.millis()).ok_or_else(|| "must be 10, 20, 40 or 60".into())
 }

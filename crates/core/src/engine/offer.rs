@@ -116,7 +116,31 @@ fn audio_mid(rtc: &Rtc, answer: &str) -> Result<(Mid, Direction), OfferError> {
     Err(if refused_audio { OfferError::NoOpus } else { OfferError::NoAudio })
 }
 
-fn opus_pt(rtc: &mut Rtc, mid: Mid) -> Result<Pt, OfferError> {
+#[derive(serde::Deserialize)]
+struct OfferBody {
+    #[serde(rename = "type")]
+    kind: String,
+    sdp: String,
+}
+
+/// The SDP of a JSON offer, `{"type":"offer","sdp":"..."}` (the body of `POST /offer`), or
+/// what is wrong with it, in words for the client.
+pub fn offer_sdp(body: &[u8]) -> Result<String, String> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err("the request body is empty; expected {\"type\":\"offer\",\"sdp\":\"...\"}".into());
+    }
+    let offer: OfferBody = serde_json::from_slice(body).map_err(|e| format!("the body is not a JSON offer: {e}"))?;
+    if offer.kind != "offer" {
+        return Err(format!("\"type\" must be \"offer\", not {:?}", offer.kind));
+    }
+    if offer.sdp.trim().is_empty() {
+        return Err("\"sdp\" is empty".into());
+    }
+    Ok(offer.sdp)
+}
+
+/// The Opus payload type negotiated for `mid`, once the offer was accepted (by either side).
+pub fn opus_pt(rtc: &mut Rtc, mid: Mid) -> Result<Pt, OfferError> {
     let writer = rtc.writer(mid).ok_or(OfferError::NoAudio)?;
     let pt = writer.payload_params().find(|p| p.spec().codec == Codec::Opus).map(|p| p.pt());
     pt.ok_or(OfferError::NoOpus)

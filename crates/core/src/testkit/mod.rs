@@ -1,6 +1,8 @@
-//! An engine and an in-memory str0m caller, connected (ICE and DTLS done), with no sockets:
-//! shared by the fuzz targets and `tapedeck-floor`'s measurement of str0m's own cost. Also
-//! the zero-crossing helper the unit and end-to-end tests measure tones with.
+//! What tests, the fuzz targets and the tools share (the `testkit` feature; never in the
+//! daemon's build): an engine and an in-memory str0m caller, connected (ICE and DTLS done)
+//! with no sockets, used by the fuzz targets and `tapedeck-floor`'s measurement of str0m's
+//! own cost; the offering caller every test client starts from ([`offering`]); test audio
+//! ([`audio`]); and the one seeded PRNG ([`rng`]).
 #![allow(clippy::disallowed_methods)] // the harness takes one real instant as its origin
 
 use std::net::SocketAddr;
@@ -8,12 +10,16 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use str0m::change::SdpAnswer;
-use str0m::media::{Frequency, MediaTime, Mid};
+use str0m::change::{SdpOffer, SdpPendingOffer};
+use str0m::config::DtlsCert;
+use str0m::media::{Direction, Frequency, MediaKind, MediaTime, Mid};
 use str0m::net::{Protocol, Receive};
-use str0m::Rtc;
+use str0m::{Candidate, Rtc};
 
-use crate::client::{offering, opus_pt, Offering};
-use crate::engine::{accept_offer, Engine, EngineConfig, Input, OfferParams, Output, Ptime, SessionId};
+pub mod audio;
+pub mod rng;
+
+use crate::engine::{accept_offer, opus_pt, Engine, EngineConfig, Input, OfferParams, Output, Ptime, SessionId};
 
 /// The engine's address in the harness.
 pub const SERVER: &str = "127.0.0.1:50000";
@@ -27,6 +33,29 @@ pub fn params() -> &'static OfferParams {
         let cert = str0m::crypto::from_feature_flags().dtls_provider.generate_certificate().expect("certificate");
         OfferParams { cert, candidate: SERVER.parse().expect("constant address") }
     })
+}
+
+/// A caller's `Rtc` with one send-and-receive Opus audio section, and the offer it made.
+pub struct Offering {
+    pub rtc: Rtc,
+    pub mid: Mid,
+    pub offer: SdpOffer,
+    pub pending: SdpPendingOffer,
+}
+
+/// Builds an offering caller on `local` (its host candidate). `cert`: a DTLS certificate to
+/// reuse (generating one per caller is the costliest part of building an `Rtc`).
+pub fn offering(local: SocketAddr, now: Instant, cert: Option<DtlsCert>) -> Result<Offering, String> {
+    let mut builder = Rtc::builder().clear_codecs().enable_opus(true, false).set_stats_interval(None);
+    if let Some(cert) = cert {
+        builder = builder.set_dtls_cert(cert);
+    }
+    let mut rtc = builder.build(now);
+    rtc.add_local_candidate(Candidate::host(local, "udp").map_err(|e| e.to_string())?);
+    let mut api = rtc.sdp_api();
+    let mid = api.add_media(MediaKind::Audio, Direction::SendRecv, None, None, None);
+    let (offer, pending) = api.apply().ok_or("no offer to make")?;
+    Ok(Offering { rtc, mid, offer, pending })
 }
 
 /// A caller in memory: its `Rtc` and audio mid.
@@ -109,7 +138,7 @@ pub fn str0m_session_second(ptime: Ptime, caller_ptime: Duration) -> f64 {
     let frame: Arc<[u8]> = Arc::from(vec![0x48u8; 60]);
     let server: SocketAddr = SERVER.parse().expect("const");
     let peer_addr: SocketAddr = PEER.parse().expect("const");
-    let Some(pt) = opus_pt(&mut peer.rtc, peer.mid) else { return f64::NAN };
+    let Ok(pt) = opus_pt(&mut peer.rtc, peer.mid) else { return f64::NAN };
     let end = now + Duration::from_secs(20);
     let mut next_send = now;
     let mut rtp = 0u64;
@@ -158,19 +187,4 @@ pub fn str0m_session_second(ptime: Ptime, caller_ptime: Duration) -> f64 {
         now = deadline.min(next_send).max(now + Duration::from_micros(100));
     }
     spent.as_secs_f64() * 1000.0 / 20.0
-}
-
-/// Where a steady tone crosses zero going up, in samples, interpolated between samples. The
-/// gaps between crossings are its periods: a dropped stretch or a jump in phase shows as one
-/// period that is too short or too long.
-pub fn rising_zero_crossings(samples: &[i16]) -> Vec<f64> {
-    samples
-        .windows(2)
-        .enumerate()
-        .filter(|(_, w)| w[0] < 0 && w[1] >= 0)
-        .map(|(i, w)| {
-            let (a, b) = (f64::from(w[0]), f64::from(w[1]));
-            i as f64 + a / (a - b)
-        })
-        .collect()
 }

@@ -26,7 +26,7 @@ impl Caller {
     /// The packets that arrive before the call ends, in arrival order, and the audio frames
     /// among them.
     fn packets(&self, tone: &[Arc<[u8]>]) -> Vec<Packet> {
-        let mut rng = Rng(0x5eed ^ (self.rate * 1e6) as u64);
+        let mut rng = Rng::new(0x5eed ^ (self.rate * 1e6) as u64);
         let mut out = Vec::new();
         let mut seq = SEQ0;
         for i in 0u64.. {

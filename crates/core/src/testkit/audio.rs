@@ -1,15 +1,55 @@
-//! Audio measurements for the tests: WAV reading, dominant frequency, RMS, correlation.
+//! Audio for tests and tools: a tone encoded as a browser would, WAV reading, and the
+//! measurements the tests judge recordings by (dominant frequency, RMS, tone share,
+//! correlation, zero crossings).
 
+use std::io::Cursor;
 use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
 
 use rustfft::{num_complex::Complex, FftPlanner};
 
-/// A WAV's spec and samples.
+use crate::media::SAMPLE_RATE_HZ;
+
+/// A WAV file's spec and samples.
 pub fn read_wav(path: &Path) -> (hound::WavSpec, Vec<i16>) {
-    let mut r = hound::WavReader::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let spec = r.spec();
-    let samples = r.samples::<i16>().map(|s| s.expect("sample")).collect();
-    (spec, samples)
+    let r = hound::WavReader::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    (r.spec(), r.into_samples::<i16>().map(|s| s.expect("sample")).collect())
+}
+
+/// A WAV's spec and samples, from its bytes.
+pub fn wav_from_bytes(bytes: &[u8]) -> (hound::WavSpec, Vec<i16>) {
+    let r = hound::WavReader::new(Cursor::new(bytes)).expect("a WAV");
+    (r.spec(), r.into_samples::<i16>().map(|s| s.expect("sample")).collect())
+}
+
+/// One second of a tone (integer Hz, so the second loops seamlessly), Opus-encoded in
+/// `ptime` frames as a browser would, after a second of warm-up: Chrome's (libwebrtc's)
+/// settings for mono Opus, voice mode at 32 kbit/s with in-band FEC. (libopus's own default
+/// bitrate, about 50 kbit/s, makes frames that cost half as much again to decode.)
+pub fn encode_tone(hz: u32, ptime: Duration) -> Vec<Arc<[u8]>> {
+    let len = (ptime.as_micros() * 48 / 1000) as usize;
+    let frames = SAMPLE_RATE_HZ as usize / len.max(1);
+    let Ok(mut enc) = opus::Encoder::new(SAMPLE_RATE_HZ, opus::Channels::Mono, opus::Application::Voip) else {
+        return Vec::new();
+    };
+    let _ = enc.set_inband_fec(true);
+    let _ = enc.set_packet_loss_perc(10);
+    let _ = enc.set_bitrate(opus::Bitrate::Bits(32_000));
+    let mut out = vec![0u8; 1500];
+    (0..frames * 2)
+        .map(|f| {
+            let pcm: Vec<i16> = (0..len)
+                .map(|i| {
+                    let t = (f * len + i) as f64 / f64::from(SAMPLE_RATE_HZ);
+                    ((std::f64::consts::TAU * f64::from(hz) * t).sin() * 0.3 * 32767.0) as i16
+                })
+                .collect();
+            let n = enc.encode(&pcm, &mut out).unwrap_or(0);
+            Arc::from(&out[..n])
+        })
+        .skip(frames)
+        .collect()
 }
 
 /// The frequency with the most energy, in Hz, with parabolic interpolation between bins.
@@ -96,4 +136,19 @@ pub fn best_offset(sample: &[i16], piece: &[i16]) -> (usize, f64) {
         }
     }
     best
+}
+
+/// Where a steady tone crosses zero going up, in samples, interpolated between samples. The
+/// gaps between crossings are its periods: a dropped stretch or a jump in phase shows as one
+/// period that is too short or too long.
+pub fn rising_zero_crossings(samples: &[i16]) -> Vec<f64> {
+    samples
+        .windows(2)
+        .enumerate()
+        .filter(|(_, w)| w[0] < 0 && w[1] >= 0)
+        .map(|(i, w)| {
+            let (a, b) = (f64::from(w[0]), f64::from(w[1]));
+            i as f64 + a / (a - b)
+        })
+        .collect()
 }

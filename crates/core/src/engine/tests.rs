@@ -12,6 +12,7 @@ use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, Rtc};
 
 use super::*;
+use crate::testkit::rng::Rng;
 
 const SERVER: &str = "127.0.0.1:50000";
 
@@ -230,11 +231,9 @@ fn garbage_datagrams_are_dropped_without_harm() {
     let caller = w.callers[0].addr;
     let stranger: SocketAddr = "127.0.0.1:9".parse().unwrap();
     let server: SocketAddr = SERVER.parse().unwrap();
-    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut rng = Rng::new(0x9e37_79b9_7f4a_7c15);
     for i in 0..2000usize {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
+        let seed = rng.next_u64();
         let len = (seed % 1300) as usize;
         let mut bytes: Vec<u8> = (0..len).map(|j| (seed >> (j % 56)) as u8).collect();
         // Make some look like STUN, DTLS or RTP so they reach deeper parsers.
@@ -423,9 +422,12 @@ fn a_sample_frame_goes_out_in_the_turn_it_is_due() {
 
 #[test]
 fn sessions_spread_evenly_over_recorder_shards() {
-    let mut rng = fastrand::Rng::with_seed(7);
+    let mut rng = Rng::new(7);
     let ids: Vec<SessionId> = (0..4000)
-        .map(|_| SessionId::from_uuid(uuid::Builder::from_random_bytes(rng.u128(..).to_le_bytes()).into_uuid()))
+        .map(|_| {
+            let bytes = (u128::from(rng.next_u64()) << 64 | u128::from(rng.next_u64())).to_le_bytes();
+            SessionId::from_uuid(uuid::Builder::from_random_bytes(bytes).into_uuid())
+        })
         .collect();
     for n in [1, 2, 3, 8] {
         let mut counts = vec![0usize; n];

@@ -3,7 +3,7 @@
 //! The engine owns no socket, thread, channel, file or clock. It is driven by exactly two
 //! calls: [`Engine::handle_input`] with the current time, and [`Engine::poll_output`],
 //! which the caller drains until it returns [`Output::Timeout`]. The I/O shell in
-//! `crate::io` runs it against a real UDP socket; the tests run the very same type against
+//! the daemon's event loop runs it against a real UDP socket; the tests run the very same type against
 //! simulated networks.
 
 mod demux;
@@ -19,45 +19,12 @@ use std::time::{Duration, Instant};
 
 use str0m::net::{Protocol, Receive};
 
-pub use offer::{accept_offer, Accepted, OfferError, OfferParams};
+pub use offer::{accept_offer, offer_sdp, opus_pt, Accepted, OfferError, OfferParams};
 use session::Session;
 
 use crate::media::recording::Packet;
 pub use crate::media::Ptime;
-
-/// A session's identity, as the HTTP API and the recording's file name show it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct SessionId(uuid::Uuid);
-
-impl SessionId {
-    /// A session id from its numeric form (tests and replays use small numbers).
-    pub const fn from_u128(v: u128) -> Self {
-        SessionId(uuid::Uuid::from_u128(v))
-    }
-
-    /// A session id from a uuid the caller generated.
-    pub const fn from_uuid(v: uuid::Uuid) -> Self {
-        SessionId(v)
-    }
-
-    /// Which of `n` shards (recorder workers) this session belongs to: stable for the
-    /// session, spread evenly over random (v4) ids, and far cheaper than a hasher.
-    pub fn shard(self, n: usize) -> usize {
-        let v = self.0.as_u128();
-        ((v as u64 ^ (v >> 64) as u64) % n.max(1) as u64) as usize
-    }
-
-    /// Parses the textual form used in URLs.
-    pub fn parse(s: &str) -> Option<Self> {
-        uuid::Uuid::try_parse(s).ok().map(SessionId)
-    }
-}
-
-impl fmt::Display for SessionId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.hyphenated().fmt(f)
-    }
-}
+pub use crate::session_id::SessionId;
 
 /// Settings the engine needs; the rest of `Config` belongs to the shell.
 #[derive(Debug, Clone)]
@@ -385,10 +352,11 @@ impl Engine {
         }
         let mut session = Session::new(accepted, now);
         self.by_ufrag.entry(session.ufrag().into()).or_default().push(id);
-        crate::logging::with_session(id, || {
+        {
+            let _scope = id.log_scope();
             log::debug!("added; waiting for ICE");
             session.drain(now, &mut self.out, &mut self.stats);
-        });
+        }
         self.sessions.insert(id, session);
         self.stats.sessions_added += 1;
         self.schedule(id);
@@ -433,10 +401,10 @@ impl Engine {
         };
         session.count_in(buf.len());
         self.stats.bytes_in += buf.len() as u64;
-        let ok = crate::logging::with_session(id, || {
-            session.bind_unannounced_ssrc(buf);
-            session.handle(now, input) && session.drain(now, &mut self.out, &mut self.stats)
-        });
+        let scope = id.log_scope();
+        session.bind_unannounced_ssrc(buf);
+        let ok = session.handle(now, input) && session.drain(now, &mut self.out, &mut self.stats);
+        drop(scope);
         if !ok || !session.is_alive() {
             let reason = if ok { EndReason::Closed } else { EndReason::Error };
             let _ = self.end_session(now, id, reason);
@@ -492,15 +460,11 @@ impl Engine {
         }
         for id in due.drain(..) {
             let Some(session) = self.sessions.get_mut(&id) else { continue };
-            let verdict = crate::logging::with_session(id, || {
-                let ok = session.handle(now, str0m::Input::Timeout(now))
-                    && session.drain(now, &mut self.out, &mut self.stats);
-                if !ok {
-                    Some(EndReason::Error)
-                } else {
-                    session.expired(now, &self.config)
-                }
-            });
+            let scope = id.log_scope();
+            let ok =
+                session.handle(now, str0m::Input::Timeout(now)) && session.drain(now, &mut self.out, &mut self.stats);
+            let verdict = if ok { session.expired(now, &self.config) } else { Some(EndReason::Error) };
+            drop(scope);
             if let Some(reason) = verdict {
                 let _ = self.end_session(now, id, reason);
             } else {
@@ -560,9 +524,9 @@ impl Engine {
                 continue;
             }
             let id = session.id();
-            let ok = crate::logging::with_session(id, || {
-                session.write_sample(now, rtp, frame) && session.drain(now, &mut self.out, &mut self.stats)
-            });
+            let scope = id.log_scope();
+            let ok = session.write_sample(now, rtp, frame) && session.drain(now, &mut self.out, &mut self.stats);
+            drop(scope);
             if !ok {
                 failed.push(id);
                 continue;
@@ -587,12 +551,11 @@ impl Engine {
                 self.by_ufrag.remove(session.ufrag());
             }
         }
-        crate::logging::with_session(id, || {
-            session.close(now, &mut self.out, &mut self.stats);
-            let duration = session.connected_at().map(|at| now.saturating_duration_since(at));
-            log::debug!("ended ({reason}) after {:?}", duration.unwrap_or_default());
-            self.out.push_back(Output::Ended { session: id, reason, duration, counters: session.counters() });
-        });
+        let _scope = id.log_scope();
+        session.close(now, &mut self.out, &mut self.stats);
+        let duration = session.connected_at().map(|at| now.saturating_duration_since(at));
+        log::debug!("ended ({reason}) after {:?}", duration.unwrap_or_default());
+        self.out.push_back(Output::Ended { session: id, reason, duration, counters: session.counters() });
         Ok(())
     }
 
