@@ -6,24 +6,37 @@
 //! file > built-in default. They are parsed once, at start, into [`Config`], whose fields
 //! carry types (`SocketAddr`, [`Millis`], `NonZero*`, [`Cidr`]) rather than strings: a value
 //! out of its range is refused where it is read, with a message naming the setting.
+//!
+//! Each setting is declared once, as a row of the table below (the `settings!` macro of
+//! `config/table.rs`): its doc comment (the `--help` text), clap's `#[arg]` (flag,
+//! environment variable, default, value parser), its type, its config file key and the
+//! parser of the key's TOML value. From the rows come [`Flags`] (flattened into [`Cli`]),
+//! [`file::KEYS`], [`FileSettings`], the precedence and [`Config`]. Adding a setting is a
+//! row here (with its `DEFAULT_*` constant), its rows in README.md's tables and its line in
+//! `deploy/tapedeck.toml` (tests check both). The rules between settings (`--public-ip` with
+//! `--udp-addr`, the stun timeout within the connect timeout, `--token` or `--token-file`)
+//! are in `config/rules.rs`.
 
 mod cidr;
 pub mod file;
 mod millis;
+mod rules;
+mod table;
 mod token;
 mod values;
 
 use std::ffi::OsString;
 use std::net::{IpAddr, SocketAddr};
 use std::num::{NonZeroU64, NonZeroUsize};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser};
 
+use tapedeck_core::media::Ptime;
 pub use cidr::{Cidr, CidrError};
-pub use file::{FileError, FileSettings};
+pub use file::FileError;
 pub use millis::Millis;
+use table::Place;
 pub use token::{Token, TokenError};
 
 /// `--jitter-buffer`: 20 ms (one packet) to 10 s.
@@ -93,123 +106,130 @@ pub struct Cli {
     #[arg(long, env = "TAPEDECK_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
 
+    // The settings, from the table below.
+    #[command(flatten)]
+    pub flags: Flags,
+}
+
+// The table of settings: one row each, in the order of `--help` (see `table::settings!`).
+table::settings! {
     /// Address the HTTP signalling server binds (port 0: any free port).
     #[arg(long, env = "TAPEDECK_HTTP_ADDR", default_value = DEFAULT_HTTP_ADDR)]
-    pub http_addr: SocketAddr,
+    http_addr: SocketAddr, file "http-addr" => file::typed;
 
     /// Address of the one UDP socket that carries all media (port 0: any free port).
     #[arg(long, env = "TAPEDECK_UDP_ADDR", default_value = DEFAULT_UDP_ADDR)]
-    pub udp_addr: SocketAddr,
+    udp_addr: SocketAddr, file "udp-addr" => file::typed;
 
     /// IP address advertised in the ICE candidate; required when --udp-addr is 0.0.0.0 or ::.
     #[arg(long, env = "TAPEDECK_PUBLIC_IP")]
-    pub public_ip: Option<IpAddr>,
+    public_ip: Option<IpAddr>, file "public-ip" => file::typed;
 
     /// WAV file played in a loop to every caller (any rate 8-384 kHz, 1-8 channels; converted to 48 kHz mono).
     #[arg(long, env = "TAPEDECK_SAMPLE", default_value = DEFAULT_SAMPLE)]
-    pub sample: PathBuf,
+    sample: PathBuf, file "sample" => file::typed;
 
     /// Folder for recordings, named <session>_<UTC timestamp>.wav (created if missing).
     #[arg(long, env = "TAPEDECK_RECORDINGS", default_value = DEFAULT_RECORDINGS)]
-    pub recordings: PathBuf,
+    recordings: PathBuf, file "recordings" => file::typed;
 
     /// Folder for log files, one per start (created if missing).
     #[arg(long, env = "TAPEDECK_LOGS", default_value = DEFAULT_LOGS)]
-    pub logs: PathBuf,
+    logs: PathBuf, file "logs" => file::typed;
 
     /// Packet time of the outgoing audio in milliseconds: 10, 20, 40 or 60.
     #[arg(long, env = "TAPEDECK_PTIME", default_value_t = DEFAULT_PTIME_MS, value_parser = values::parse_ptime)]
-    pub ptime: u64,
+    ptime: u64, file "ptime" => file::ptime, into Ptime => values::to_ptime;
 
     /// Depth of each recording's jitter buffer in milliseconds (20 to 10000).
     #[arg(long, env = "TAPEDECK_JITTER_BUFFER", value_name = "MS", default_value_t = DEFAULT_JITTER_BUFFER)]
-    pub jitter_buffer: JitterBuffer,
+    jitter_buffer: JitterBuffer, file "jitter-buffer" => file::millis;
 
     /// Most sessions at once; further offers get 503 with Retry-After.
     #[arg(long, env = "TAPEDECK_MAX_SESSIONS",
           default_value_t = NonZeroUsize::new(DEFAULT_MAX_SESSIONS).expect("non-zero constant"))]
-    pub max_sessions: NonZeroUsize,
+    max_sessions: NonZeroUsize, file "max-sessions" => file::typed;
 
     /// Milliseconds the recorder threads may fall behind the event loop (the cores are
     /// overloaded) before further offers get 503 with Retry-After; admitted calls go on and
     /// keep every packet, but their audio waits in memory until the recorders catch up
     /// (100 to 600000).
     #[arg(long, env = "TAPEDECK_MAX_RECORDER_LAG", value_name = "MS", default_value_t = DEFAULT_MAX_RECORDER_LAG)]
-    pub max_recorder_lag: MaxRecorderLag,
+    max_recorder_lag: MaxRecorderLag, file "max-recorder-lag" => file::millis;
 
     /// Console log level (off, error, warn, info, debug, trace); the log file always gets debug.
     #[arg(long, env = "TAPEDECK_LOG_LEVEL", default_value = "info", value_parser = values::parse_level)]
-    pub log_level: log::LevelFilter,
+    log_level: log::LevelFilter, file "log-level" => file::level;
 
     /// Milliseconds an ICE disconnection may last before the session is ended (a caller that
     /// sends nothing at all is ended after twice this); 1000 to 300000.
     #[arg(long, env = "TAPEDECK_DISCONNECT_TIMEOUT", value_name = "MS", default_value_t = DEFAULT_DISCONNECT_TIMEOUT)]
-    pub disconnect_timeout: DisconnectTimeout,
+    disconnect_timeout: DisconnectTimeout, file "disconnect-timeout" => file::millis;
 
     /// Milliseconds a session may take from the answer to connected before it is dropped
     /// (1000 to 300000).
     #[arg(long, env = "TAPEDECK_CONNECT_TIMEOUT", value_name = "MS", default_value_t = DEFAULT_CONNECT_TIMEOUT)]
-    pub connect_timeout: ConnectTimeout,
+    connect_timeout: ConnectTimeout, file "connect-timeout" => file::millis;
 
     /// Milliseconds a new session may wait for its first valid STUN check before it is
     /// ended (500 to 60000, at most --connect-timeout; when only a connect timeout below
     /// this default is given, the stun timeout becomes the connect timeout).
     #[arg(long, env = "TAPEDECK_STUN_TIMEOUT", value_name = "MS", default_value_t = DEFAULT_STUN_TIMEOUT)]
-    pub stun_timeout: StunTimeout,
+    stun_timeout: StunTimeout, file "stun-timeout" => file::millis;
 
     /// Most sessions not yet connected one client address may hold; further offers from it
     /// get 429 with Retry-After.
     #[arg(long, env = "TAPEDECK_MAX_CONNECTING_PER_CLIENT", value_name = "N",
           default_value_t = NonZeroUsize::new(DEFAULT_MAX_CONNECTING_PER_CLIENT).expect("non-zero constant"))]
-    pub max_connecting_per_client: NonZeroUsize,
+    max_connecting_per_client: NonZeroUsize, file "max-connecting-per-client" => file::typed;
 
     /// Reverse proxy whose X-Forwarded-For header is believed for the client address (an
     /// address, or a block like 10.0.0.0/8); repeat the flag for several; the environment
     /// variable takes a comma-separated list. Without it, the client is the TCP peer.
     #[arg(long = "trusted-proxy", env = "TAPEDECK_TRUSTED_PROXIES", value_name = "CIDR", value_delimiter = ',')]
-    pub trusted_proxies: Vec<Cidr>,
+    trusted_proxies: Vec<Cidr>, file "trusted-proxies" => file::cidrs;
 
     /// Number of recorder worker threads (0: one per CPU core).
     #[arg(long, env = "TAPEDECK_RECORDER_THREADS", default_value_t = 0)]
-    pub recorder_threads: usize,
+    recorder_threads: usize, file "recorder-threads" => file::typed, into NonZeroUsize => values::threads_or_cores;
 
     /// Also write, per session, what the recorder was handed (RTP time, sequence number,
     /// payload, arrival time) to DIR/<recording name>.tdcap, for `tapedeck replay`.
     #[arg(long, env = "TAPEDECK_CAPTURE", value_name = "DIR")]
-    pub capture: Option<PathBuf>,
+    capture: Option<PathBuf>, file "capture" => file::typed;
 
     /// Number of HTTP signalling threads.
     #[arg(long, env = "TAPEDECK_HTTP_THREADS", default_value_t = NonZeroUsize::new(2).expect("non-zero constant"))]
-    pub http_threads: NonZeroUsize,
+    http_threads: NonZeroUsize, file "http-threads" => file::typed;
 
     /// Bearer token HTTP clients must present (`Authorization: Bearer TOKEN`); printable
     /// ASCII without spaces. Prefer --token-file: a flag shows in `ps`.
     #[arg(long, env = "TAPEDECK_TOKEN", hide_env_values = true, value_parser = Token::unchecked)]
-    pub token: Option<Token>,
+    token: Option<Token>, file "token" => file::token;
 
     /// File holding the bearer token (read at start; one trailing newline removed), for
     /// example systemd's `%d/token` from LoadCredential=. Not together with --token.
     #[arg(long, env = "TAPEDECK_TOKEN_FILE", value_name = "PATH")]
-    pub token_file: Option<PathBuf>,
+    token_file: Option<PathBuf>, file "token-file" => file::typed;
 
     /// Origin allowed to call the HTTP API from a browser (scheme://host[:port], or *);
     /// repeat the flag for several; the environment variable takes a comma-separated list.
     #[arg(long = "cors-origin", env = "TAPEDECK_CORS_ORIGINS", value_name = "ORIGIN",
           value_delimiter = ',', value_parser = values::parse_origin)]
-    pub cors_origins: Vec<String>,
+    cors_origins: Vec<String>, file "cors-origins" => file::origins;
 
     /// Most log files kept in the logs folder, counting this start's: older tapedeck log
     /// files are deleted at start (only ours: tapedeck_<UTC timestamp>.log and its .1).
     #[arg(long, env = "TAPEDECK_LOG_MAX_FILES", value_name = "N",
           default_value_t = NonZeroUsize::new(DEFAULT_LOG_MAX_FILES).expect("non-zero constant"))]
-    pub log_max_files: NonZeroUsize,
+    log_max_files: NonZeroUsize, file "log-max-files" => file::typed;
 
     /// Size at which this start's log file is renamed to <name>.1 and a new one begun (one
     /// .1 per start: at most twice this per start). Bytes, or with a KiB, MiB or GiB suffix.
     #[arg(long, env = "TAPEDECK_LOG_MAX_BYTES", value_name = "BYTES",
           default_value_t = NonZeroU64::new(DEFAULT_LOG_MAX_BYTES).expect("non-zero constant"),
           value_parser = values::parse_bytes)]
-    pub log_max_bytes: NonZeroU64,
+    log_max_bytes: NonZeroU64, file "log-max-bytes" => file::bytes;
 }
 
 /// Tools beside the daemon.
@@ -224,47 +244,6 @@ pub enum Subcommand {
         #[arg(short, long)]
         output: PathBuf,
     },
-}
-
-/// The daemon's settings, typed and checked. `Debug` is safe to log: the token prints as
-/// `<redacted>`.
-#[derive(Debug, Clone)]
-pub struct Config {
-    /// The config file the settings were read from, if any.
-    pub config_file: Option<PathBuf>,
-    pub http_addr: SocketAddr,
-    pub udp_addr: SocketAddr,
-    pub public_ip: Option<IpAddr>,
-    pub sample: PathBuf,
-    pub recordings: PathBuf,
-    pub logs: PathBuf,
-    pub ptime: tapedeck_core::media::Ptime,
-    pub jitter_buffer: JitterBuffer,
-    pub max_sessions: NonZeroUsize,
-    /// How far the recorders may fall behind before offers are refused.
-    pub max_recorder_lag: MaxRecorderLag,
-    pub log_level: log::LevelFilter,
-    pub disconnect_timeout: DisconnectTimeout,
-    pub connect_timeout: ConnectTimeout,
-    /// How long a new session may wait for its first STUN check; never above
-    /// `connect_timeout`.
-    pub stun_timeout: StunTimeout,
-    /// Most sessions not yet connected one client address may hold.
-    pub max_connecting_per_client: NonZeroUsize,
-    /// Reverse proxies whose `X-Forwarded-For` is believed; empty: the TCP peer is the client.
-    pub trusted_proxies: Vec<Cidr>,
-    pub recorder_threads: NonZeroUsize,
-    pub http_threads: NonZeroUsize,
-    pub capture: Option<PathBuf>,
-    /// The bearer token HTTP clients must present, if any (from --token or --token-file).
-    pub token: Option<Token>,
-    /// Origins allowed to call the HTTP API from a browser, as browsers send them
-    /// (`https://app.example.com`), or `*`; empty: no cross-origin access.
-    pub cors_origins: Vec<String>,
-    /// Most log files kept, counting the current start's.
-    pub log_max_files: NonZeroUsize,
-    /// Size at which the current log file is rotated (one rotated file per start).
-    pub log_max_bytes: NonZeroU64,
 }
 
 /// A setting that cannot work.
@@ -310,159 +289,9 @@ impl Config {
             }
             None => FileSettings::default(),
         };
-        Config::merge(cli, file, |id| Place::of(matches.value_source(id)))
-    }
-
-    /// Merges the layers; `place(id)` says where the flag with clap id `id` got its value.
-    fn merge(cli: Cli, file: FileSettings, place: impl Fn(&str) -> Place) -> Result<Config, ConfigError> {
-        let given = |id: &str| place(id) > Place::File;
-        let token = token(&cli, &file, &place)?;
-        let udp_addr = pick(given("udp_addr"), cli.udp_addr, file.udp_addr);
-        let public_ip = cli.public_ip.or(file.public_ip);
-        match public_ip {
-            Some(p) if p.is_unspecified() => return Err(ConfigError::PublicIpUnspecified(p)),
-            None if udp_addr.ip().is_unspecified() => return Err(ConfigError::PublicIpRequired(udp_addr.ip())),
-            _ => {}
-        }
-        let recorder_threads = pick(given("recorder_threads"), cli.recorder_threads, file.recorder_threads);
-        let cores = std::thread::available_parallelism().unwrap_or(NonZeroUsize::MIN);
-        let connect_place = layer(&place, "connect_timeout", file.connect_timeout.is_some());
-        let connect_timeout = pick(given("connect_timeout"), cli.connect_timeout, file.connect_timeout);
-        let stun_place = layer(&place, "stun_timeout", file.stun_timeout.is_some());
-        let stun_timeout = pick(given("stun_timeout"), cli.stun_timeout, file.stun_timeout);
-        let config = cli.config.as_deref();
-        let stun_timeout = stun_within_connect((stun_timeout, stun_place), (connect_timeout, connect_place), config)?;
-        Ok(Config {
-            config_file: cli.config,
-            http_addr: pick(given("http_addr"), cli.http_addr, file.http_addr),
-            udp_addr,
-            public_ip,
-            sample: pick(given("sample"), cli.sample, file.sample),
-            recordings: pick(given("recordings"), cli.recordings, file.recordings),
-            logs: pick(given("logs"), cli.logs, file.logs),
-            ptime: tapedeck_core::media::Ptime::from_millis(pick(given("ptime"), cli.ptime, file.ptime))
-                .expect("checked by values::check_ptime"),
-            jitter_buffer: pick(given("jitter_buffer"), cli.jitter_buffer, file.jitter_buffer),
-            max_sessions: pick(given("max_sessions"), cli.max_sessions, file.max_sessions),
-            max_recorder_lag: pick(given("max_recorder_lag"), cli.max_recorder_lag, file.max_recorder_lag),
-            log_level: pick(given("log_level"), cli.log_level, file.log_level),
-            disconnect_timeout: pick(given("disconnect_timeout"), cli.disconnect_timeout, file.disconnect_timeout),
-            connect_timeout,
-            stun_timeout,
-            max_connecting_per_client: pick(
-                given("max_connecting_per_client"),
-                cli.max_connecting_per_client,
-                file.max_connecting_per_client,
-            ),
-            trusted_proxies: pick(given("trusted_proxies"), cli.trusted_proxies, file.trusted_proxies),
-            recorder_threads: NonZeroUsize::new(recorder_threads).unwrap_or(cores),
-            http_threads: pick(given("http_threads"), cli.http_threads, file.http_threads),
-            capture: cli.capture.or(file.capture),
-            token,
-            cors_origins: pick(given("cors_origins"), cli.cors_origins, file.cors_origins),
-            log_max_files: pick(given("log_max_files"), cli.log_max_files, file.log_max_files),
-            log_max_bytes: pick(given("log_max_bytes"), cli.log_max_bytes, file.log_max_bytes),
-        })
-    }
-}
-
-/// Where a value came from, lowest precedence first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Place {
-    Default,
-    File,
-    Environment,
-    CommandLine,
-}
-
-impl Place {
-    fn of(source: Option<ValueSource>) -> Place {
-        match source {
-            Some(ValueSource::CommandLine) => Place::CommandLine,
-            Some(ValueSource::EnvVariable) => Place::Environment,
-            _ => Place::Default,
-        }
-    }
-
-    /// Names the flag, variable or key that gave a value, for error messages.
-    fn describe(self, flag: &str, file: Option<&Path>) -> String {
-        match self {
-            Place::CommandLine => format!("--{flag}"),
-            Place::Environment => format!("TAPEDECK_{}", flag.replace('-', "_").to_uppercase()),
-            Place::File => {
-                format!("`{flag}` in {}", file.map_or("the config file".into(), |f| f.display().to_string()))
-            }
-            Place::Default => "the default".to_owned(),
-        }
-    }
-}
-
-/// The flag's value if the command line or the environment gave it, else the file's, else the
-/// flag's (which then is clap's default, the built-in one).
-fn pick<T>(given: bool, flag: T, file: Option<T>) -> T {
-    match file {
-        Some(f) if !given => f,
-        _ => flag,
-    }
-}
-
-/// Where the value of the flag with clap id `id` came from, given whether the file has it.
-fn layer(place: &impl Fn(&str) -> Place, id: &str, in_file: bool) -> Place {
-    match place(id) {
-        Place::Default if in_file => Place::File,
-        p => p,
-    }
-}
-
-/// The stun timeout, checked against the connect timeout (a session is dropped at the
-/// connect timeout whatever the stun timeout says). One given longer than the connect
-/// timeout is an error; the default stun timeout is lowered to a connect timeout given
-/// below it, so that setting only `--connect-timeout 3000` (valid before the stun timeout
-/// existed) still starts.
-fn stun_within_connect(
-    (stun, stun_place): (StunTimeout, Place),
-    (connect, connect_place): (ConnectTimeout, Place),
-    config: Option<&Path>,
-) -> Result<StunTimeout, ConfigError> {
-    if stun.as_millis() <= connect.as_millis() {
-        return Ok(stun);
-    }
-    if stun_place == Place::Default {
-        // In range: connect < stun <= the stun maximum, and connect >= the connect minimum,
-        // which is at least the stun minimum (checked at compile time below).
-        const _: () = assert!(ConnectTimeout::MIN_MS >= StunTimeout::MIN_MS);
-        return Ok(StunTimeout::new(connect.as_millis()).expect("a connect timeout below a stun timeout is one"));
-    }
-    Err(ConfigError::StunAfterConnect {
-        stun: stun_place.describe("stun-timeout", config),
-        stun_ms: stun.as_millis(),
-        connect: match connect_place {
-            Place::Default => "the default --connect-timeout".to_owned(),
-            p => p.describe("connect-timeout", config),
-        },
-        connect_ms: connect.as_millis(),
-    })
-}
-
-/// The token from --token or --token-file, whichever layer gave it; both at once is an error,
-/// since it is unclear which one the operator meant to use.
-fn token(cli: &Cli, file: &FileSettings, place: &impl Fn(&str) -> Place) -> Result<Option<Token>, ConfigError> {
-    let config = cli.config.as_deref();
-    let token = match (&cli.token, &file.token) {
-        (Some(t), _) => Some((t, place("token"))),
-        (None, f) => f.as_ref().map(|t| (t, Place::File)),
-    };
-    let token_file = match (&cli.token_file, &file.token_file) {
-        (Some(p), _) => Some((p, place("token_file"))),
-        (None, f) => f.as_ref().map(|p| (p, Place::File)),
-    };
-    match (token, token_file) {
-        (Some((_, a)), Some((_, b))) => {
-            Err(ConfigError::TokenTwice(a.describe("token", config), b.describe("token-file", config)))
-        }
-        (Some((t, p)), None) => Ok(Some(t.clone().check(&p.describe("token", config))?)),
-        (None, Some((path, _))) => Ok(Some(Token::read(path)?)),
-        (None, None) => Ok(None),
+        let mut settings = Layered::new(cli.flags, file, |id| Place::of(matches.value_source(id)));
+        settings.check(cli.config.as_deref())?;
+        Ok(settings.finish(cli.config))
     }
 }
 

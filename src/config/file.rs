@@ -9,77 +9,15 @@
 //! ```
 //!
 //! Each key is read on its own (rather than through one derived struct) so that every error
-//! names its key: an unknown key, or a value that does not parse.
+//! names its key: an unknown key, or a value that does not parse. The keys, and which parser
+//! below reads each, are rows of the table of settings in `config.rs`.
 
-use std::net::{IpAddr, SocketAddr};
-use std::num::{NonZeroU64, NonZeroUsize};
-use std::path::{Path, PathBuf};
+use std::num::NonZeroU64;
+use std::path::Path;
 
 use super::token::Token;
 use super::{values, Cidr, Millis};
-use super::{ConnectTimeout, DisconnectTimeout, JitterBuffer, MaxRecorderLag, StunTimeout};
-
-/// The repeatable flags, and the key (and environment variable) that takes their list.
-pub const LISTS: &[(&str, &str)] = &[("cors-origin", "cors-origins"), ("trusted-proxy", "trusted-proxies")];
-
-/// The keys a config file may hold: the long flags without `--` (except `--config`), with
-/// the plural of a repeatable flag ([`LISTS`]).
-pub const KEYS: &[&str] = &[
-    "http-addr",
-    "udp-addr",
-    "public-ip",
-    "sample",
-    "recordings",
-    "logs",
-    "ptime",
-    "jitter-buffer",
-    "max-sessions",
-    "max-recorder-lag",
-    "log-level",
-    "disconnect-timeout",
-    "connect-timeout",
-    "stun-timeout",
-    "max-connecting-per-client",
-    "trusted-proxies",
-    "recorder-threads",
-    "capture",
-    "http-threads",
-    "token",
-    "token-file",
-    "cors-origins",
-    "log-max-files",
-    "log-max-bytes",
-];
-
-/// The settings a config file gave; `None` for every key it did not.
-#[derive(Debug, Default)]
-pub struct FileSettings {
-    pub http_addr: Option<SocketAddr>,
-    pub udp_addr: Option<SocketAddr>,
-    pub public_ip: Option<IpAddr>,
-    pub sample: Option<PathBuf>,
-    pub recordings: Option<PathBuf>,
-    pub logs: Option<PathBuf>,
-    pub ptime: Option<u64>,
-    pub jitter_buffer: Option<JitterBuffer>,
-    pub max_sessions: Option<NonZeroUsize>,
-    pub max_recorder_lag: Option<MaxRecorderLag>,
-    pub log_level: Option<log::LevelFilter>,
-    pub disconnect_timeout: Option<DisconnectTimeout>,
-    pub connect_timeout: Option<ConnectTimeout>,
-    pub stun_timeout: Option<StunTimeout>,
-    pub max_connecting_per_client: Option<NonZeroUsize>,
-    pub trusted_proxies: Option<Vec<Cidr>>,
-    pub recorder_threads: Option<usize>,
-    pub capture: Option<PathBuf>,
-    pub http_threads: Option<NonZeroUsize>,
-    /// Checked (not empty, header-safe) when the [`super::Config`] is built.
-    pub token: Option<Token>,
-    pub token_file: Option<PathBuf>,
-    pub cors_origins: Option<Vec<String>>,
-    pub log_max_files: Option<NonZeroUsize>,
-    pub log_max_bytes: Option<NonZeroU64>,
-}
+pub use super::{FileSettings, KEYS, LISTS};
 
 /// A config file that cannot be used; [`super::ConfigError::File`] adds the file's path.
 #[derive(Debug, thiserror::Error)]
@@ -113,70 +51,58 @@ impl FileSettings {
         }
         Ok(settings)
     }
-
-    fn set(&mut self, key: &str, value: toml::Value) -> Result<(), KeyError> {
-        match key {
-            "http-addr" => self.http_addr = Some(typed(value)?),
-            "udp-addr" => self.udp_addr = Some(typed(value)?),
-            "public-ip" => self.public_ip = Some(typed(value)?),
-            "sample" => self.sample = Some(typed(value)?),
-            "recordings" => self.recordings = Some(typed(value)?),
-            "logs" => self.logs = Some(typed(value)?),
-            "ptime" => self.ptime = Some(values::check_ptime(typed(value)?).map_err(Bad)?),
-            "jitter-buffer" => self.jitter_buffer = Some(millis(value)?),
-            "max-sessions" => self.max_sessions = Some(typed(value)?),
-            "max-recorder-lag" => self.max_recorder_lag = Some(millis(value)?),
-            "log-level" => self.log_level = Some(values::parse_level(&typed::<String>(value)?).map_err(Bad)?),
-            "disconnect-timeout" => self.disconnect_timeout = Some(millis(value)?),
-            "connect-timeout" => self.connect_timeout = Some(millis(value)?),
-            "stun-timeout" => self.stun_timeout = Some(millis(value)?),
-            "max-connecting-per-client" => self.max_connecting_per_client = Some(typed(value)?),
-            "trusted-proxies" => self.trusted_proxies = Some(cidrs(value)?),
-            "recorder-threads" => self.recorder_threads = Some(typed(value)?),
-            "capture" => self.capture = Some(typed(value)?),
-            "http-threads" => self.http_threads = Some(typed(value)?),
-            "token" => self.token = Some(Token::raw(typed(value)?)),
-            "token-file" => self.token_file = Some(typed(value)?),
-            "cors-origins" => self.cors_origins = Some(origins(value)?),
-            "log-max-files" => self.log_max_files = Some(typed(value)?),
-            "log-max-bytes" => self.log_max_bytes = Some(bytes(value)?),
-            _ => return Err(Unknown),
-        }
-        Ok(())
-    }
 }
 
 /// Why one key was refused.
-enum KeyError {
+pub(super) enum KeyError {
     Unknown,
     Bad(String),
 }
 use KeyError::{Bad, Unknown};
 
+// The parsers of the keys' values, named in the table of settings (`config.rs`): each takes
+// what its flag takes, checked as the flag checks it, in the TOML type that fits (a number
+// of milliseconds is an integer, not a string).
+
 /// The value as `T`, through serde.
-fn typed<T: serde::de::DeserializeOwned>(value: toml::Value) -> Result<T, KeyError> {
+pub(super) fn typed<T: serde::de::DeserializeOwned>(value: toml::Value) -> Result<T, KeyError> {
     value.try_into().map_err(|e: toml::de::Error| Bad(e.message().to_owned()))
 }
 
+/// A packet time, as `--ptime` takes it.
+pub(super) fn ptime(value: toml::Value) -> Result<u64, KeyError> {
+    values::check_ptime(typed(value)?).map_err(Bad)
+}
+
+/// A log level, as `--log-level` takes it.
+pub(super) fn level(value: toml::Value) -> Result<log::LevelFilter, KeyError> {
+    values::parse_level(&typed::<String>(value)?).map_err(Bad)
+}
+
+/// The token as given; checked (not empty, header-safe) when the [`super::Config`] is built.
+pub(super) fn token(value: toml::Value) -> Result<Token, KeyError> {
+    Ok(Token::raw(typed(value)?))
+}
+
 /// An array of origins, each checked as `--cors-origin` checks it.
-fn origins(value: toml::Value) -> Result<Vec<String>, KeyError> {
+pub(super) fn origins(value: toml::Value) -> Result<Vec<String>, KeyError> {
     let list: Vec<String> = typed(value)?;
     list.iter().map(|o| values::parse_origin(o).map_err(|e| Bad(format!("{o:?} {e}")))).collect()
 }
 
 /// Milliseconds within the setting's range, an integer as the flag takes.
-fn millis<const MIN: u64, const MAX: u64>(value: toml::Value) -> Result<Millis<MIN, MAX>, KeyError> {
+pub(super) fn millis<const MIN: u64, const MAX: u64>(value: toml::Value) -> Result<Millis<MIN, MAX>, KeyError> {
     Millis::new(typed(value)?).map_err(Bad)
 }
 
 /// An array of address blocks, each checked as `--trusted-proxy` checks it.
-fn cidrs(value: toml::Value) -> Result<Vec<Cidr>, KeyError> {
+pub(super) fn cidrs(value: toml::Value) -> Result<Vec<Cidr>, KeyError> {
     let list: Vec<String> = typed(value)?;
     list.iter().map(|c| c.parse().map_err(|e| Bad(format!("{c:?} {e}")))).collect()
 }
 
 /// A byte count: an integer, or a string with a unit as `--log-max-bytes` takes (`"50MiB"`).
-fn bytes(value: toml::Value) -> Result<NonZeroU64, KeyError> {
+pub(super) fn bytes(value: toml::Value) -> Result<NonZeroU64, KeyError> {
     match value {
         toml::Value::String(s) => values::parse_bytes(&s).map_err(Bad),
         other => typed(other),
@@ -185,6 +111,9 @@ fn bytes(value: toml::Value) -> Result<NonZeroU64, KeyError> {
 
 #[cfg(test)]
 mod tests {
+    use std::num::NonZeroUsize;
+    use std::path::PathBuf;
+
     use super::*;
 
     #[test]

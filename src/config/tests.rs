@@ -372,3 +372,74 @@ fn the_readme_lists_every_flag_variable_and_key() {
         assert!(line.contains(&format!("`{key} = ")), "README: the row of --{long} lacks the key `{key}`");
     }
 }
+
+/// For each config file key: a value in the file's TOML and one for its flag, neither the
+/// default nor the other.
+const EVERY_KEY: [(&str, &str, &str); 24] = [
+    ("http-addr", "\"127.0.0.1:81\"", "127.0.0.1:82"),
+    ("udp-addr", "\"127.0.0.1:5001\"", "127.0.0.1:5002"),
+    ("public-ip", "\"192.0.2.1\"", "192.0.2.2"),
+    ("sample", "\"a.wav\"", "b.wav"),
+    ("recordings", "\"recordings-a\"", "recordings-b"),
+    ("logs", "\"logs-a\"", "logs-b"),
+    ("ptime", "20", "40"),
+    ("jitter-buffer", "500", "600"),
+    ("max-sessions", "7", "8"),
+    ("max-recorder-lag", "1000", "2000"),
+    ("log-level", "\"warn\"", "debug"),
+    ("disconnect-timeout", "2000", "3000"),
+    ("connect-timeout", "20000", "25000"),
+    ("stun-timeout", "4000", "3000"),
+    ("max-connecting-per-client", "3", "4"),
+    ("trusted-proxies", "[\"10.0.0.0/8\"]", "192.168.0.0/16"),
+    ("recorder-threads", "97", "98"),
+    ("capture", "\"captures-a\"", "captures-b"),
+    ("http-threads", "3", "4"),
+    ("token", "\"token-a\"", "token-b"),
+    ("token-file", "TOKEN_FILE_A", "TOKEN_FILE_B"),
+    ("cors-origins", "[\"https://a.example\"]", "https://b.example"),
+    ("log-max-files", "3", "4"),
+    ("log-max-bytes", "4096", "8192"),
+];
+
+/// The configuration as text (the token shown), without the config file's name.
+fn shown(config: Result<Config, String>) -> String {
+    let mut c = config.unwrap_or_else(|e| panic!("{e}"));
+    c.config_file = None;
+    format!("{c:?} token {:?}", c.token.as_ref().map(Token::expose))
+}
+
+#[test]
+fn every_key_reaches_the_config_and_loses_to_its_flag_and_its_variable() {
+    let keys: BTreeSet<&str> = EVERY_KEY.iter().map(|(key, _, _)| *key).collect();
+    assert_eq!(keys, file::KEYS.iter().copied().collect(), "EVERY_KEY lacks a key, or has one twice");
+    let (_a, token_a) = config_file("token-a\n");
+    let (_b, token_b) = config_file("token-b\n");
+    let _env = env_lock();
+    let default = shown(parse_locked(&[]));
+    for (key, in_file, given) in EVERY_KEY {
+        let in_file = in_file.replace("TOKEN_FILE_A", &format!("{token_a:?}"));
+        let given = given.replace("TOKEN_FILE_B", &token_b);
+        let flag = file::LISTS.iter().find(|(_, k)| *k == key).map_or(key, |(flag, _)| flag);
+        let flag = format!("--{flag}");
+        let (_f, path) = config_file(&format!("{key} = {in_file}\n"));
+        let from_file = shown(parse_locked(&["--config", &path]));
+        let from_flag = shown(parse_locked(&[&flag, &given]));
+        assert_ne!(from_file, default, "`{key}` in the file changes nothing");
+        assert_ne!(from_flag, default, "{flag} changes nothing");
+        assert_ne!(from_flag, from_file, "`{key}` and {flag} give the same");
+        assert_eq!(shown(parse_locked(&["--config", &path, &flag, &given])), from_flag, "{flag} wins over the file");
+        let _v = EnvVar::set(&format!("TAPEDECK_{}", key.replace('-', "_").to_uppercase()), &given);
+        assert_eq!(shown(parse_locked(&["--config", &path])), from_flag, "the variable of {flag} wins over the file");
+    }
+}
+
+#[test]
+fn the_table_gives_each_setting_one_flag_and_one_key() {
+    let flags: Vec<String> = settings().into_iter().map(|(long, _)| long).collect();
+    let keys: BTreeSet<&str> = file::KEYS.iter().copied().collect();
+    assert_eq!((flags.len(), keys.len()), (file::KEYS.len(), file::KEYS.len()), "a flag or a key twice, or missing");
+    for (flag, key) in file::LISTS {
+        assert!(flags.iter().any(|f| f == flag) && keys.contains(key), "--{flag} and `{key}`");
+    }
+}

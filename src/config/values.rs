@@ -1,5 +1,8 @@
 //! Parsers for the values that need more than `FromStr`, shared by the flags (through clap)
-//! and the config file, so both accept exactly the same values.
+//! and the config file, so both accept exactly the same values; and the conversions of the
+//! settings whose `Config` field has another type than the flag.
+
+use std::num::NonZeroUsize;
 
 use super::PTIMES_MS;
 
@@ -15,6 +18,16 @@ pub fn check_ptime(ms: u64) -> Result<u64, String> {
     } else {
         Err(format!("must be one of {PTIMES_MS:?}"))
     }
+}
+
+/// The `Config` value of `--ptime`, which [`parse_ptime`] or [`check_ptime`] let through.
+pub fn to_ptime(ms: u64) -> tapedeck_core::media::Ptime {
+    tapedeck_core::media::Ptime::from_millis(ms).expect("checked by values::check_ptime")
+}
+
+/// The `Config` value of `--recorder-threads`: 0 is one per CPU core.
+pub fn threads_or_cores(threads: usize) -> NonZeroUsize {
+    NonZeroUsize::new(threads).unwrap_or_else(|| std::thread::available_parallelism().unwrap_or(NonZeroUsize::MIN))
 }
 
 /// `--log-level`: off, error, warn, info, debug or trace.
