@@ -32,11 +32,11 @@ use std::path::PathBuf;
 
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser};
 
-use tapedeck_core::media::Ptime;
 pub use cidr::{Cidr, CidrError};
 pub use file::FileError;
 pub use millis::Millis;
 use table::Place;
+use tapedeck_core::media::Ptime;
 pub use token::{Token, TokenError};
 
 /// `--jitter-buffer`: 20 ms (one packet) to 10 s.

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
+use tapedeck_core::media::SAMPLE_RATE_HZ;
 
 use clap::{ArgMatches, CommandFactory, FromArgMatches};
 use crossbeam_channel::unbounded;
@@ -203,7 +204,7 @@ fn replay(capture: &std::path::Path, output: &std::path::Path) -> ExitCode {
             println!(
                 "{}: {:.3} s, {} packets, {} lost, {} late, {} duplicates",
                 output.display(),
-                stats.samples_written as f64 / 48_000.0,
+                stats.samples_written as f64 / f64::from(SAMPLE_RATE_HZ),
                 stats.packets,
                 stats.lost,
                 stats.late,

@@ -9,6 +9,7 @@
 mod common;
 
 use std::time::{Duration, Instant};
+use tapedeck_core::media::SAMPLE_RATE_HZ;
 
 use tapedeck_tools::http::{request_with, HttpResponse};
 use tapedeck_tools::{call, offering, CallPlan};
@@ -55,7 +56,7 @@ fn with_a_token_changes_need_it_and_the_rest_stays_open() {
     assert_eq!(report.error, None, "{report:?}");
     assert_eq!(report.hangup_status, Some(200));
     let (samples, call_len) = daemon.recorded(&report);
-    assert!((samples.len() as f64 / 48_000.0 - call_len).abs() <= 0.06);
+    assert!((samples.len() as f64 / f64::from(SAMPLE_RATE_HZ) - call_len).abs() <= 0.06);
     let whip = call(&CallPlan { whip: true, ..plan.clone() });
     assert_eq!((whip.answer_status, whip.hangup_status, whip.error.clone()), (201, Some(200), None), "{whip:?}");
     let bearer = format!("Bearer {TOKEN}");

@@ -19,6 +19,7 @@ mod common;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+use tapedeck_core::media::SAMPLE_RATE_HZ;
 
 use tapedeck_core::testkit::audio;
 use tapedeck_tools::http::request;
@@ -27,7 +28,6 @@ use tapedeck_tools::http::request;
 const PYTHON: &str = "/usr/bin/python3";
 const TONE_HZ: f64 = 440.0;
 const CALL: Duration = Duration::from_secs(5);
-const RATE: u32 = 48_000;
 
 #[test]
 fn an_aiortc_caller_is_recorded_and_hears_the_sample() {
@@ -77,9 +77,9 @@ fn an_aiortc_caller_is_recorded_and_hears_the_sample() {
     // shorter: measured +0.01 to +0.09 s idle, of which 0.02 to 0.12 s is silence before
     // aiortc's first packet, and up to +0.23 s with a CPU hog on 2 cores.
     let (spec, samples) = audio::read_wav(&path);
-    assert_eq!((spec.channels, spec.sample_rate, spec.bits_per_sample), (1, RATE, 16));
-    let wav_s = samples.len() as f64 / f64::from(RATE);
-    let hz = audio::dominant_hz(&samples[samples.len() / 4..samples.len() * 3 / 4], RATE);
+    assert_eq!((spec.channels, spec.sample_rate, spec.bits_per_sample), (1, SAMPLE_RATE_HZ, 16));
+    let wav_s = samples.len() as f64 / f64::from(SAMPLE_RATE_HZ);
+    let hz = audio::dominant_hz(&samples[samples.len() / 4..samples.len() * 3 / 4], SAMPLE_RATE_HZ);
     let tone_s = tone_seconds(&samples);
     let v = |key: &str| r[key].to_string().trim_matches('"').to_string();
     eprintln!(
@@ -160,6 +160,6 @@ fn sessions_left(daemon: &common::Daemon, limit: Duration) -> u64 {
 /// Seconds of the recording in 20 ms windows loud enough to be the tone (sent at 0.3 of
 /// full scale, RMS 0.21; the silence around it is 0).
 fn tone_seconds(samples: &[i16]) -> f64 {
-    let window = RATE as usize / 50;
+    let window = SAMPLE_RATE_HZ as usize / 50;
     samples.chunks(window).filter(|w| audio::rms(w) > 0.1).count() as f64 * 0.020
 }

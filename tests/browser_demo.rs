@@ -13,19 +13,20 @@ use std::path::Path;
 use std::process::Command;
 use std::sync::Mutex;
 use std::time::Duration;
+use tapedeck_core::media::SAMPLE_RATE_HZ;
 
 use tapedeck_core::testkit::audio;
 
 fn write_tone(path: &Path, hz: f64, seconds: f64) {
     let spec = hound::WavSpec {
         channels: 1,
-        sample_rate: 48_000,
+        sample_rate: SAMPLE_RATE_HZ,
         bits_per_sample: 16,
         sample_format: hound::SampleFormat::Int,
     };
     let mut w = hound::WavWriter::create(path, spec).expect("tone file");
-    for i in 0..(seconds * 48_000.0) as usize {
-        let v = (2.0 * std::f64::consts::PI * hz * i as f64 / 48_000.0).sin() * 0.4;
+    for i in 0..(seconds * f64::from(SAMPLE_RATE_HZ)) as usize {
+        let v = (2.0 * std::f64::consts::PI * hz * i as f64 / f64::from(SAMPLE_RATE_HZ)).sin() * 0.4;
         w.write_sample((v * 32767.0) as i16).unwrap();
     }
     w.finalize().unwrap();
@@ -90,11 +91,11 @@ fn the_demo_page_calls_records_and_plays_in_chromium() {
     let path = daemon.recording(name);
     daemon.wait_for_final(&path, Duration::from_secs(5));
     let (_, samples) = audio::read_wav(&path);
-    let wav_len = samples.len() as f64 / 48_000.0;
+    let wav_len = samples.len() as f64 / f64::from(SAMPLE_RATE_HZ);
     // The page stamps connected and Stop on its own clock (playwright notices the state late).
     let call_len = page["pageCallMs"].as_f64().unwrap() / 1000.0;
     assert!((wav_len - call_len).abs() < 0.1, "WAV {wav_len:.3} s vs call {call_len:.3} s");
-    let hz = audio::dominant_hz(&samples[24_000..samples.len() - 4800], 48_000);
+    let hz = audio::dominant_hz(&samples[24_000..samples.len() - 4800], SAMPLE_RATE_HZ);
     assert!((hz - 660.0).abs() <= 3.0, "recorded {hz} Hz");
 }
 

@@ -7,6 +7,7 @@
 mod common;
 
 use std::time::Duration;
+use tapedeck_core::media::SAMPLE_RATE_HZ;
 
 use tapedeck_core::testkit::audio;
 use tapedeck_tools::http::request;
@@ -37,11 +38,11 @@ fn a_full_disk_mid_call_keeps_what_was_written_and_the_call_goes_on() {
 
     let path = daemon.seen_by_daemon(&daemon.recording(report.recording.as_deref().unwrap()));
     let (spec, samples) = audio::read_wav(&path);
-    assert_eq!((spec.channels, spec.sample_rate), (1, 48_000));
-    let kept = samples.len() as f64 / 48_000.0;
+    assert_eq!((spec.channels, spec.sample_rate), (1, SAMPLE_RATE_HZ));
+    let kept = samples.len() as f64 / f64::from(SAMPLE_RATE_HZ);
     // Everything up to the last header refresh before the disk filled (~4.2 s) is kept.
     assert!(kept >= 3.5 && kept < call_len, "kept {kept:.2} s of a {call_len:.2} s call");
-    let hz = audio::dominant_hz(&samples[samples.len() / 4..samples.len() * 3 / 4], 48_000);
+    let hz = audio::dominant_hz(&samples[samples.len() / 4..samples.len() * 3 / 4], SAMPLE_RATE_HZ);
     assert!((hz - 440.0).abs() <= 3.0, "{hz} Hz");
     eprintln!("disk full: kept {kept:.2} s of a {call_len:.2} s call");
 }

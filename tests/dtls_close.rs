@@ -6,6 +6,7 @@
 mod common;
 
 use std::time::{Duration, Instant};
+use tapedeck_core::media::SAMPLE_RATE_HZ;
 
 use tapedeck_core::testkit::audio;
 use tapedeck_tools::{call, CallPlan, Ending};
@@ -24,8 +25,8 @@ fn dtls_close_ends_the_session_and_finalizes_the_wav() {
     daemon.wait_for_final(&path, Duration::from_secs(5));
     assert!(waited.elapsed() < Duration::from_secs(3), "the session did not end on close_notify");
     let (_, samples) = audio::read_wav(&path);
-    let wav_len = samples.len() as f64 / 48_000.0;
+    let wav_len = samples.len() as f64 / f64::from(SAMPLE_RATE_HZ);
     assert!((wav_len - call_len.as_secs_f64()).abs() <= 0.060, "WAV {wav_len} s vs call {call_len:?}");
-    let hz = audio::dominant_hz(&samples[9600..samples.len() - 9600], 48_000);
+    let hz = audio::dominant_hz(&samples[9600..samples.len() - 9600], SAMPLE_RATE_HZ);
     assert!((hz - 440.0).abs() <= 3.0, "{hz} Hz");
 }

@@ -21,6 +21,7 @@ use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+use tapedeck_core::media::SAMPLE_RATE_HZ;
 
 use tapedeck_core::testkit::audio;
 
@@ -105,9 +106,9 @@ fn call_and_check(ssrc: &str) -> Option<common::Daemon> {
     // The recording: the tone, at its frequency and level, as long as the call, no hole.
     let path = only_recording(&daemon);
     let samples = audio::read_wav(&path).1;
-    let wav_len = samples.len() as f64 / 48_000.0;
+    let wav_len = samples.len() as f64 / f64::from(SAMPLE_RATE_HZ);
     let middle = &samples[samples.len() / 4..samples.len() * 3 / 4];
-    let hz = audio::dominant_hz(middle, 48_000);
+    let hz = audio::dominant_hz(middle, SAMPLE_RATE_HZ);
     let level = audio::rms(middle);
     let tone = tone_span(&samples, level);
     eprintln!(
@@ -149,8 +150,8 @@ fn tone_span(samples: &[i16], tone_rms: f64) -> ToneSpan {
         return ToneSpan { first: f64::INFINITY, last: 0.0, holes: 0 };
     };
     ToneSpan {
-        first: (a * BLOCK) as f64 / 48_000.0,
-        last: ((b + 1) * BLOCK) as f64 / 48_000.0,
+        first: (a * BLOCK) as f64 / f64::from(SAMPLE_RATE_HZ),
+        last: ((b + 1) * BLOCK) as f64 / f64::from(SAMPLE_RATE_HZ),
         holes: b + 1 - a - loud.len(),
     }
 }

@@ -6,6 +6,7 @@
 mod common;
 
 use std::time::Duration;
+use tapedeck_core::media::SAMPLE_RATE_HZ;
 
 use tapedeck_core::testkit::audio;
 use tapedeck_tools::{call, CallPlan};
@@ -23,10 +24,10 @@ fn ten_percent_loss_keeps_length_and_tone() {
     assert!(report.dropped > 10, "the path dropped only {} datagrams", report.dropped);
 
     let (samples, call_len) = daemon.recorded(&report);
-    let wav_len = samples.len() as f64 / 48_000.0;
+    let wav_len = samples.len() as f64 / f64::from(SAMPLE_RATE_HZ);
     assert!((wav_len - call_len).abs() <= 0.060, "WAV {wav_len} s vs call {call_len} s");
     let middle = &samples[48_000..samples.len() - 24_000];
-    let hz = audio::dominant_hz(middle, 48_000);
+    let hz = audio::dominant_hz(middle, SAMPLE_RATE_HZ);
     assert!((hz - 440.0).abs() <= 3.0, "dominant {hz} Hz");
     // No holes: every 20 ms block carries the tone, received or concealed. On a steady
     // synthetic tone libopus stops adding in-band FEC after its voice detector settles, so

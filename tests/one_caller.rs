@@ -7,6 +7,7 @@ mod common;
 
 use std::path::Path;
 use std::time::Duration;
+use tapedeck_core::media::SAMPLE_RATE_HZ;
 
 use tapedeck_core::testkit::audio;
 use tapedeck_tools::{call, CallPlan};
@@ -24,12 +25,12 @@ fn one_caller_is_recorded_and_hears_the_sample() {
     daemon.wait_for_final(&path, Duration::from_secs(5));
     assert_eq!(daemon.recordings(), vec![path.clone()], "exactly one WAV");
     let (spec, samples) = audio::read_wav(&path);
-    assert_eq!((spec.channels, spec.sample_rate, spec.bits_per_sample), (1, 48_000, 16));
-    let wav_len = Duration::from_secs_f64(samples.len() as f64 / 48_000.0);
+    assert_eq!((spec.channels, spec.sample_rate, spec.bits_per_sample), (1, SAMPLE_RATE_HZ, 16));
+    let wav_len = Duration::from_secs_f64(samples.len() as f64 / f64::from(SAMPLE_RATE_HZ));
     let diff = wav_len.as_secs_f64() - call_len.as_secs_f64();
     assert!(diff.abs() <= 0.060, "WAV {wav_len:?} vs call {call_len:?}");
     let middle = &samples[samples.len() / 4..samples.len() * 3 / 4];
-    let hz = audio::dominant_hz(middle, 48_000);
+    let hz = audio::dominant_hz(middle, SAMPLE_RATE_HZ);
     assert!((hz - 440.0).abs() <= 3.0, "dominant {hz} Hz");
 
     // The sample came back: at 10 ms per packet, at least 95 % of what the call's length implies.

@@ -6,6 +6,7 @@
 mod common;
 
 use std::time::Duration;
+use tapedeck_core::media::SAMPLE_RATE_HZ;
 
 use common::metric;
 use tapedeck_tools::http::request;
@@ -70,7 +71,10 @@ fn health_metrics_and_sessions_describe_a_live_call() {
     assert!(metric(&text, "tapedeck_packets_in_total") >= 40.0);
     assert!(metric(&text, "tapedeck_packets_out_total") >= 80.0);
     assert!(metric(&text, "tapedeck_bytes_out_total") > metric(&text, "tapedeck_packets_out_total"));
-    assert!(metric(&text, "tapedeck_recording_bytes_total") > 48_000.0, "a second of 16-bit audio is 96 kB");
+    assert!(
+        metric(&text, "tapedeck_recording_bytes_total") > f64::from(SAMPLE_RATE_HZ),
+        "a second of 16-bit audio is 96 kB"
+    );
     assert_eq!(metric(&text, "tapedeck_recording_errors_total"), 0.0);
     assert_eq!(metric(&text, "tapedeck_recording_late_packets_total"), 0.0);
     assert_eq!(metric(&text, "tapedeck_recording_reanchors_total"), 0.0);

@@ -6,6 +6,7 @@
 mod common;
 
 use std::time::{Duration, Instant};
+use tapedeck_core::media::SAMPLE_RATE_HZ;
 
 use tapedeck_core::testkit::audio;
 use tapedeck_tools::http::request;
@@ -45,9 +46,9 @@ fn beyond_max_sessions_offers_get_503_and_admitted_calls_record_complete_wavs() 
     for (hz, report) in admitted {
         assert_eq!(report.error, None, "{report:?}");
         let (samples, call_len) = daemon.recorded(report);
-        let wav_len = samples.len() as f64 / 48_000.0;
+        let wav_len = samples.len() as f64 / f64::from(SAMPLE_RATE_HZ);
         assert!((wav_len - call_len).abs() <= 0.01 * call_len, "{hz} Hz: WAV {wav_len:.3} s of a {call_len:.3} s call");
-        let got = audio::dominant_hz(&samples[samples.len() / 4..samples.len() * 3 / 4], 48_000);
+        let got = audio::dominant_hz(&samples[samples.len() / 4..samples.len() * 3 / 4], SAMPLE_RATE_HZ);
         assert!((got - *hz as f64).abs() <= 3.0, "{hz} Hz caller recorded at {got} Hz");
         // Every admitted caller heard the sample the whole time (10 ms packets).
         let expected = call_len / 0.010;

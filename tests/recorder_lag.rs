@@ -10,6 +10,7 @@
 mod common;
 
 use std::time::{Duration, Instant};
+use tapedeck_core::media::SAMPLE_RATE_HZ;
 
 use common::metric;
 use tapedeck_core::testkit::audio;
@@ -68,7 +69,7 @@ fn offers_are_refused_while_the_recorders_lag_and_the_lagging_call_keeps_every_p
     let path = daemon.recording(report.recording.as_deref().unwrap());
     daemon.wait_for_final(&path, Duration::from_secs(5));
     let (_, samples) = audio::read_wav(&path);
-    let wav_len = samples.len() as f64 / 48_000.0;
+    let wav_len = samples.len() as f64 / f64::from(SAMPLE_RATE_HZ);
     assert!((wav_len - call_len.as_secs_f64()).abs() <= 0.060, "WAV {wav_len} s vs call {call_len:?}");
     let frames = samples.len() / 960;
     let mut silent_frames = 0;
@@ -82,7 +83,7 @@ fn offers_are_refused_while_the_recorders_lag_and_the_lagging_call_keeps_every_p
         }
     }
     assert_eq!(silent_frames, 0, "every 20 ms of the call holds the tone (nothing concealed as silence)");
-    let hz = audio::dominant_hz(&samples[samples.len() / 4..samples.len() * 3 / 4], 48_000);
+    let hz = audio::dominant_hz(&samples[samples.len() / 4..samples.len() * 3 / 4], SAMPLE_RATE_HZ);
     assert!((hz - 440.0).abs() <= 3.0, "dominant {hz} Hz");
     let recording = metric(&metrics(), "tapedeck_concealed_packets_total");
     assert_eq!(recording, 0.0, "no packet was lost or concealed");

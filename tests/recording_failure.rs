@@ -7,6 +7,7 @@
 mod common;
 
 use std::time::Duration;
+use tapedeck_core::media::SAMPLE_RATE_HZ;
 
 use tapedeck_tools::http::request;
 use tapedeck_tools::{call, CallPlan};
@@ -50,5 +51,5 @@ fn an_unwritable_recordings_folder_is_counted_and_the_calls_go_on() {
     let report = call(&CallPlan::tone(http, 440.0, Duration::from_secs(1)));
     assert_eq!(report.error, None);
     let (samples, call_len) = daemon.recorded(&report);
-    assert!((samples.len() as f64 / 48_000.0 - call_len).abs() < 0.06);
+    assert!((samples.len() as f64 / f64::from(SAMPLE_RATE_HZ) - call_len).abs() < 0.06);
 }

@@ -11,6 +11,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use tapedeck_core::media::SAMPLE_RATE_HZ;
 
 use common::sim::{NetConfig, PeerPlan, Sim};
 use sha2::{Digest, Sha256};
@@ -84,7 +85,7 @@ fn committed_captures_hold_what_their_names_say() {
             .samples()
             .map(|s| s.unwrap())
             .collect();
-        let got = tapedeck_core::testkit::audio::dominant_hz(&samples, 48_000);
+        let got = tapedeck_core::testkit::audio::dominant_hz(&samples, SAMPLE_RATE_HZ);
         assert!((got - hz).abs() <= 3.0, "{name}: {got} Hz");
         match name {
             "clean" => assert_eq!(stats.lost, 0),

@@ -9,6 +9,7 @@ mod common;
 use std::f64::consts::PI;
 use std::path::Path;
 use std::time::Duration;
+use tapedeck_core::media::SAMPLE_RATE_HZ;
 
 use tapedeck_core::testkit::audio;
 use tapedeck_tools::{call, CallPlan};
@@ -43,13 +44,13 @@ fn a_stereo_44k1_sample_plays_at_its_pitch_and_level() {
 
     // What was heard, past the decoder's first half second: the tone at the file's level.
     let heard = &report.pcm[24_000..];
-    let hz = audio::dominant_hz(heard, 48_000);
+    let hz = audio::dominant_hz(heard, SAMPLE_RATE_HZ);
     let level = audio::rms(heard) / (AMPLITUDE / 2f64.sqrt());
-    let share = audio::tone_share(heard, TONE_HZ, 48_000);
+    let share = audio::tone_share(heard, TONE_HZ, SAMPLE_RATE_HZ);
     // No gap, click or jump in phase anywhere, the loop's seam included: every period of the
     // tone is as long as the others.
     let crossings = tapedeck_core::testkit::audio::rising_zero_crossings(heard);
-    let period = 48_000.0 / TONE_HZ;
+    let period = f64::from(SAMPLE_RATE_HZ) / TONE_HZ;
     let (shortest, longest) =
         crossings.windows(2).map(|w| w[1] - w[0]).fold((f64::MAX, f64::MIN), |(lo, hi), p| (lo.min(p), hi.max(p)));
     let quietest = heard.chunks(480).map(audio::rms).fold(f64::MAX, f64::min) / audio::rms(heard);

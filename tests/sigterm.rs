@@ -6,6 +6,7 @@
 mod common;
 
 use std::time::{Duration, Instant};
+use tapedeck_core::media::SAMPLE_RATE_HZ;
 
 use tapedeck_core::testkit::audio;
 use tapedeck_tools::{call, CallPlan};
@@ -27,12 +28,12 @@ fn sigterm_mid_call_finalizes_the_recording_and_exits_zero() {
 
     let path = daemon.recording(report.recording.as_deref().unwrap());
     let (spec, samples) = audio::read_wav(&path);
-    assert_eq!(spec.sample_rate, 48_000);
-    let wav_len = samples.len() as f64 / 48_000.0;
+    assert_eq!(spec.sample_rate, SAMPLE_RATE_HZ);
+    let wav_len = samples.len() as f64 / f64::from(SAMPLE_RATE_HZ);
     assert!((wav_len - call_len.as_secs_f64()).abs() <= 0.060, "WAV {wav_len} s vs call {call_len:?}");
     // The last second (still in the jitter buffer at SIGTERM) was written too.
     let tail = &samples[samples.len() - 48_000 + 4800..samples.len() - 2400];
-    let hz = audio::dominant_hz(tail, 48_000);
+    let hz = audio::dominant_hz(tail, SAMPLE_RATE_HZ);
     assert!((hz - 440.0).abs() <= 3.0, "last second is {hz} Hz");
     eprintln!("exited {exit_after:?} after SIGTERM; WAV {wav_len:.3} s for a {call_len:?} call");
 }
@@ -55,12 +56,12 @@ fn kill_9_mid_call_leaves_a_playable_wav_missing_at_most_the_last_second() {
     let call_len = (killed - report.connected_at.expect("connected")).as_secs_f64();
     let path = daemon.recording(report.recording.as_deref().unwrap());
     let (spec, samples) = audio::read_wav(&path);
-    assert_eq!((spec.channels, spec.sample_rate), (1, 48_000));
-    let wav_len = samples.len() as f64 / 48_000.0;
+    assert_eq!((spec.channels, spec.sample_rate), (1, SAMPLE_RATE_HZ));
+    let wav_len = samples.len() as f64 / f64::from(SAMPLE_RATE_HZ);
     // In-order audio is written at once and the header is refreshed every 200 ms: at most
     // the last second is missing.
     assert!(wav_len >= call_len - 1.0 && wav_len <= call_len, "WAV {wav_len:.3} s of a {call_len:.3} s call");
-    let hz = audio::dominant_hz(&samples[9600..samples.len() - 960], 48_000);
+    let hz = audio::dominant_hz(&samples[9600..samples.len() - 960], SAMPLE_RATE_HZ);
     assert!((hz - 440.0).abs() <= 3.0, "{hz} Hz");
     eprintln!("kill -9 after {call_len:.2} s of call left a playable {wav_len:.2} s WAV");
 }

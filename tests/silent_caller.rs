@@ -6,6 +6,7 @@
 mod common;
 
 use std::time::Duration;
+use tapedeck_core::media::SAMPLE_RATE_HZ;
 
 use tapedeck_core::testkit::audio;
 use tapedeck_tools::{call, CallPlan, Segment};
@@ -24,18 +25,19 @@ fn two_seconds_without_packets_become_two_seconds_of_silence() {
     assert_eq!(report.error, None, "{report:?}");
 
     let (samples, call_len) = daemon.recorded(&report);
-    let wav_len = samples.len() as f64 / 48_000.0;
+    let wav_len = samples.len() as f64 / f64::from(SAMPLE_RATE_HZ);
     assert!((wav_len - call_len).abs() <= 0.060, "WAV {wav_len} s vs call {call_len} s");
 
-    let at = |t: f64| (t * 48_000.0) as usize;
+    let at = |t: f64| (t * f64::from(SAMPLE_RATE_HZ)) as usize;
     // Silence from 1.5 s to 3.5 s (allowing 60 ms at each edge for the tone's fade).
     let gap = &samples[at(1.56)..at(3.44)];
     let loud = gap.iter().filter(|s| s.unsigned_abs() > 100).count();
     assert!(loud == 0, "{loud} loud samples inside the pause");
-    let quiet_run = samples[at(1.3)..at(3.7)].iter().filter(|s| s.unsigned_abs() <= 100).count() as f64 / 48_000.0;
+    let quiet_run =
+        samples[at(1.3)..at(3.7)].iter().filter(|s| s.unsigned_abs() <= 100).count() as f64 / f64::from(SAMPLE_RATE_HZ);
     assert!((quiet_run - 2.0).abs() < 0.08, "the pause lasts {quiet_run:.3} s");
     for (from, to) in [(0.3, 1.4), (3.6, 4.9)] {
-        let hz = audio::dominant_hz(&samples[at(from)..at(to)], 48_000);
+        let hz = audio::dominant_hz(&samples[at(from)..at(to)], SAMPLE_RATE_HZ);
         assert!((hz - 440.0).abs() <= 3.0, "tone from {from} to {to} s is {hz} Hz");
     }
 }

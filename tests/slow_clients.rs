@@ -10,6 +10,7 @@ mod common;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
+use tapedeck_core::media::SAMPLE_RATE_HZ;
 
 use tapedeck_tools::{call, CallPlan};
 
@@ -60,7 +61,7 @@ fn stalled_and_trickling_clients_do_not_hold_up_a_real_call() {
     let answer_ms = (report.answered_at.unwrap() - report.offered_at.unwrap()).as_millis();
     assert!(answer_ms < 500, "answered in {answer_ms} ms despite {STALLED} stalled clients");
     let (samples, call_len) = daemon.recorded(&report);
-    assert!((samples.len() as f64 / 48_000.0 - call_len).abs() <= 0.06);
+    assert!((samples.len() as f64 / f64::from(SAMPLE_RATE_HZ) - call_len).abs() <= 0.06);
 
     let statuses: Vec<Option<u16>> = stalled.into_iter().map(status_of).collect();
     let waited = started.elapsed();

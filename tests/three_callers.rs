@@ -7,6 +7,7 @@ mod common;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
+use tapedeck_core::media::SAMPLE_RATE_HZ;
 
 use tapedeck_core::testkit::audio;
 use tapedeck_tools::{call, CallPlan, CallReport};
@@ -34,10 +35,10 @@ fn three_callers_get_their_own_recordings_and_share_the_sample() {
         daemon.wait_for_final(&path, Duration::from_secs(5));
         let (_, samples) = audio::read_wav(&path);
         let middle = &samples[samples.len() / 4..samples.len() * 3 / 4];
-        let got = audio::dominant_hz(middle, 48_000);
+        let got = audio::dominant_hz(middle, SAMPLE_RATE_HZ);
         assert!((got - f64::from(hz)).abs() <= 3.0, "{hz} Hz caller recorded {got} Hz");
         for &other in TONES.iter().filter(|&&o| o != hz) {
-            let share = audio::tone_share(middle, f64::from(other), 48_000);
+            let share = audio::tone_share(middle, f64::from(other), SAMPLE_RATE_HZ);
             assert!(share < 0.01, "{hz} Hz recording holds {share:.3} of {other} Hz");
         }
     }
@@ -48,7 +49,7 @@ fn three_callers_get_their_own_recordings_and_share_the_sample() {
     let latest_connect = reports.iter().filter_map(|r| r.connected_at).max().unwrap();
     let at = latest_connect + Duration::from_millis(1500);
     let positions: Vec<f64> = reports.iter().map(|r| position_at(r, &sample, at)).collect();
-    let len = sample.len() as f64 / 48_000.0;
+    let len = sample.len() as f64 / f64::from(SAMPLE_RATE_HZ);
     for p in &positions[1..] {
         let d = (p - positions[0]).rem_euclid(len);
         let d = d.min(len - d);
@@ -65,5 +66,5 @@ fn position_at(r: &CallReport, sample: &[i16], at: Instant) -> f64 {
     assert!(corr > 0.9, "received audio does not match the sample ({corr})");
     let drift = at.saturating_duration_since(packet.arrival).as_secs_f64()
         - packet.arrival.saturating_duration_since(at).as_secs_f64();
-    offset as f64 / 48_000.0 + drift
+    offset as f64 / f64::from(SAMPLE_RATE_HZ) + drift
 }

@@ -6,6 +6,7 @@
 mod common;
 
 use std::time::{Duration, Instant};
+use tapedeck_core::media::SAMPLE_RATE_HZ;
 
 use tapedeck_core::testkit::audio;
 use tapedeck_tools::{call, CallPlan, Ending};
@@ -25,13 +26,13 @@ fn a_vanished_caller_is_ended_after_the_timeout_and_its_wav_finalized() {
     assert!(start.elapsed() < Duration::from_secs(20), "the session was never ended");
     let ended_after = vanished.elapsed();
     let (_, samples) = audio::read_wav(&path);
-    let wav_len = samples.len() as f64 / 48_000.0;
+    let wav_len = samples.len() as f64 / f64::from(SAMPLE_RATE_HZ);
     let talked = (vanished - report.connected_at.unwrap()).as_secs_f64();
     // The WAV spans from connect to the moment the server gave up, which is after the
     // caller vanished and no later than we observed the file finalized.
     assert!(wav_len >= talked - 0.06, "WAV {wav_len} s, caller talked {talked} s");
     assert!(wav_len <= talked + ended_after.as_secs_f64() + 0.06, "WAV {wav_len} s too long");
-    let hz = audio::dominant_hz(&samples[9600..(talked * 48_000.0) as usize - 9600], 48_000);
+    let hz = audio::dominant_hz(&samples[9600..(talked * f64::from(SAMPLE_RATE_HZ)) as usize - 9600], SAMPLE_RATE_HZ);
     assert!((hz - 440.0).abs() <= 3.0, "{hz} Hz");
     eprintln!("caller talked {talked:.2} s; server ended the session {ended_after:?} later; WAV {wav_len:.2} s");
 }

@@ -7,6 +7,7 @@
 mod common;
 
 use std::time::Duration;
+use tapedeck_core::media::SAMPLE_RATE_HZ;
 
 use tapedeck_core::testkit::audio;
 use tapedeck_tools::http::request;
@@ -33,9 +34,9 @@ fn a_whip_client_is_answered_recorded_and_ended_by_delete_on_its_location() {
     daemon.wait_for_final(&path, Duration::from_secs(5));
     let samples = audio::read_wav(&path).1;
     let call_len = (report.hangup_at.unwrap() - report.connected_at.unwrap()).as_secs_f64();
-    let wav_len = samples.len() as f64 / 48_000.0;
+    let wav_len = samples.len() as f64 / f64::from(SAMPLE_RATE_HZ);
     assert!((wav_len - call_len).abs() <= 0.06, "WAV {wav_len:.3} s vs call {call_len:.3} s");
-    let hz = audio::dominant_hz(&samples[samples.len() / 4..samples.len() * 3 / 4], 48_000);
+    let hz = audio::dominant_hz(&samples[samples.len() / 4..samples.len() * 3 / 4], SAMPLE_RATE_HZ);
     assert!((hz - 523.0).abs() <= 3.0, "{hz} Hz");
 
     // The session is gone: a second DELETE is 404.

@@ -20,6 +20,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
+use tapedeck_core::media::SAMPLE_RATE_HZ;
 
 use crossbeam_channel::{bounded, RecvTimeoutError, Sender};
 use tiny_http::{Header, Request, Response};
@@ -476,7 +477,7 @@ fn session_json(s: &SessionInfo, shared: &Shared, now: Instant) -> serde_json::V
         "concealed_ms": recording.as_ref().map_or(0, |r| r.concealed_samples / 48),
         "recording": recording.as_ref().map(|r| serde_json::json!({
             "path": r.path.display().to_string(),
-            "seconds": r.samples as f64 / 48_000.0,
+            "seconds": r.samples as f64 / f64::from(SAMPLE_RATE_HZ),
             "late_packets": r.late,
             "reanchors": r.reanchors,
             "drift_ms": r.drift_ms,

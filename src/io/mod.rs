@@ -237,6 +237,7 @@ mod tests {
     use super::*;
     use tapedeck_core::engine::{EngineConfig, Ptime};
     use tapedeck_core::media::recording::{Packet, RecordingConfig};
+    use tapedeck_core::media::SAMPLE_RATE_HZ;
 
     /// A loop whose first step fails (its socket is registered twice) still hands the
     /// recorders what it had queued and waits for them to finalize every file.
@@ -290,7 +291,7 @@ mod tests {
         assert!(event_loop.run().is_err(), "the loop should have failed");
         // run() returned: the worker has finished the file (no waiting here).
         let reader = hound::WavReader::open(&path).expect("a finalized WAV");
-        let seconds = reader.duration() as f64 / 48_000.0;
+        let seconds = reader.duration() as f64 / f64::from(SAMPLE_RATE_HZ);
         assert!(seconds >= 1.9, "the queued 2 s of audio is not all in the file: {seconds} s");
     }
 }

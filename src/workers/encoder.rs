@@ -7,7 +7,8 @@ use std::thread::JoinHandle;
 
 use crossbeam_channel::{bounded, Receiver};
 
-use tapedeck_core::media::sample::{decode, LoopEncoder, SampleError, RATE};
+use tapedeck_core::media::sample::{decode, LoopEncoder, SampleError};
+use tapedeck_core::media::SAMPLE_RATE_HZ;
 
 /// Encoded frames kept ready beyond what the engine holds (at 10 ms, half a second).
 pub const LOOKAHEAD_FRAMES: usize = 50;
@@ -22,7 +23,7 @@ pub fn load(path: &Path) -> Result<Vec<i16>, SampleError> {
     let file = std::fs::File::open(path).map_err(|source| SampleError::Open { path: name(), source })?;
     let converted =
         decode(std::io::BufReader::new(file)).map_err(|source| SampleError::Refused { path: name(), source })?;
-    log::info!("sample {}: {} -> {RATE} Hz mono", path.display(), converted.source);
+    log::info!("sample {}: {} -> {SAMPLE_RATE_HZ} Hz mono", path.display(), converted.source);
     Ok(converted.pcm)
 }
 

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use crate::engine::{accept_offer, Input, Output, SessionId};
 use crate::media::capture::{self, Op};
 use crate::media::recording::{Packet, Recording, RecordingConfig};
+use crate::media::SAMPLE_RATE_HZ;
 
 use crate::testkit::SERVER;
 
@@ -128,11 +129,11 @@ pub fn recording_ops(data: &[u8]) {
     assert!(s.padding <= empty, "{} padding packets counted, {empty} sent: {s:?}", s.padding);
     assert!(s.recorded <= seqs.len() as u64, "a sequence number was written twice: {s:?}");
     let len = hound::WavReader::new(Cursor::new(wav.into_inner())).map(|w| w.duration()).expect("a finished WAV reads");
-    let end = end_ms * 48;
+    let end = end_ms * u64::from(SAMPLE_RATE_HZ) / 1000;
     assert!(u64::from(len) >= end, "the WAV is shorter than the call: {len} < {end}");
     // The lead bound (10 s and a quarter of the call ahead), plus the one frame that may
     // start just inside it.
-    let most = end + 10 * 48_000 + end / 4 + 5_760;
+    let most = end + 10 * u64::from(SAMPLE_RATE_HZ) + end / 4 + 5_760;
     assert!(u64::from(len) <= most, "the WAV runs {len} samples, more than {most}: {s:?}");
 }
 
@@ -255,7 +256,7 @@ mod tests {
         write("engine_datagrams", "hangup", &[rec(0, &rtp), rec(3, &[])].concat());
         write("engine_datagrams", "time_passes", &[rec(2, &[200]), rec(2, &[255]), rec(0, &stun)].concat());
         // Recording: real Opus packets (each record relative to the previous one).
-        let mut enc = opus::Encoder::new(48_000, opus::Channels::Mono, opus::Application::Voip).unwrap();
+        let mut enc = opus::Encoder::new(SAMPLE_RATE_HZ, opus::Channels::Mono, opus::Application::Voip).unwrap();
         let mut out = vec![0u8; 255];
         let mut frames = Vec::new();
         for i in 0..20 {

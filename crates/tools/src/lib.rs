@@ -16,6 +16,7 @@ use std::f32::consts::TAU;
 use std::io::ErrorKind;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
+use tapedeck_core::media::SAMPLE_RATE_HZ;
 
 use str0m::change::{SdpAnswer, SdpPendingOffer};
 use str0m::media::{Frequency, MediaTime, Mid, Pt};
@@ -350,11 +351,11 @@ fn wait(socket: &UdpSocket, rtc: &mut Rtc, buf: &mut [u8], local: SocketAddr, un
 impl Media {
     fn new(rtc: &mut Rtc, mid: Mid) -> Result<Self, String> {
         let pt = opus_pt(rtc, mid).map_err(|_| "the answer has no Opus audio")?;
-        let mut encoder =
-            opus::Encoder::new(48_000, opus::Channels::Mono, opus::Application::Voip).map_err(|e| e.to_string())?;
+        let mut encoder = opus::Encoder::new(SAMPLE_RATE_HZ, opus::Channels::Mono, opus::Application::Voip)
+            .map_err(|e| e.to_string())?;
         let _ = encoder.set_inband_fec(true);
         let _ = encoder.set_packet_loss_perc(10);
-        let decoder = opus::Decoder::new(48_000, opus::Channels::Mono).map_err(|e| e.to_string())?;
+        let decoder = opus::Decoder::new(SAMPLE_RATE_HZ, opus::Channels::Mono).map_err(|e| e.to_string())?;
         Ok(Media {
             mid,
             pt,
@@ -376,7 +377,7 @@ impl Media {
             return Ok(());
         }
         self.frame.clear();
-        let step = TAU * plan.tone_hz / 48_000.0;
+        let step = TAU * plan.tone_hz / SAMPLE_RATE_HZ as f32;
         for _ in 0..len {
             self.frame.push((self.phase.sin() * 0.3 * 32767.0) as i16);
             self.phase = (self.phase + step) % TAU;

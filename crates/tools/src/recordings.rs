@@ -19,8 +19,9 @@
 
 use std::time::Duration;
 
-/// The recordings' sample rate.
-pub const RATE: u32 = 48_000;
+use tapedeck_core::media::SAMPLE_RATE_HZ;
+use tapedeck_core::testkit::audio::rms;
+
 /// Frames that may be missing from the count: a frame split over two blocks at the start
 /// and at the end of the talking stretch may leave neither block with enough tone.
 pub const EDGE_FRAMES: u64 = 2;
@@ -107,7 +108,7 @@ impl Judgement {
 
 /// Judges `samples` (48 kHz mono) against what the caller sent.
 pub fn judge(samples: &[i16], sent: Sent) -> Judgement {
-    let block = (sent.ptime.as_micros() as usize * RATE as usize / 1_000_000).max(1);
+    let block = (sent.ptime.as_micros() as usize * SAMPLE_RATE_HZ as usize / 1_000_000).max(1);
     let tones: Vec<bool> = samples.chunks(block).map(|b| carries_tone(b, sent.tone_hz)).collect();
     let first = tones.iter().position(|&t| t);
     let last = tones.iter().rposition(|&t| t);
@@ -119,7 +120,7 @@ pub fn judge(samples: &[i16], sent: Sent) -> Judgement {
         }
         _ => (0, 0.0),
     };
-    let file = Duration::from_secs_f64(samples.len() as f64 / f64::from(RATE));
+    let file = Duration::from_secs_f64(samples.len() as f64 / f64::from(SAMPLE_RATE_HZ));
     let mut j = Judgement {
         sent,
         tone_frames,
@@ -178,18 +179,9 @@ fn longest_run(tones: &[bool]) -> usize {
     tones.split(|&t| t).map(<[bool]>::len).max().unwrap_or(0)
 }
 
-/// Root mean square, full scale 1.0.
-fn rms(samples: &[i16]) -> f64 {
-    if samples.is_empty() {
-        return 0.0;
-    }
-    let sum: f64 = samples.iter().map(|&x| (f64::from(x) / 32768.0).powi(2)).sum();
-    (sum / samples.len() as f64).sqrt()
-}
-
 /// Energy at `hz` relative to all energy (Goertzel), 0..1.
 fn share_at(samples: &[i16], hz: f64) -> f64 {
-    let w = 2.0 * std::f64::consts::PI * hz / f64::from(RATE);
+    let w = 2.0 * std::f64::consts::PI * hz / f64::from(SAMPLE_RATE_HZ);
     let coeff = 2.0 * w.cos();
     let (mut s1, mut s2, mut total) = (0.0f64, 0.0f64, 0.0f64);
     for &x in samples {
@@ -215,9 +207,9 @@ mod tests {
 
     /// `silence` s of silence, then `tone` s of 440 Hz, then `tail` s of silence.
     fn wav(silence: f64, tone: f64, tail: f64) -> Vec<i16> {
-        let n = |s: f64| (s * f64::from(RATE)).round() as usize;
+        let n = |s: f64| (s * f64::from(SAMPLE_RATE_HZ)).round() as usize;
         let tone = (0..n(tone)).map(|i| {
-            let t = i as f64 / f64::from(RATE);
+            let t = i as f64 / f64::from(SAMPLE_RATE_HZ);
             ((std::f64::consts::TAU * 440.0 * t).sin() * 0.3 * 32767.0) as i16
         });
         std::iter::repeat_n(0, n(silence)).chain(tone).chain(std::iter::repeat_n(0, n(tail))).collect()
@@ -264,7 +256,7 @@ mod tests {
     #[test]
     fn a_hole_inside_the_talking_stretch_is_a_problem() {
         let mut samples = wav(0.0, 5.0, 0.0);
-        samples[RATE as usize..RATE as usize * 11 / 10].fill(0);
+        samples[SAMPLE_RATE_HZ as usize..SAMPLE_RATE_HZ as usize * 11 / 10].fill(0);
         let j = judge(&samples, sent(245, 5.0));
         assert!((j.longest_hole.as_secs_f64() - 0.1).abs() <= 0.021, "{:?}", j.longest_hole);
         assert!(j.problems.iter().any(|p| p.contains("hole")), "{:?}", j.problems);

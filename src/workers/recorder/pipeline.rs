@@ -21,6 +21,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tapedeck_core::media::SAMPLE_RATE_HZ;
 
 use super::storage::Storage;
 use crate::telemetry::{RecordingView, Telemetry};
@@ -285,7 +286,7 @@ fn finalized(stats: &RecordingStats, path: &Path) -> String {
         if stats.drift_samples < 0 { "taken out" } else { "added" },
         stats.reanchors,
         path.display(),
-        stats.samples_written as f64 / 48_000.0,
+        stats.samples_written as f64 / f64::from(SAMPLE_RATE_HZ),
     )
 }
 
@@ -311,7 +312,7 @@ impl<S: Storage> Open<S> {
         let _ = recorder.as_mut().map(|r| r.apply(Op::Flush));
         let kept = recorder.as_ref().map_or(0, |r| r.stats().samples_written);
         drop(recorder);
-        self.failed_at = Some(Duration::from_secs_f64(kept as f64 / 48_000.0));
+        self.failed_at = Some(Duration::from_secs_f64(kept as f64 / f64::from(SAMPLE_RATE_HZ)));
         self.view.error = Some(e.to_string());
         telemetry.recording_errors.fetch_add(1, Relaxed);
         telemetry.update_recording(session, self.view.clone());
@@ -319,7 +320,7 @@ impl<S: Storage> Open<S> {
         log::error!(
             "recording {} failed: {e}; the call goes on unrecorded, the file keeps its first {:.3} s",
             self.path.display(),
-            kept as f64 / 48_000.0
+            kept as f64 / f64::from(SAMPLE_RATE_HZ)
         );
     }
 
@@ -405,7 +406,7 @@ mod tests {
         assert!(ticks.windows(2).all(|w| w[1].0 - w[0].0 == TICK), "{ticks:?}");
         // In-order audio reaches the file within a packet time, jitter buffer or not.
         let (at, samples) = ticks[ticks.len() - 1];
-        assert!(samples as f64 >= (at.as_secs_f64() - 0.05) * 48_000.0, "{samples} samples at {at:?}");
+        assert!(samples as f64 >= (at.as_secs_f64() - 0.05) * f64::from(SAMPLE_RATE_HZ), "{samples} samples at {at:?}");
 
         let ended = p.handle_batch(t0 + Duration::from_secs(3), vec![end(Duration::from_secs(3))]);
         let stats = ended[0].stats.expect("finalized");

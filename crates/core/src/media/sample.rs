@@ -9,6 +9,7 @@
 //! its tail from the start, so the encoder sees one continuous signal and the RTP time the
 //! engine stamps stays continuous across loop boundaries.
 
+use crate::media::SAMPLE_RATE_HZ;
 use std::fmt;
 use std::io::Read;
 use std::ops::RangeInclusive;
@@ -18,8 +19,6 @@ use std::time::Duration;
 use rubato::audioadapter_buffers::direct::InterleavedSlice;
 use rubato::{Fft, FixedSync, Resampler, WindowFunction};
 
-/// The only rate the daemon works at.
-pub const RATE: u32 = 48_000;
 /// Opus bitrate of the outgoing sample.
 pub const SAMPLE_BITRATE: i32 = 48_000;
 /// Sample rates a sample file may have (telephone to studio); others are refused.
@@ -137,7 +136,7 @@ pub struct LoopEncoder {
 impl LoopEncoder {
     /// A new encoder at the start of the loop, making frames of `ptime`.
     pub fn new(pcm: Arc<[i16]>, ptime: super::Ptime) -> Result<Self, SampleError> {
-        let mut encoder = opus::Encoder::new(RATE, opus::Channels::Mono, opus::Application::Audio)?;
+        let mut encoder = opus::Encoder::new(SAMPLE_RATE_HZ, opus::Channels::Mono, opus::Application::Audio)?;
         encoder.set_bitrate(opus::Bitrate::Bits(SAMPLE_BITRATE))?;
         let len = ptime.samples();
         if pcm.len() < len {
@@ -232,13 +231,13 @@ fn mix_down(samples: impl Iterator<Item = hound::Result<f32>>, channels: usize) 
 /// loop with its own end before it and its own start after it, and only the middle is kept,
 /// so the filter sees the signal the encoder will loop over, not silence, at both edges.
 fn resample_loop(mono: Vec<f32>, rate: u32) -> Result<Vec<f32>, DecodeError> {
-    if rate == RATE {
+    if rate == SAMPLE_RATE_HZ {
         return Ok(mono);
     }
     let fail = |e: &dyn std::error::Error| DecodeError::Resample(rate, e.to_string());
     let mut resampler = Fft::<f32>::new_custom(
         rate as usize,
-        RATE as usize,
+        SAMPLE_RATE_HZ as usize,
         RESAMPLE_BLOCK,
         1,
         1,
@@ -247,8 +246,8 @@ fn resample_loop(mono: Vec<f32>, rate: u32) -> Result<Vec<f32>, DecodeError> {
     )
     .map_err(|e| fail(&e))?;
     // The smallest run of input frames that becomes a whole number of output frames.
-    let g = gcd(rate, RATE);
-    let (step_in, step_out) = ((rate / g) as usize, (RATE / g) as usize);
+    let g = gcd(rate, SAMPLE_RATE_HZ);
+    let (step_in, step_out) = ((rate / g) as usize, (SAMPLE_RATE_HZ / g) as usize);
     // Context on each side: two FFT blocks, rounded to whole steps so that the loop starts
     // exactly on an output frame.
     let pad = (2 * resampler.input_frames_max()).div_ceil(step_in) * step_in;
@@ -259,7 +258,7 @@ fn resample_loop(mono: Vec<f32>, rate: u32) -> Result<Vec<f32>, DecodeError> {
     let skip = pad / step_in * step_out;
     // The loop's length at 48 kHz, to the nearest frame (when it is not a whole number of
     // frames, the seam shifts the phase by less than one frame: inaudible).
-    let keep = ((len as u64 * u64::from(RATE) + u64::from(rate) / 2) / u64::from(rate)) as usize;
+    let keep = ((len as u64 * u64::from(SAMPLE_RATE_HZ) + u64::from(rate) / 2) / u64::from(rate)) as usize;
     match out.get(skip..skip + keep) {
         Some(kept) => Ok(kept.to_vec()),
         None => Err(DecodeError::Resample(rate, format!("{} frames out, {} expected", out.len(), skip + keep))),
@@ -332,7 +331,7 @@ mod tests {
         assert_eq!(converted.source, expected);
         let pcm = &converted.pcm;
         assert!(pcm.len().abs_diff(96_000) <= 2, "{spec:?}: {} samples", pcm.len());
-        let hz = zero_crossing_hz(pcm, RATE);
+        let hz = zero_crossing_hz(pcm, SAMPLE_RATE_HZ);
         assert!((hz - 440.0).abs() < 0.05, "{spec:?}: {hz} Hz");
         let level = rms(pcm) / (0.5 / 2f64.sqrt());
         assert!((level - 1.0).abs() < 0.01, "{spec:?}: level {level}");
@@ -357,8 +356,8 @@ mod tests {
     #[test]
     fn eight_bit_and_48k_pass_through_at_the_same_level() {
         converts_a_tone(spec(1, 8, Int, 8_000));
-        converts_a_tone(spec(2, 24, Int, 48_000));
-        converts_a_tone(spec(1, 32, Int, 48_000));
+        converts_a_tone(spec(2, 24, Int, SAMPLE_RATE_HZ));
+        converts_a_tone(spec(1, 32, Int, SAMPLE_RATE_HZ));
     }
 
     #[test]
@@ -377,8 +376,8 @@ mod tests {
         // as a loop, every sample, the first and last included, is the ideal 48 kHz sine.
         let bytes = wav(spec(1, 16, Int, 44_100), 44_100, tone(441.0, 0.5, 44_100));
         let pcm = decode(&bytes[..]).unwrap().pcm;
-        assert_eq!(pcm.len(), 48_000);
-        let ideal = tone(441.0, 0.5 * 32767.0, RATE);
+        assert_eq!(pcm.len(), SAMPLE_RATE_HZ as usize);
+        let ideal = tone(441.0, 0.5 * 32767.0, SAMPLE_RATE_HZ);
         let worst = (0..pcm.len())
             .map(|i| (f64::from(pcm[i]) - f64::from(ideal(i, 0))).abs())
             .enumerate()
@@ -425,7 +424,7 @@ mod tests {
         assert!(matches!(decode(&slow[..]), Err(DecodeError::Rate(4_000))));
         let fast = wav(spec(1, 16, Int, 400_000), 40_000, |_, _| 0.0);
         assert!(matches!(decode(&fast[..]), Err(DecodeError::Rate(400_000))));
-        let wide = wav(spec(9, 16, Int, 48_000), 4800, |_, _| 0.0);
+        let wide = wav(spec(9, 16, Int, SAMPLE_RATE_HZ), 4800, |_, _| 0.0);
         assert!(matches!(decode(&wide[..]), Err(DecodeError::Channels(9))));
         let short = wav(spec(2, 16, Int, 44_100), 4000, |_, _| 0.0);
         assert!(matches!(decode(&short[..]), Err(DecodeError::TooShort)));
@@ -440,7 +439,7 @@ mod tests {
         let pcm: Arc<[i16]> = (0..12_000).map(|i| (i % 1000) as i16).collect();
         let mut enc = LoopEncoder::new(pcm, crate::media::Ptime::Ms20).unwrap();
         assert_eq!(enc.frame_len(), 960);
-        let mut dec = opus::Decoder::new(RATE, opus::Channels::Mono).unwrap();
+        let mut dec = opus::Decoder::new(SAMPLE_RATE_HZ, opus::Channels::Mono).unwrap();
         let mut out = vec![0i16; 960];
         for _ in 0..30 {
             let frame = enc.next_frame().unwrap();

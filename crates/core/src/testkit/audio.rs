@@ -23,33 +23,63 @@ pub fn wav_from_bytes(bytes: &[u8]) -> (hound::WavSpec, Vec<i16>) {
     (r.spec(), r.into_samples::<i16>().map(|s| s.expect("sample")).collect())
 }
 
+/// A steady sine tone at 0.3 of full scale, Opus-encoded frame by frame as a browser does
+/// (voice mode, in-band FEC, 10 % expected loss): the audio every test caller sends.
+#[derive(Debug, Clone, Copy)]
+pub struct Tone {
+    pub hz: f64,
+    pub ptime: Duration,
+    /// Two identical channels instead of one.
+    pub stereo: bool,
+    /// The Opus bitrate; `None`: libopus's own default (about 50 kbit/s for mono voice).
+    pub bitrate: Option<i32>,
+}
+
+impl Tone {
+    /// A mono tone of `hz` in 20 ms frames at libopus's default bitrate.
+    pub fn new(hz: f64) -> Self {
+        Tone { hz, ptime: Duration::from_millis(20), stereo: false, bitrate: None }
+    }
+
+    /// Frames `skip .. skip + count` of the tone, its phase continuous from the first frame
+    /// (the skipped ones warm the encoder up). Empty if libopus refuses the settings.
+    pub fn frames(&self, skip: usize, count: usize) -> Vec<Arc<[u8]>> {
+        let len = (self.ptime.as_micros() * u128::from(SAMPLE_RATE_HZ) / 1_000_000) as usize;
+        let (channels, n) = if self.stereo { (opus::Channels::Stereo, 2) } else { (opus::Channels::Mono, 1) };
+        let Ok(mut enc) = opus::Encoder::new(SAMPLE_RATE_HZ, channels, opus::Application::Voip) else {
+            return Vec::new();
+        };
+        let _ = enc.set_inband_fec(true);
+        let _ = enc.set_packet_loss_perc(10);
+        if let Some(bits) = self.bitrate {
+            let _ = enc.set_bitrate(opus::Bitrate::Bits(bits));
+        }
+        let mut out = vec![0u8; 4000];
+        let mut pcm = vec![0i16; len * n];
+        (0..skip + count)
+            .map(|f| {
+                for (i, frame) in pcm.chunks_mut(n).enumerate() {
+                    let t = (f * len + i) as f64 / f64::from(SAMPLE_RATE_HZ);
+                    let v = ((std::f64::consts::TAU * self.hz * t).sin() * 0.3 * 32767.0) as i16;
+                    frame.fill(v);
+                }
+                let written = enc.encode(&pcm, &mut out).unwrap_or(0);
+                Arc::from(&out[..written])
+            })
+            .skip(skip)
+            .collect()
+    }
+}
+
 /// One second of a tone (integer Hz, so the second loops seamlessly), Opus-encoded in
 /// `ptime` frames as a browser would, after a second of warm-up: Chrome's (libwebrtc's)
 /// settings for mono Opus, voice mode at 32 kbit/s with in-band FEC. (libopus's own default
 /// bitrate, about 50 kbit/s, makes frames that cost half as much again to decode.)
 pub fn encode_tone(hz: u32, ptime: Duration) -> Vec<Arc<[u8]>> {
-    let len = (ptime.as_micros() * 48 / 1000) as usize;
-    let frames = SAMPLE_RATE_HZ as usize / len.max(1);
-    let Ok(mut enc) = opus::Encoder::new(SAMPLE_RATE_HZ, opus::Channels::Mono, opus::Application::Voip) else {
-        return Vec::new();
-    };
-    let _ = enc.set_inband_fec(true);
-    let _ = enc.set_packet_loss_perc(10);
-    let _ = enc.set_bitrate(opus::Bitrate::Bits(32_000));
-    let mut out = vec![0u8; 1500];
-    (0..frames * 2)
-        .map(|f| {
-            let pcm: Vec<i16> = (0..len)
-                .map(|i| {
-                    let t = (f * len + i) as f64 / f64::from(SAMPLE_RATE_HZ);
-                    ((std::f64::consts::TAU * f64::from(hz) * t).sin() * 0.3 * 32767.0) as i16
-                })
-                .collect();
-            let n = enc.encode(&pcm, &mut out).unwrap_or(0);
-            Arc::from(&out[..n])
-        })
-        .skip(frames)
-        .collect()
+    let tone = Tone { hz: f64::from(hz), ptime, stereo: false, bitrate: Some(32_000) };
+    let len = (ptime.as_micros() * u128::from(SAMPLE_RATE_HZ) / 1_000_000) as usize;
+    let per_second = SAMPLE_RATE_HZ as usize / len.max(1);
+    tone.frames(per_second, per_second)
 }
 
 /// The frequency with the most energy, in Hz, with parabolic interpolation between bins.

@@ -9,6 +9,7 @@
 use std::io::BufWriter;
 use std::net::UdpSocket;
 use std::time::{Duration, Instant};
+use tapedeck_core::media::SAMPLE_RATE_HZ;
 
 use clap::Parser;
 
@@ -53,7 +54,7 @@ fn main() {
     // Opus: decode a 20 ms voice-mode frame of a tone, exactly as tapedeck-load sends them
     // (the same encoder settings as Chrome's: voice mode, 32 kbit/s, in-band FEC).
     let frames = tapedeck_tools::encode_tone(440, Duration::from_millis(args.caller_ptime));
-    let mut dec = opus::Decoder::new(48_000, opus::Channels::Mono).expect("decoder");
+    let mut dec = opus::Decoder::new(SAMPLE_RATE_HZ, opus::Channels::Mono).expect("decoder");
     let mut pcm = vec![0i16; 5760];
     let mut k = 0;
     let decode_us = median_of_batches(21, 500, || {
@@ -63,8 +64,9 @@ fn main() {
 
     // The same, with one decoder per caller taking turns, as the recorders do: each decode
     // then finds its decoder's state (about 26 KiB) out of the CPU caches.
-    let mut decs: Vec<opus::Decoder> =
-        (0..args.decoders.max(1)).map(|_| opus::Decoder::new(48_000, opus::Channels::Mono).expect("decoder")).collect();
+    let mut decs: Vec<opus::Decoder> = (0..args.decoders.max(1))
+        .map(|_| opus::Decoder::new(SAMPLE_RATE_HZ, opus::Channels::Mono).expect("decoder"))
+        .collect();
     let mut k = 0;
     let n = decs.len();
     let interleaved_us = median_of_batches(21, 500, || {
@@ -111,7 +113,7 @@ fn main() {
     let dir = std::env::temp_dir().join(format!("tapedeck-floor-{}", std::process::id()));
     let spec = hound::WavSpec {
         channels: 1,
-        sample_rate: 48_000,
+        sample_rate: SAMPLE_RATE_HZ,
         bits_per_sample: 16,
         sample_format: hound::SampleFormat::Int,
     };

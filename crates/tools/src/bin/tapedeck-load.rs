@@ -12,11 +12,12 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
+use tapedeck_core::media::SAMPLE_RATE_HZ;
 
 use clap::Parser;
 use tapedeck_tools::flood::{FloodConfig, FloodReport};
 use tapedeck_tools::load::{parse_clock_rate, run, CallerResult, LoadConfig};
-use tapedeck_tools::recordings::{self, judge, Judgement, Sent};
+use tapedeck_tools::recordings::{judge, Judgement, Sent};
 
 /// Load generator for tapedeck.
 #[derive(Debug, Parser)]
@@ -167,7 +168,7 @@ fn read_final(path: &Path, expected: Duration) -> Result<Vec<i16>, String> {
     let mut wav = hound::WavReader::open(path);
     loop {
         let len = wav.as_ref().map_or(0, |w| w.duration());
-        if f64::from(len) / f64::from(recordings::RATE) >= expected {
+        if f64::from(len) / f64::from(SAMPLE_RATE_HZ) >= expected {
             break;
         }
         if len != last_len {

@@ -10,12 +10,14 @@
 //! `min delay − offset` is how far the file runs behind the wall clock (its *lateness*):
 //! 0 right after the first packet, which the arrival placed.
 
+use crate::media::SAMPLE_RATE_HZ;
+
 /// Length of one minimum window: 1 s. Two windows (the current and the previous) give the
 /// lateness estimate; for a caller at 0.90x it lags the truth by at most 0.2 s.
-const WINDOW: u64 = 48_000;
+const WINDOW: u64 = SAMPLE_RATE_HZ as u64;
 /// The rate is reported once the windows it compares lie this far apart: 10 s (network
 /// jitter of 15 ms then costs at most 1500 ppm of error, shrinking as the call goes on).
-const RATE_SPAN: u64 = 10 * 48_000;
+const RATE_SPAN: u64 = 10 * WINDOW;
 
 #[derive(Debug, Clone, Copy)]
 struct Window {

@@ -1,10 +1,10 @@
 //! What the recorder needs to know about an Opus packet without decoding it.
 
-use super::{MAX_FRAME, PLC_STEP, SAMPLE_RATE};
+use super::{MAX_FRAME, PLC_STEP, SAMPLE_RATE_HZ};
 
 /// Decoded length of an Opus packet, if it parses and is at most 120 ms.
 pub(super) fn frame_len(payload: &[u8]) -> Option<usize> {
-    opus::packet::get_nb_samples(payload, SAMPLE_RATE).ok().filter(|&n| n > 0 && n <= MAX_FRAME)
+    opus::packet::get_nb_samples(payload, SAMPLE_RATE_HZ).ok().filter(|&n| n > 0 && n <= MAX_FRAME)
 }
 
 /// Rounds up to a valid PLC/FEC length (multiple of 2.5 ms, 2.5..=120 ms).

@@ -58,6 +58,7 @@ mod frames;
 mod recorder;
 mod write;
 
+use crate::media::SAMPLE_RATE_HZ;
 use std::collections::BTreeMap;
 use std::io::{Seek, Write};
 use std::sync::Arc;
@@ -70,7 +71,6 @@ use write::Kind;
 pub use recorder::{replay, Recorder};
 
 /// Sample rate of the decoder, the RTP clock and the WAV file.
-pub const SAMPLE_RATE: u32 = 48_000;
 /// Largest number of samples a 16-bit mono WAV can hold (the data chunk size
 /// is a `u32`; some room is left for the header).
 pub const MAX_SAMPLES: u64 = (u32::MAX as u64 - 4096) / 2;
@@ -83,7 +83,7 @@ pub const ABSORB_MIN: Duration = Duration::from_millis(100);
 /// before gaps stop being filled and audio is refused.
 pub const MAX_LEAD: Duration = Duration::from_secs(10);
 
-const RATE: u64 = SAMPLE_RATE as u64;
+const RATE: u64 = SAMPLE_RATE_HZ as u64;
 /// Longest Opus packet: 120 ms.
 const MAX_FRAME: usize = 5760;
 /// PLC lengths must be multiples of 2.5 ms.
@@ -256,7 +256,7 @@ impl<W: Write + Seek> Recording<W> {
     pub fn new(writer: W, config: RecordingConfig) -> Result<Self, RecordingError> {
         let spec = hound::WavSpec {
             channels: 1,
-            sample_rate: SAMPLE_RATE,
+            sample_rate: SAMPLE_RATE_HZ,
             bits_per_sample: 16,
             sample_format: hound::SampleFormat::Int,
         };
@@ -268,7 +268,7 @@ impl<W: Write + Seek> Recording<W> {
             .saturating_add(64)
             .min(1 << 16);
         let wav = hound::WavWriter::new(writer, spec)?;
-        let decoder = opus::Decoder::new(SAMPLE_RATE, opus::Channels::Mono)?;
+        let decoder = opus::Decoder::new(SAMPLE_RATE_HZ, opus::Channels::Mono)?;
         Ok(Self {
             wav,
             decoder,

@@ -89,6 +89,7 @@ impl<W: Write + Seek, C: Write> Recorder<W, C> {
 
 #[cfg(test)]
 mod tests {
+    use crate::media::SAMPLE_RATE_HZ;
     use std::io::Cursor;
     use std::sync::Arc;
 
@@ -96,7 +97,7 @@ mod tests {
     use crate::media::recording::{Packet, RecordingConfig};
 
     fn ops() -> Vec<Op> {
-        let mut enc = opus::Encoder::new(48_000, opus::Channels::Mono, opus::Application::Voip).unwrap();
+        let mut enc = opus::Encoder::new(SAMPLE_RATE_HZ, opus::Channels::Mono, opus::Application::Voip).unwrap();
         let mut out = vec![0u8; 1500];
         let mut ops = Vec::new();
         for i in 0..100u64 {

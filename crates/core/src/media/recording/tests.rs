@@ -3,8 +3,9 @@
 use super::frames::has_lbrr;
 use super::*;
 use crate::media::mem_file::MemFile;
+use crate::media::SAMPLE_RATE_HZ;
+use crate::testkit::audio::{dominant_hz, rms, wav_from_bytes, Tone};
 use crate::testkit::rng::Rng;
-use rustfft::{num_complex::Complex, FftPlanner};
 use std::io::Cursor;
 
 const FRAME: usize = 960;
@@ -19,24 +20,7 @@ fn ms(n: u64) -> Duration {
 
 /// `frames` consecutive 20 ms Opus packets of a continuous 440 Hz tone.
 fn encode_tone(frames: usize, stereo: bool) -> Vec<Arc<[u8]>> {
-    let ch = if stereo { opus::Channels::Stereo } else { opus::Channels::Mono };
-    let mut enc = opus::Encoder::new(SAMPLE_RATE, ch, opus::Application::Voip).unwrap();
-    enc.set_inband_fec(true).unwrap();
-    enc.set_packet_loss_perc(10).unwrap();
-    let nch = if stereo { 2 } else { 1 };
-    let mut pcm = vec![0i16; FRAME * nch];
-    let mut t = 0usize;
-    (0..frames)
-        .map(|_| {
-            for frame in pcm.chunks_mut(nch) {
-                let phase = 2.0 * std::f64::consts::PI * TONE_HZ * t as f64 / 48_000.0;
-                let v = (phase.sin() * AMP * 32767.0) as i16;
-                frame.iter_mut().for_each(|s| *s = v);
-                t += 1;
-            }
-            Arc::from(enc.encode_vec(&pcm, 4000).unwrap())
-        })
-        .collect()
+    Tone { stereo, ..Tone::new(TONE_HZ) }.frames(0, frames)
 }
 
 /// Packets for `payloads`, frame `i` at rtp RTP0 + 960 i, seq SEQ0 + i, and
@@ -74,35 +58,17 @@ fn record(pkts: &[Packet], end: Duration) -> (Vec<i16>, RecordingStats, Vec<u8>)
     record_with(pkts, end, RecordingConfig::default())
 }
 
+/// The samples of a WAV the recorder wrote (48 kHz mono s16, or the test fails).
 fn read_wav(bytes: &[u8]) -> Vec<i16> {
-    let mut r = hound::WavReader::new(Cursor::new(bytes)).unwrap();
-    let spec = r.spec();
-    assert_eq!((spec.channels, spec.sample_rate, spec.bits_per_sample), (1, 48_000, 16));
+    let (spec, samples) = wav_from_bytes(bytes);
+    assert_eq!((spec.channels, spec.sample_rate, spec.bits_per_sample), (1, SAMPLE_RATE_HZ, 16));
     assert_eq!(spec.sample_format, hound::SampleFormat::Int);
-    r.samples::<i16>().map(|s| s.unwrap()).collect()
+    samples
 }
 
-/// RMS relative to full scale.
-fn rms(s: &[i16]) -> f64 {
-    let sum: f64 = s.iter().map(|&v| (v as f64 / 32768.0).powi(2)).sum();
-    (sum / s.len().max(1) as f64).sqrt()
-}
-
-/// Frequency (Hz) of the FFT peak of one second of samples starting at `from`.
+/// Frequency (Hz) of the strongest component of one second of samples starting at `from`.
 fn dominant_freq(s: &[i16], from: usize) -> f64 {
-    let n = 48_000;
-    let win = &s[from..from + n];
-    let mut buf: Vec<Complex<f64>> = win
-        .iter()
-        .enumerate()
-        .map(|(i, &v)| {
-            let hann = 0.5 - 0.5 * (2.0 * std::f64::consts::PI * i as f64 / n as f64).cos();
-            Complex::new(v as f64 * hann, 0.0)
-        })
-        .collect();
-    FftPlanner::new().plan_fft_forward(n).process(&mut buf);
-    let peak = (1..n / 2).max_by(|&a, &b| buf[a].norm().total_cmp(&buf[b].norm())).unwrap();
-    peak as f64 * 48_000.0 / n as f64
+    dominant_hz(&s[from..from + SAMPLE_RATE_HZ as usize], SAMPLE_RATE_HZ)
 }
 
 fn assert_tone(s: &[i16], from: usize, what: &str) {

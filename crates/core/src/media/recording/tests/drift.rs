@@ -3,6 +3,7 @@
 //! the file, with no hole inside audio the caller sent continuously.
 
 use super::*;
+use crate::media::SAMPLE_RATE_HZ;
 
 /// How a caller sends, as the recorder sees it.
 #[derive(Clone)]
@@ -99,7 +100,7 @@ fn assert_every_frame(r: &Recorded, what: &str) {
 
 fn assert_no_hole(s: &[i16], from: usize, to: usize, what: &str) {
     let (at, len) = longest_zero_run(&s[from..to]);
-    assert!(len < 48, "{what}: {len} zero samples at {:.3} s", (from + at) as f64 / 48_000.0);
+    assert!(len < 48, "{what}: {len} zero samples at {:.3} s", (from + at) as f64 / f64::from(SAMPLE_RATE_HZ));
 }
 
 #[test]
@@ -175,9 +176,13 @@ fn drift_is_taken_up_in_pauses() {
         // Audio ends where the last packet arrived (30 ms of network, up to 30 s of drift
         // since the last pause), not 600 ms off.
         let (_, end) = audio_span(&r.samples);
-        let wall_end = 600.0 * 48_000.0;
+        let wall_end = 600.0 * f64::from(SAMPLE_RATE_HZ);
         let off = end as f64 - wall_end;
-        assert!(off.abs() < 0.1 * 48_000.0, "{what}: audio ends {:.3} s off the call's end", off / 48_000.0);
+        assert!(
+            off.abs() < 0.1 * f64::from(SAMPLE_RATE_HZ),
+            "{what}: audio ends {:.3} s off the call's end",
+            off / f64::from(SAMPLE_RATE_HZ)
+        );
         assert!(r.samples.len() <= 600 * 48_000 + 4_800, "{what}: file {} samples", r.samples.len());
         // Slow: pauses were lengthened; fast: shortened.
         assert_eq!(r.stats.drift_samples.signum(), if rate < 1.0 { 1 } else { -1 }, "{what}: {:?}", r.stats);
