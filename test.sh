@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test: unit tests, the end-to-end tests against the real binary on 127.0.0.1,
 # the demo page in Debian's chromium, and GStreamer's webrtcbin as a WHIP publisher in a
-# network namespace of the test's own (tests/gstreamer.rs; it says SKIPPED where namespaces
+# network namespace of the test's own (tests/e2e/gstreamer.rs; it says SKIPPED where namespaces
 # are not allowed).
 # What the tests need beyond Rust (cmake, chromium, node, npm, iproute2, and GStreamer's
 # webrtcbin, pyOpenSSL and aiortc for /usr/bin/python3) is installed by scripts/deps.sh when

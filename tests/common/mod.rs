@@ -9,12 +9,41 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-/// A running daemon; killed when dropped.
+/// A running daemon; killed when dropped. It holds this test's turn (see [`serial`]).
 pub struct Daemon {
     pub child: Child,
     pub http: SocketAddr,
     pub udp: SocketAddr,
     pub dir: tempfile::TempDir,
+    _turn: Turn,
+}
+
+/// The end-to-end tests are one binary whose tests run on several threads; the ones that run
+/// a daemon (whose pacing and timeouts they measure) take turns, as they did when each test
+/// file was a binary of its own and cargo ran the binaries one after another. A test holds
+/// its turn while any of its daemons runs; it may start more daemons meanwhile (a turn is
+/// per thread and counts them). A test that failed while holding the turn passes it on.
+pub fn serial() -> Turn {
+    static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    thread_local! {
+        static HELD: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    }
+    let guard = if HELD.get() == 0 { Some(TURN.lock().unwrap_or_else(|e| e.into_inner())) } else { None };
+    HELD.set(HELD.get() + 1);
+    Turn { guard, release: || HELD.set(HELD.get() - 1) }
+}
+
+/// A test's turn; see [`serial`].
+pub struct Turn {
+    guard: Option<std::sync::MutexGuard<'static, ()>>,
+    release: fn(),
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        (self.release)();
+        self.guard.take();
+    }
 }
 
 impl Daemon {
@@ -43,6 +72,7 @@ impl Daemon {
     }
 
     fn start_in(dir: tempfile::TempDir, wrapper: Option<&str>, sample: &Path, udp: &str, extra: &[&str]) -> Daemon {
+        let turn = serial();
         let recordings = dir.path().join("recordings");
         std::fs::create_dir_all(&recordings).expect("recordings folder");
         let mut command = match wrapper {
@@ -61,7 +91,7 @@ impl Daemon {
         let mut line = String::new();
         BufReader::new(stdout).read_line(&mut line).expect("read the listening line");
         let (http, udp) = parse_listening(&line).unwrap_or_else(|| panic!("unexpected first line: {line:?}"));
-        Daemon { child, http, udp, dir }
+        Daemon { child, http, udp, dir, _turn: turn }
     }
 
     /// A path as the daemon sees it (through its own mount namespace, if it has one).

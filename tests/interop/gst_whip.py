@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""A WHIP publisher on GStreamer's webrtcbin, for tests/gstreamer.rs.
+"""A WHIP publisher on GStreamer's webrtcbin, for tests/e2e/gstreamer.rs.
 
 Sends a sine tone (audiotestsrc -> opusenc -> rtpopuspay) to a WHIP endpoint (RFC 9725)
 as a sendrecv audio transceiver, so it also receives what the server plays; decodes that
@@ -15,7 +15,7 @@ GStreamer pieces exit 2 naming the Debian package to install.
 
 Run with /usr/bin/python3 (Debian's python3-gst-1.0 lives there).
 libnice gathers no loopback candidates: run it where a non-loopback address exists
-(tests/gstreamer.rs runs it in a network namespace with a veth pair).
+(tests/e2e/gstreamer.rs runs it in a network namespace with a veth pair).
 """
 
 import argparse

@@ -1,0 +1,47 @@
+//! The end-to-end tests, one module per behaviour: the real `tapedeck` binary on 127.0.0.1
+//! (on free ports, with temporary folders), real callers (our str0m callers, aiortc,
+//! GStreamer, Debian's chromium), the load generator and the tools.
+//!
+//! They are one test binary, not one each: every binary links the daemon's whole dependency
+//! tree, and linking dozens of them was most of `cargo test`'s build. Tests that run a
+//! daemon take turns (see `common::serial`), as they did when each was a binary of its own,
+//! so one test's load never skews another's pacing; the rest run beside them.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod access;
+mod aiortc;
+mod bad_requests;
+mod browser_demo;
+mod capture_replay;
+mod clock_drift;
+mod config_file_errors;
+mod disk_full;
+mod dtls_close;
+mod example_config;
+mod fresh_machine;
+mod gstreamer;
+mod load_tool;
+mod load_tool_flood;
+mod loop_stall;
+mod lossy_path;
+mod offer_flood;
+mod one_caller;
+mod operations_api;
+mod overload;
+mod recorder_lag;
+mod recording_failure;
+mod replay_regression;
+mod rsa_client_certificates;
+mod sample_formats;
+mod sample_refused;
+mod sigterm;
+mod silent_caller;
+mod slow_clients;
+mod stun_flood;
+mod systemd_unit;
+mod three_callers;
+mod token_not_logged;
+mod vanished_caller;
+mod whip;
