@@ -1,20 +1,16 @@
-//! The engine against an in-memory str0m caller on a virtual clock: no sockets, no threads.
+//! The engine against in-memory str0m callers on a virtual clock, on the testkit's world
+//! with its instant, lossless network: no sockets, no threads.
 
-use std::collections::VecDeque;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use str0m::change::SdpAnswer;
-use str0m::format::Codec;
-use str0m::media::{Direction, Frequency, MediaKind, MediaTime, Mid, Pt};
-use str0m::net::{Protocol, Receive};
-use str0m::{Candidate, Event, Rtc};
+use str0m::Candidate;
 
 use super::*;
 use crate::testkit::rng::Rng;
-
-const SERVER: &str = "127.0.0.1:50000";
+use crate::testkit::world::{caller_addr, Steady, World};
+use crate::testkit::SERVER;
 
 fn config() -> EngineConfig {
     EngineConfig {
@@ -27,178 +23,29 @@ fn config() -> EngineConfig {
     }
 }
 
-fn params() -> OfferParams {
-    let cert = str0m::crypto::from_feature_flags().dtls_provider.generate_certificate().expect("certificate");
-    OfferParams { cert, candidate: SERVER.parse().unwrap() }
+/// A world playing a three-byte Opus packet in a loop (the engine sends sample frames unread).
+fn world() -> World {
+    World::new(config(), Arc::new(vec![Arc::from(&[0xf8u8, 0xff, 0xfe][..])]))
 }
 
-/// An offering caller living in memory.
-struct Caller {
-    rtc: Rtc,
-    addr: SocketAddr,
-    mid: Mid,
-    pt: Option<Pt>,
-    connected: bool,
-    received: usize,
-    deadline: Instant,
-    rtp: u64,
-    /// Sends nothing but STUN (its DTLS is lost on the way).
-    only_stun: bool,
+/// A new caller offers as session `n`; returns the session id and the engine's verdict.
+fn offer(w: &mut World, n: u128) -> (SessionId, Result<(), EngineError>) {
+    offer_from(w, n, None)
 }
 
-/// The engine and its callers on one virtual clock, with an instant lossless network.
-struct World {
-    now: Instant,
-    engine: Engine,
-    callers: Vec<Caller>,
-    outputs: Vec<Output>,
-    params: OfferParams,
-}
-
-impl World {
-    fn new() -> Self {
-        let now = Instant::now_for_test();
-        World { now, engine: Engine::new(config(), now), callers: Vec::new(), outputs: Vec::new(), params: params() }
-    }
-
-    /// Offers from a new caller; returns the session id and the engine's verdict.
-    fn offer(&mut self, n: u128) -> (SessionId, Result<(), EngineError>) {
-        self.offer_from(n, None)
-    }
-
-    /// [`World::offer`] from the client address `client`, as the HTTP layer knows it.
-    fn offer_from(&mut self, n: u128, client: Option<std::net::IpAddr>) -> (SessionId, Result<(), EngineError>) {
-        let addr: SocketAddr = format!("127.0.0.1:{}", 40_000 + n).parse().unwrap();
-        let mut rtc = Rtc::builder().clear_codecs().enable_opus(true, false).build(self.now);
-        rtc.add_local_candidate(Candidate::host(addr, "udp").unwrap());
-        let mut api = rtc.sdp_api();
-        let mid = api.add_media(MediaKind::Audio, Direction::SendRecv, None, None, None);
-        let (offer, pending) = api.apply().unwrap();
-        let id = SessionId::from_u128(n);
-        let mut accepted = accept_offer(&offer.to_sdp_string(), &self.params, id, self.now).expect("offer accepted");
-        accepted.client = client;
-        let answer = SdpAnswer::from_sdp_string(&accepted.answer).unwrap();
-        rtc.sdp_api().accept_answer(pending, answer).unwrap();
-        let verdict = self.engine.handle_input(self.now, Input::AddSession(Box::new(accepted)));
-        let caller = Caller {
-            rtc,
-            addr,
-            mid,
-            pt: None,
-            connected: false,
-            received: 0,
-            deadline: self.now,
-            rtp: 0,
-            only_stun: false,
-        };
-        self.callers.push(caller);
-        (id, verdict)
-    }
-
-    /// Runs the world for `d` of virtual time; callers send 20 ms of Opus-like payload.
-    fn run(&mut self, d: Duration) {
-        let end = self.now + d;
-        while self.now < end {
-            self.turn();
-        }
-    }
-
-    fn turn(&mut self) {
-        let now = self.now;
-        if self.engine.wants_frames() > 0 {
-            let _ = self.engine.handle_input(now, Input::SampleFrame(Arc::from(&[0xf8u8, 0xff, 0xfe][..])));
-        }
-        let _ = self.engine.handle_input(now, Input::Timeout);
-        let mut to_callers = Vec::new();
-        let mut next = now + Duration::from_millis(20);
-        loop {
-            match self.engine.poll_output() {
-                Output::Transmit { destination, contents, .. } => to_callers.push((destination, contents)),
-                Output::Timeout(t) => {
-                    next = next.min(t);
-                    break;
-                }
-                other => self.outputs.push(other),
-            }
-        }
-        let server: SocketAddr = SERVER.parse().unwrap();
-        let mut to_server = VecDeque::new();
-        for c in &mut self.callers {
-            if !c.rtc.is_alive() {
-                continue;
-            }
-            for (dest, data) in to_callers.iter().filter(|(d, _)| *d == c.addr) {
-                let r = Receive::new(Protocol::Udp, server, *dest, data).unwrap();
-                let _ = c.rtc.handle_input(str0m::Input::Receive(now, r));
-            }
-            if c.deadline <= now {
-                let _ = c.rtc.handle_input(str0m::Input::Timeout(now));
-            }
-            if c.connected {
-                c.send_frame(now);
-            }
-            while let Ok(out) = c.rtc.poll_output() {
-                match out {
-                    str0m::Output::Transmit(t) if c.only_stun && t.contents.first().is_some_and(|&b| b > 3) => {}
-                    str0m::Output::Transmit(t) => to_server.push_back((c.addr, t.contents.to_vec())),
-                    str0m::Output::Event(Event::Connected) => c.connected = true,
-                    str0m::Output::Event(Event::MediaData(_)) => c.received += 1,
-                    str0m::Output::Event(_) => {}
-                    str0m::Output::Timeout(t) => {
-                        c.deadline = t;
-                        next = next.min(t.max(now + Duration::from_millis(1)));
-                        break;
-                    }
-                }
-            }
-        }
-        for (source, data) in to_server {
-            let input = Input::Datagram { source, destination: server, contents: &data };
-            let _ = self.engine.handle_input(now, input);
-        }
-        self.now = next.max(now + Duration::from_micros(100)).min(now + Duration::from_millis(20));
-    }
-
-    fn media_count(&self, id: SessionId) -> usize {
-        self.outputs.iter().filter(|o| matches!(o, Output::Media { session, .. } if *session == id)).count()
-    }
-
-    fn ended(&self, id: SessionId) -> Option<(EndReason, Option<Duration>)> {
-        self.outputs.iter().find_map(|o| match o {
-            Output::Ended { session, reason, duration, .. } if *session == id => Some((*reason, *duration)),
-            _ => None,
-        })
-    }
-}
-
-impl Caller {
-    fn send_frame(&mut self, now: Instant) {
-        let Some(mut writer) = self.rtc.writer(self.mid) else { return };
-        let pt = *self
-            .pt
-            .get_or_insert_with(|| writer.payload_params().find(|p| p.spec().codec == Codec::Opus).unwrap().pt());
-        writer = self.rtc.writer(self.mid).unwrap();
-        // A valid 20 ms Opus packet (SILK WB, no audio) is all the engine needs to forward.
-        let _ = writer.write(pt, now, MediaTime::new(self.rtp, Frequency::FORTY_EIGHT_KHZ), &[0x48u8, 0x00][..]);
-        self.rtp += 960;
-    }
-}
-
-trait NowForTest {
-    fn now_for_test() -> Instant;
-}
-
-impl NowForTest for Instant {
-    #[allow(clippy::disallowed_methods)] // one real instant as the virtual clock's origin
-    fn now_for_test() -> Instant {
-        Instant::now()
-    }
+/// [`offer`] from the client address `client`, as the HTTP layer knows it. Once connected,
+/// the caller sends a valid 20 ms Opus packet (SILK WB, no audio) every 20 ms: all the
+/// engine needs to forward.
+fn offer_from(w: &mut World, n: u128, client: Option<IpAddr>) -> (SessionId, Result<(), EngineError>) {
+    let id = SessionId::from_u128(n);
+    let caller = Steady::new(Arc::from(&[0x48u8, 0x00][..]), Duration::from_millis(20));
+    (id, w.offer(id, caller_addr(n), client, Box::new(caller)))
 }
 
 #[test]
 fn a_call_connects_carries_media_both_ways_and_hangs_up() {
-    let mut w = World::new();
-    let (id, verdict) = w.offer(1);
+    let mut w = world();
+    let (id, verdict) = offer(&mut w, 1);
     assert_eq!(verdict, Ok(()));
     w.run(Duration::from_secs(2));
     assert!(w.outputs.iter().any(|o| matches!(o, Output::Connected { session, .. } if *session == id)));
@@ -215,7 +62,7 @@ fn a_call_connects_carries_media_both_ways_and_hangs_up() {
         .collect();
     assert!(seqs.windows(2).all(|p| p[1] > p[0]), "sequence numbers go backwards");
     assert_eq!(w.engine.handle_input(w.now, Input::Hangup(id)), Ok(()));
-    w.turn();
+    w.step();
     let (reason, duration) = w.ended(id).expect("ended");
     assert_eq!(reason, EndReason::Hangup);
     assert!(duration.unwrap() > Duration::from_millis(1800));
@@ -225,8 +72,8 @@ fn a_call_connects_carries_media_both_ways_and_hangs_up() {
 
 #[test]
 fn garbage_datagrams_are_dropped_without_harm() {
-    let mut w = World::new();
-    let (id, _) = w.offer(1);
+    let mut w = world();
+    let (id, _) = offer(&mut w, 1);
     w.run(Duration::from_millis(500));
     let caller = w.callers[0].addr;
     let stranger: SocketAddr = "127.0.0.1:9".parse().unwrap();
@@ -251,24 +98,24 @@ fn garbage_datagrams_are_dropped_without_harm() {
 
 #[test]
 fn the_session_limit_and_shutdown_refuse_offers() {
-    let mut w = World::new();
-    assert_eq!(w.offer(1).1, Ok(()));
-    assert_eq!(w.offer(2).1, Ok(()));
-    assert_eq!(w.offer(3).1, Err(EngineError::Full(2)));
+    let mut w = world();
+    assert_eq!(offer(&mut w, 1).1, Ok(()));
+    assert_eq!(offer(&mut w, 2).1, Ok(()));
+    assert_eq!(offer(&mut w, 3).1, Err(EngineError::Full(2)));
     w.run(Duration::from_millis(300));
     let _ = w.engine.handle_input(w.now, Input::Shutdown);
-    w.turn();
+    w.step();
     for n in [1, 2] {
         assert_eq!(w.ended(SessionId::from_u128(n)).map(|e| e.0), Some(EndReason::Shutdown));
     }
     assert!(w.engine.is_done());
-    assert_eq!(w.offer(4).1, Err(EngineError::ShuttingDown));
+    assert_eq!(offer(&mut w, 4).1, Err(EngineError::ShuttingDown));
 }
 
 #[test]
 fn a_session_nobody_sends_an_ice_check_to_is_dropped_after_the_stun_timeout() {
-    let mut w = World::new();
-    let (id, _) = w.offer(1);
+    let mut w = world();
+    let (id, _) = offer(&mut w, 1);
     // The caller never talks: cut it off before its first STUN.
     w.callers[0].rtc.disconnect();
     w.run(Duration::from_millis(1900));
@@ -280,8 +127,8 @@ fn a_session_nobody_sends_an_ice_check_to_is_dropped_after_the_stun_timeout() {
 
 #[test]
 fn a_session_mid_handshake_is_dropped_after_the_connect_timeout() {
-    let mut w = World::new();
-    let (id, _) = w.offer(1);
+    let mut w = world();
+    let (id, _) = offer(&mut w, 1);
     // ICE checks arrive, DTLS never does: the session is mid-handshake.
     w.callers[0].only_stun = true;
     w.run(Duration::from_millis(2900));
@@ -313,9 +160,9 @@ fn forged_binding_request(username: &str, transaction: u8) -> Vec<u8> {
 
 #[test]
 fn stray_datagrams_are_routed_by_ufrag_or_dropped_and_counted_by_reason() {
-    let mut w = World::new();
-    let (first, _) = w.offer(1);
-    let (second, _) = w.offer(2);
+    let mut w = world();
+    let (first, _) = offer(&mut w, 1);
+    let (second, _) = offer(&mut w, 2);
     w.run(Duration::from_millis(500));
     let server: SocketAddr = SERVER.parse().unwrap();
     let stranger: SocketAddr = "127.0.0.2:9".parse().unwrap();
@@ -354,28 +201,28 @@ fn stray_datagrams_are_routed_by_ufrag_or_dropped_and_counted_by_reason() {
 
 #[test]
 fn sessions_not_yet_connected_are_limited_per_client_address() {
-    let mut w = World::new();
+    let mut w = world();
     w.engine.config.max_sessions = 10;
-    let a: std::net::IpAddr = "192.0.2.1".parse().unwrap();
-    let b: std::net::IpAddr = "192.0.2.2".parse().unwrap();
+    let a: IpAddr = "192.0.2.1".parse().unwrap();
+    let b: IpAddr = "192.0.2.2".parse().unwrap();
     // config(): two sessions still connecting per client.
-    assert_eq!(w.offer_from(1, Some(a)).1, Ok(()));
-    assert_eq!(w.offer_from(2, Some(a)).1, Ok(()));
-    assert_eq!(w.offer_from(3, Some(a)).1, Err(EngineError::TooManyConnecting(a, 2)));
-    assert_eq!(w.offer_from(4, Some(b)).1, Ok(()), "another client is not affected");
-    assert_eq!(w.offer_from(5, None).1, Ok(()), "sessions of no known client are not counted");
+    assert_eq!(offer_from(&mut w, 1, Some(a)).1, Ok(()));
+    assert_eq!(offer_from(&mut w, 2, Some(a)).1, Ok(()));
+    assert_eq!(offer_from(&mut w, 3, Some(a)).1, Err(EngineError::TooManyConnecting(a, 2)));
+    assert_eq!(offer_from(&mut w, 4, Some(b)).1, Ok(()), "another client is not affected");
+    assert_eq!(offer_from(&mut w, 5, None).1, Ok(()), "sessions of no known client are not counted");
     // Once a's sessions connect, they no longer count against it.
     w.run(Duration::from_secs(1));
     assert!(w.outputs.iter().filter(|o| matches!(o, Output::Connected { .. })).count() >= 2);
-    assert_eq!(w.offer_from(6, Some(a)).1, Ok(()));
-    assert_eq!(w.offer_from(7, Some(a)).1, Ok(()));
-    assert_eq!(w.offer_from(8, Some(a)).1, Err(EngineError::TooManyConnecting(a, 2)));
+    assert_eq!(offer_from(&mut w, 6, Some(a)).1, Ok(()));
+    assert_eq!(offer_from(&mut w, 7, Some(a)).1, Ok(()));
+    assert_eq!(offer_from(&mut w, 8, Some(a)).1, Err(EngineError::TooManyConnecting(a, 2)));
 }
 
 #[test]
 fn a_caller_that_goes_quiet_is_ended_after_twice_the_disconnect_timeout() {
-    let mut w = World::new();
-    let (id, _) = w.offer(1);
+    let mut w = world();
+    let (id, _) = offer(&mut w, 1);
     w.run(Duration::from_secs(1));
     w.callers[0].rtc.disconnect();
     w.run(Duration::from_millis(1800));

@@ -1,25 +1,26 @@
 //! What tests, the fuzz targets and the tools share (the `testkit` feature; never in the
-//! daemon's build): an engine and an in-memory str0m caller, connected (ICE and DTLS done)
-//! with no sockets, used by the fuzz targets and `tapedeck-floor`'s measurement of str0m's
-//! own cost; the offering caller every test client starts from ([`offering`]); test audio
-//! ([`audio`]); and the one seeded PRNG ([`rng`]).
-#![allow(clippy::disallowed_methods)] // the harness takes one real instant as its origin
+//! daemon's build): the one in-memory harness ([`world`]: the engine and N str0m callers on a
+//! virtual clock, with a lossless or a seeded network between them), and on it an engine
+//! with one connected caller ([`connected_pair`], for the fuzz targets) and `tapedeck-floor`'s
+//! measurement of str0m's own cost ([`str0m_session_second`]); the offering caller every test
+//! client starts from ([`offering`]); test audio ([`audio`]); and the one seeded PRNG
+//! ([`rng`]).
 
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use str0m::change::SdpAnswer;
 use str0m::change::{SdpOffer, SdpPendingOffer};
 use str0m::config::DtlsCert;
-use str0m::media::{Direction, Frequency, MediaKind, MediaTime, Mid};
-use str0m::net::{Protocol, Receive};
+use str0m::media::{Direction, MediaKind, Mid};
 use str0m::{Candidate, Rtc};
 
 pub mod audio;
 pub mod rng;
+pub mod world;
 
-use crate::engine::{accept_offer, opus_pt, Engine, EngineConfig, Input, OfferParams, Output, Ptime, SessionId};
+use crate::engine::{Engine, EngineConfig, OfferParams, Ptime, SessionId};
+use world::{Script, Silent, Steady, World};
 
 /// The engine's address in the harness.
 pub const SERVER: &str = "127.0.0.1:50000";
@@ -64,9 +65,34 @@ pub struct Peer {
     pub mid: Mid,
 }
 
-/// An engine (sample packet time `ptime`) whose one session, id 1, is connected to `Peer`.
+/// An engine (sample packet time `ptime`) whose one session, id 1, is connected to `Peer`
+/// (at [`PEER`], sending nothing), and the virtual time it connected at.
 pub fn connected_pair(ptime: Ptime) -> Option<(Engine, Peer, Instant)> {
-    let mut now = Instant::now();
+    let mut world = pair(ptime, Arc::default(), Box::new(Silent))?;
+    let caller = world.callers.pop()?;
+    Some((world.engine, Peer { rtc: caller.rtc, mid: caller.mid }, world.now))
+}
+
+/// Milliseconds of the engine's own work (str0m: ICE, SRTP, RTP/RTCP, plus the engine's
+/// bookkeeping) per second of one session's two-way audio: the server sends a frame every
+/// `ptime`, the caller every `caller_ptime`. Sockets and codecs are not included. Measured
+/// over 20 s of virtual time on the world's stopwatch: only the engine's calls are timed, not
+/// the caller's.
+pub fn str0m_session_second(ptime: Ptime, caller_ptime: Duration) -> f64 {
+    let frame: Arc<[u8]> = Arc::from(vec![0x48u8; 60]);
+    let caller = Steady::new(frame.clone(), caller_ptime);
+    let Some(mut world) = pair(ptime, Arc::new(vec![frame]), Box::new(caller)) else { return f64::NAN };
+    // Steps when the engine or the caller is due, however far apart.
+    world.max_step = Duration::from_secs(1);
+    world.stopwatch = Some(Duration::ZERO);
+    world.run(Duration::from_secs(20));
+    world.stopwatch.unwrap_or_default().as_secs_f64() * 1000.0 / 20.0
+}
+
+/// A lossless world whose engine (packet time `ptime`, playing `sample`) has one session,
+/// id 1, connected to a caller at [`PEER`] following `script`; `None` if it did not connect
+/// within a second.
+fn pair(ptime: Ptime, sample: world::Frames, script: Box<dyn Script>) -> Option<World> {
     let config = EngineConfig {
         ptime,
         disconnect_timeout: Duration::from_secs(5),
@@ -75,116 +101,9 @@ pub fn connected_pair(ptime: Ptime) -> Option<(Engine, Peer, Instant)> {
         max_connecting_per_client: 4,
         stun_timeout: Duration::from_secs(5),
     };
-    let mut engine = Engine::new(config, now);
-    let peer: SocketAddr = PEER.parse().ok()?;
-    let Offering { mut rtc, mid, offer, pending } = offering(peer, now, None).ok()?;
-    let accepted = accept_offer(&offer.to_sdp_string(), params(), SessionId::from_u128(1), now).ok()?;
-    rtc.sdp_api().accept_answer(pending, SdpAnswer::from_sdp_string(&accepted.answer).ok()?).ok()?;
-    engine.handle_input(now, Input::AddSession(Box::new(accepted))).ok()?;
-    let mut peer = Peer { rtc, mid };
-    for _ in 0..200 {
-        let (to_peer, connected) = drain(&mut engine);
-        if connected {
-            return Some((engine, peer, now));
-        }
-        exchange(&mut engine, &mut peer, &to_peer, now);
-        now += Duration::from_millis(5);
-        let _ = engine.handle_input(now, Input::Timeout);
-    }
-    None
-}
-
-/// Drains the engine: the datagrams for the caller, and whether it reported a connection.
-fn drain(engine: &mut Engine) -> (Vec<Vec<u8>>, bool) {
-    let mut to_peer = Vec::new();
-    let mut connected = false;
-    loop {
-        match engine.poll_output() {
-            Output::Transmit { contents, .. } => to_peer.push(contents),
-            Output::Connected { .. } => connected = true,
-            Output::Timeout(_) => return (to_peer, connected),
-            _ => {}
-        }
-    }
-}
-
-/// Hands the engine's datagrams to the caller and the caller's to the engine.
-fn exchange(engine: &mut Engine, peer: &mut Peer, to_peer: &[Vec<u8>], now: Instant) {
-    let (server, peer_addr): (SocketAddr, SocketAddr) = (SERVER.parse().expect("const"), PEER.parse().expect("const"));
-    for d in to_peer {
-        if let Ok(r) = Receive::new(Protocol::Udp, server, peer_addr, d) {
-            let _ = peer.rtc.handle_input(str0m::Input::Receive(now, r));
-        }
-    }
-    let _ = peer.rtc.handle_input(str0m::Input::Timeout(now));
-    while let Ok(out) = peer.rtc.poll_output() {
-        match out {
-            str0m::Output::Transmit(t) => {
-                let input = Input::Datagram { source: peer_addr, destination: server, contents: &t.contents };
-                let _ = engine.handle_input(now, input);
-            }
-            str0m::Output::Timeout(_) => break,
-            str0m::Output::Event(_) => {}
-        }
-    }
-}
-
-/// Milliseconds of the engine's own work (str0m: ICE, SRTP, RTP/RTCP, plus the engine's
-/// bookkeeping) per second of one session's two-way audio: the server sends a frame every
-/// `ptime`, the caller every `caller_ptime`. Sockets and codecs are not included. Measured
-/// over 20 s of virtual time; only the engine's calls are timed, not the caller's.
-pub fn str0m_session_second(ptime: Ptime, caller_ptime: Duration) -> f64 {
-    let Some((mut engine, mut peer, mut now)) = connected_pair(ptime) else { return f64::NAN };
-    let frame: Arc<[u8]> = Arc::from(vec![0x48u8; 60]);
-    let server: SocketAddr = SERVER.parse().expect("const");
-    let peer_addr: SocketAddr = PEER.parse().expect("const");
-    let Ok(pt) = opus_pt(&mut peer.rtc, peer.mid) else { return f64::NAN };
-    let end = now + Duration::from_secs(20);
-    let mut next_send = now;
-    let mut rtp = 0u64;
-    let mut spent = Duration::ZERO;
-    let mut to_server: Vec<Vec<u8>> = Vec::new();
-    while now < end {
-        // The caller (not timed).
-        if now >= next_send {
-            if let Some(w) = peer.rtc.writer(peer.mid) {
-                let _ = w.write(pt, now, MediaTime::new(rtp, Frequency::FORTY_EIGHT_KHZ), frame.clone());
-            }
-            rtp += caller_ptime.as_micros() as u64 * 48 / 1000;
-            next_send += caller_ptime;
-        }
-        let _ = peer.rtc.handle_input(str0m::Input::Timeout(now));
-        while let Ok(out) = peer.rtc.poll_output() {
-            match out {
-                str0m::Output::Transmit(t) => to_server.push(t.contents.into()),
-                str0m::Output::Timeout(_) => break,
-                str0m::Output::Event(_) => {}
-            }
-        }
-        // The engine (timed).
-        let t = Instant::now();
-        for d in to_server.drain(..) {
-            let _ = engine.handle_input(now, Input::Datagram { source: peer_addr, destination: server, contents: &d });
-        }
-        for _ in 0..engine.wants_frames() {
-            let _ = engine.handle_input(now, Input::SampleFrame(frame.clone()));
-        }
-        let _ = engine.handle_input(now, Input::Timeout);
-        let mut to_peer = Vec::new();
-        let deadline = loop {
-            match engine.poll_output() {
-                Output::Transmit { contents, .. } => to_peer.push(contents),
-                Output::Timeout(d) => break d,
-                _ => {}
-            }
-        };
-        spent += t.elapsed();
-        for d in &to_peer {
-            if let Ok(r) = Receive::new(Protocol::Udp, server, peer_addr, d) {
-                let _ = peer.rtc.handle_input(str0m::Input::Receive(now, r));
-            }
-        }
-        now = deadline.min(next_send).max(now + Duration::from_micros(100));
-    }
-    spent.as_secs_f64() * 1000.0 / 20.0
+    let mut world = World::new(config, sample);
+    let id = SessionId::from_u128(1);
+    world.offer(id, PEER.parse().ok()?, None, script).ok()?;
+    let end = world.now + Duration::from_secs(1);
+    world.run_until(end, |w| w.connected(id)).then_some(world)
 }
