@@ -90,9 +90,6 @@ pub struct World<N = Lossless> {
     /// The engine's outputs other than datagrams and timeouts, in order (take them at will).
     pub outputs: Vec<Output>,
     pub net: N,
-    /// When set, the real time the engine's own calls take is added here (a measurement:
-    /// [`super::str0m_session_second`]); the callers' and the network's work is not.
-    pub stopwatch: Option<Duration>,
     /// The longest step ([`MAX_STEP`]): how long the world may go without looking.
     pub max_step: Duration,
     server: SocketAddr,
@@ -126,7 +123,6 @@ impl<N: Network> World<N> {
             callers: Vec::new(),
             outputs: Vec::new(),
             net,
-            stopwatch: None,
             max_step: MAX_STEP,
             server: SERVER.parse().expect("constant address"),
             params: params(),
@@ -204,29 +200,21 @@ impl<N: Network> World<N> {
     /// One step at `now` (see the module docs).
     pub fn step(&mut self) {
         while let Some(d) = self.next_arrival() {
-            if d.to == self.server {
-                self.timed(|w| w.deliver(d));
-            } else {
-                self.deliver(d);
-            }
+            self.deliver(d);
         }
-        self.timed(|w| {
-            for _ in 0..w.engine.wants_frames() {
-                let Some(frame) = w.sample.get(w.sample_next % w.sample.len().max(1)).cloned() else { break };
-                w.sample_next += 1;
-                let _ = w.engine.handle_input(w.now, Input::SampleFrame(frame));
-            }
-            let _ = w.engine.handle_input(w.now, Input::Timeout);
-            w.drain_engine();
-        });
+        for _ in 0..self.engine.wants_frames() {
+            let Some(frame) = self.sample.get(self.sample_next % self.sample.len().max(1)).cloned() else { break };
+            self.sample_next += 1;
+            let _ = self.engine.handle_input(self.now, Input::SampleFrame(frame));
+        }
+        let _ = self.engine.handle_input(self.now, Input::Timeout);
+        self.drain_engine();
         // What the engine just sent, to the callers.
         self.deliver_at_once();
         self.drive_callers();
         // What the callers just sent, to the engine.
-        self.timed(|w| {
-            w.deliver_at_once();
-            w.drain_engine();
-        });
+        self.deliver_at_once();
+        self.drain_engine();
     }
 
     /// Whether the engine reported session `id` connected.
@@ -275,7 +263,7 @@ impl<N: Network> World<N> {
             self.send(from, to, bytes);
         }
         for id in hangups {
-            let _ = self.timed(|w| w.engine.handle_input(now, Input::Hangup(id)));
+            let _ = self.engine.handle_input(now, Input::Hangup(id));
         }
     }
 
@@ -324,18 +312,6 @@ impl<N: Network> World<N> {
     fn put(&mut self, at: Instant, from: SocketAddr, to: SocketAddr, bytes: Vec<u8>) {
         self.order += 1;
         self.inflight.push(Reverse(Datagram { at, order: self.order, from, to, bytes }));
-    }
-
-    /// Runs `f`, on the stopwatch if one runs.
-    fn timed<R>(&mut self, f: impl FnOnce(&mut Self) -> R) -> R {
-        if self.stopwatch.is_none() {
-            return f(self);
-        }
-        #[allow(clippy::disallowed_methods)] // a measurement of the engine's work in real time
-        let started = Instant::now();
-        let r = f(self);
-        self.stopwatch = self.stopwatch.map(|s| s + started.elapsed());
-        r
     }
 }
 
