@@ -1,5 +1,6 @@
 //! Shared helpers for the end-to-end tests: the real `tapedeck` binary on free ports with
-//! temporary folders, and audio measurements.
+//! temporary folders, turns for tests that run one ([`serial`]), the tools' binaries, and
+//! the simulated network ([`sim`]). Audio measurements are `tapedeck_core::testkit::audio`.
 #![allow(dead_code)] // each test file uses part of this
 #![allow(clippy::disallowed_methods)] // tests own their threads and clocks
 

@@ -122,7 +122,7 @@ struct Caller {
     frame_samples: u64,
     frame: usize,
     tone: Arc<Vec<Arc<[u8]>>>,
-    /// The kernel's stamp of the datagram being handled (see `client::stamped`).
+    /// The kernel's stamp of the datagram being handled (see [`crate::stamped`]).
     stamp: Option<Duration>,
     last_rx: Option<(Instant, Duration)>,
     first_rx: Option<(Instant, Duration, u64)>,
