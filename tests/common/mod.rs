@@ -25,25 +25,26 @@ pub struct Daemon {
 /// its turn while any of its daemons runs; it may start more daemons meanwhile (a turn is
 /// per thread and counts them). A test that failed while holding the turn passes it on.
 pub fn serial() -> Turn {
-    static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    thread_local! {
-        static HELD: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
-    }
     let guard = if HELD.get() == 0 { Some(TURN.lock().unwrap_or_else(|e| e.into_inner())) } else { None };
     HELD.set(HELD.get() + 1);
-    Turn { guard, release: || HELD.set(HELD.get() - 1) }
+    Turn { _guard: guard }
+}
+
+static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+thread_local! {
+    /// Turns this thread holds (the first one holds [`TURN`]).
+    static HELD: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
 /// A test's turn; see [`serial`].
 pub struct Turn {
-    guard: Option<std::sync::MutexGuard<'static, ()>>,
-    release: fn(),
+    _guard: Option<std::sync::MutexGuard<'static, ()>>,
 }
 
 impl Drop for Turn {
     fn drop(&mut self) {
-        (self.release)();
-        self.guard.take();
+        HELD.set(HELD.get() - 1);
     }
 }
 
