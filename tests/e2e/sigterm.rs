@@ -59,8 +59,11 @@ fn kill_9_mid_call_leaves_a_playable_wav_missing_at_most_the_last_second() {
     assert_eq!((spec.channels, spec.sample_rate), (1, SAMPLE_RATE_HZ));
     let wav_len = samples.len() as f64 / f64::from(SAMPLE_RATE_HZ);
     // In-order audio is written at once and the header is refreshed every 200 ms: at most
-    // the last second is missing.
-    assert!(wav_len >= call_len - 1.0 && wav_len <= call_len, "WAV {wav_len:.3} s of a {call_len:.3} s call");
+    // the last second is missing. The file's clock starts when the daemon sees the call
+    // connect, which can be a few tens of milliseconds before the caller does (a busy
+    // machine delays the caller's thread), so the file may be that much longer than the
+    // call timed from the caller's side: the same 60 ms the SIGTERM test allows.
+    assert!(wav_len >= call_len - 1.0 && wav_len <= call_len + 0.060, "WAV {wav_len:.3} s of a {call_len:.3} s call");
     let hz = audio::dominant_hz(&samples[9600..samples.len() - 960], SAMPLE_RATE_HZ);
     assert!((hz - 440.0).abs() <= 3.0, "{hz} Hz");
     eprintln!("kill -9 after {call_len:.2} s of call left a playable {wav_len:.2} s WAV");
