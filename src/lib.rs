@@ -14,7 +14,9 @@
 //!                                          v        |
 //!                          recorder workers       sample encoder thread
 //!                          jitter buffer, decode,  one encoder for all callers,
-//!                          WAV (hound)             a fixed number of frames ahead
+//!                          WAV (hound)             a fixed number of frames ahead,
+//!                                                  until the frames repeat (then the
+//!                                                  loop plays them itself)
 //! ```
 //!
 //! # The run loop
@@ -23,7 +25,9 @@
 //! `poll_output()`, drained until it returns `Output::Timeout(deadline)`. The shell in
 //! [`io`] does the rest each turn: read the clock, drain the socket until `WouldBlock`,
 //! drain the command channel, feed everything to the engine with that one `now`, carry out
-//! every output, then sleep until the deadline or a wake-up. Because the engine never reads
+//! every output, then sleep until the deadline (a tick of the sample clock, or a connecting
+//! session's timer; connected sessions' timers wait for the tick), at most 10 ms, or a
+//! command's wake-up: the socket does not wake the loop. Because the engine never reads
 //! a clock, opens a socket or spawns a thread, the same engine runs in the simulated-network
 //! tests.
 //!

@@ -140,6 +140,7 @@ fn run(matches: &ArgMatches) -> Result<(), StartError> {
         engine,
         commands,
         frames,
+        repeating: None,
         recorders,
         shutdown,
         telemetry,

@@ -3,8 +3,15 @@
 //! Each turn the loop reads the clock once, drains the UDP socket until `WouldBlock`,
 //! drains the command channel, tops up the engine's sample frames, lets the engine catch up
 //! with time, performs everything the engine asks (sends datagrams, hands media to the
-//! recorders), and sleeps until the engine's next deadline or a wake-up. It never touches a
-//! file, a codec or anything else measured in milliseconds.
+//! recorders), and sleeps until the engine's next deadline (a tick of the sample clock, or a
+//! connecting session's timer), at most [`RECV_EVERY`], or until a command wakes it. It never
+//! touches a file, a codec or anything else measured in milliseconds.
+//!
+//! The socket does not wake the loop: datagrams wait in the kernel's buffer (4 MiB, over a
+//! second of input at 500 callers) until the next turn, at most [`RECV_EVERY`] later, and are
+//! read together. A turn then serves tens of datagrams and a frame for every caller, instead
+//! of one turn per arriving datagram; nothing received is late for the recorders (their
+//! jitter buffer is a second deep) and a handshake's flight waits at most that long.
 
 pub mod api;
 pub mod assets;
@@ -21,24 +28,24 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use mio::net::UdpSocket;
-use mio::{Events, Interest, Poll, Token};
+use mio::{Events, Poll, Token};
 
 use crate::telemetry::Telemetry;
+use crate::workers::encoder::{Frames, Sample};
 use crate::workers::recorder::{RecorderMsg, RecorderPool, Summary};
 use tapedeck_core::engine::{Accepted, Engine, EngineError, Input, Output, SessionId, SessionInfo};
+use tapedeck_core::media::sample::SampleLoop;
 
-/// The UDP socket's token.
-pub const UDP: Token = Token(0);
 /// The waker's token (signalling commands, signals).
 pub const WAKER: Token = Token(1);
 /// Largest datagram read; WebRTC keeps packets under the 1200-byte MTU.
 const RECV_BUF: usize = 2048;
-/// Longest the loop sleeps even without a deadline, to notice a shutdown flag.
+/// Longest the loop sleeps even without a deadline, to notice a shutdown flag. With no
+/// session nothing that arrives can be for anyone; it is read (and dropped) this late.
 const MAX_SLEEP: Duration = Duration::from_millis(500);
-/// Shortest time between two turns. Under load every datagram would otherwise wake the
-/// loop for a turn of its own; waiting this long gathers them (a few per caller at most)
-/// and halves the loop's fixed cost per packet. Audio waits at most this long longer.
-const MIN_TURN: Duration = Duration::from_micros(1000);
+/// Longest a datagram waits in the socket while a session exists (see the module docs).
+/// One packet time at the default 10 ms: the loop turns once a sample frame.
+pub const RECV_EVERY: Duration = Duration::from_millis(10);
 
 /// What the signalling threads ask of the loop.
 pub enum Command {
@@ -58,7 +65,9 @@ pub struct EventLoop {
     pub candidate: SocketAddr,
     pub engine: Engine,
     pub commands: Receiver<Command>,
-    pub frames: Receiver<Arc<[u8]>>,
+    pub frames: Frames,
+    /// The sample once its frames repeat (the encoder thread has ended).
+    pub repeating: Option<SampleLoop>,
     pub recorders: RecorderPool,
     pub shutdown: Arc<AtomicBool>,
     pub telemetry: Arc<Telemetry>,
@@ -89,24 +98,12 @@ impl EventLoop {
     }
 
     fn turn_until_done(&mut self, paths: &mut HashMap<SessionId, PathBuf>) -> std::io::Result<()> {
-        self.poll.registry().register(&mut self.socket, UDP, Interest::READABLE)?;
         let mut events = Events::with_capacity(64);
         let mut buf = vec![0u8; RECV_BUF];
         let mut shutdown_sent = false;
-        #[allow(clippy::disallowed_methods)] // the shell reads the clock
-        let mut last_turn = Instant::now();
         loop {
             #[allow(clippy::disallowed_methods)] // the shell reads the clock, once a turn
-            let mut now = Instant::now();
-            let since = now.duration_since(last_turn);
-            if since < MIN_TURN {
-                // A bounded pause that batches the next turn's datagrams (see MIN_TURN).
-                std::thread::sleep(MIN_TURN - since);
-                #[allow(clippy::disallowed_methods)] // the shell reads the clock
-                let later = Instant::now();
-                now = later;
-            }
-            last_turn = now;
+            let now = Instant::now();
             self.read_socket(now, &mut buf);
             self.handle_commands(now, paths);
             if !shutdown_sent && self.shutdown.load(Ordering::Relaxed) {
@@ -124,8 +121,9 @@ impl EventLoop {
             if self.engine.is_done() {
                 return Ok(());
             }
+            let longest = if self.engine.session_count() > 0 { RECV_EVERY } else { MAX_SLEEP };
             #[allow(clippy::disallowed_methods)] // the shell reads the clock
-            let wait = deadline.saturating_duration_since(Instant::now()).min(MAX_SLEEP);
+            let wait = deadline.min(now + longest).saturating_duration_since(Instant::now());
             match self.poll.poll(&mut events, Some(wait)) {
                 Ok(()) => {}
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
@@ -185,12 +183,19 @@ impl EventLoop {
 
     fn top_up_frames(&mut self, now: Instant) {
         for _ in 0..self.engine.wants_frames() {
-            match self.frames.try_recv() {
-                Ok(frame) => {
-                    let _ = self.engine.handle_input(now, Input::SampleFrame(frame));
-                }
-                Err(_) => return,
-            }
+            let frame = match &mut self.repeating {
+                Some(repeating) => repeating.next_frame(),
+                None => match self.frames.try_recv() {
+                    Ok(Sample::Frame(frame)) => frame,
+                    Ok(Sample::Loop(mut repeating)) => {
+                        let frame = repeating.next_frame();
+                        self.repeating = Some(repeating);
+                        frame
+                    }
+                    Err(_) => return,
+                },
+            };
+            let _ = self.engine.handle_input(now, Input::SampleFrame(frame));
         }
     }
 
@@ -263,9 +268,12 @@ mod tests {
             recorders.send(RecorderMsg::Packet { session, packet });
         }
         let poll = Poll::new().expect("poll");
-        let mut socket = UdpSocket::bind("127.0.0.1:0".parse().unwrap()).expect("socket");
-        // Registered already: the loop's own registration fails, its first step.
-        poll.registry().register(&mut socket, UDP, Interest::READABLE).expect("register");
+        let socket = UdpSocket::bind("127.0.0.1:0".parse().unwrap()).expect("socket");
+        // The poll's descriptor becomes a plain file: its first wait fails (EINVAL).
+        let plain = std::fs::File::open("/dev/null").expect("a plain file");
+        // SAFETY: dup2 onto a descriptor this test owns (the poll's); the poll closes it.
+        let rc = unsafe { libc::dup2(std::os::fd::AsRawFd::as_raw_fd(&plain), std::os::fd::AsRawFd::as_raw_fd(&poll)) };
+        assert!(rc >= 0, "dup2: {}", std::io::Error::last_os_error());
         let config = EngineConfig {
             ptime: Ptime::Ms10,
             disconnect_timeout: Duration::from_secs(5),
@@ -283,6 +291,7 @@ mod tests {
             engine: Engine::new(config, at),
             commands,
             frames,
+            repeating: None,
             recorders,
             shutdown: Arc::new(AtomicBool::new(false)),
             telemetry,

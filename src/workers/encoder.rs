@@ -1,5 +1,7 @@
 //! The looped sample: read once at start ([`load`]), then encoded by one thread for all
-//! callers, a bounded number of frames ahead.
+//! callers, a bounded number of frames ahead. Once its frames repeat (see
+//! [`LoopEncoder::repeating`]), the thread hands the loop over and ends: from then on the
+//! sample costs an `Arc` clone a frame.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -7,14 +9,23 @@ use std::thread::JoinHandle;
 
 use crossbeam_channel::{bounded, Receiver};
 
-use tapedeck_core::media::sample::{decode, LoopEncoder, SampleError};
+use tapedeck_core::media::sample::{decode, LoopEncoder, SampleError, SampleLoop};
 use tapedeck_core::media::SAMPLE_RATE_HZ;
 
 /// Encoded frames kept ready beyond what the engine holds (at 10 ms, half a second).
 pub const LOOKAHEAD_FRAMES: usize = 50;
 
-/// The encoded frames of the looped sample, in order.
-pub type Frames = Receiver<Arc<[u8]>>;
+/// What the encoder thread hands the loop, in order.
+#[derive(Debug)]
+pub enum Sample {
+    /// The next encoded frame.
+    Frame(Arc<[u8]>),
+    /// Every frame from here on; nothing follows.
+    Loop(SampleLoop),
+}
+
+/// The looped sample's frames, in order.
+pub type Frames = Receiver<Sample>;
 
 /// Reads a WAV file as 48 kHz mono s16 (see the module docs for what is accepted) and logs
 /// what was converted.
@@ -39,7 +50,12 @@ pub fn spawn(mut encoder: LoopEncoder) -> std::io::Result<(Frames, JoinHandle<()
                 return;
             }
         };
-        if tx.send(frame).is_err() {
+        if tx.send(Sample::Frame(frame)).is_err() {
+            return;
+        }
+        if let Some(repeating) = encoder.repeating() {
+            log::debug!("the sample's frames repeat every {} frames: encoding done", repeating.len());
+            let _ = tx.send(Sample::Loop(repeating));
             return;
         }
     })?;

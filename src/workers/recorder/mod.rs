@@ -48,10 +48,11 @@ pub struct RecorderPool {
 }
 
 /// Packets wait at most this long in the loop before going to their worker (the jitter
-/// buffer is a second deep, so this costs nothing and saves thousands of wake-ups a second).
-const BATCH_DELAY: Duration = Duration::from_millis(5);
+/// buffer is a second deep, so this costs nothing and saves thousands of wake-ups a second):
+/// a worker wakes every other loop turn, whatever the number of callers.
+const BATCH_DELAY: Duration = Duration::from_millis(20);
 /// A batch this large goes at once.
-const BATCH_MAX: usize = 64;
+const BATCH_MAX: usize = 256;
 
 impl RecorderPool {
     /// Starts `threads` workers; with `capture`, each recording's operations also go to

@@ -365,9 +365,15 @@ impl Engine {
 
     /// Files the session's next wake-up, if it changed.
     fn schedule(&mut self, id: SessionId) {
+        let ticks = self.ticks();
         if let Some(s) = self.sessions.get_mut(&id) {
-            schedule(s, &self.config, &mut self.timers);
+            schedule(s, &self.config, ticks, &mut self.timers);
         }
+    }
+
+    /// The sample clock's grid.
+    fn ticks(&self) -> Ticks {
+        Ticks { next: self.next_frame_at, every: self.config.ptime.duration() }
     }
 
     fn handle_datagram(&mut self, now: Instant, source: SocketAddr, dest: SocketAddr, buf: &[u8]) {
@@ -517,8 +523,12 @@ impl Engine {
         }
     }
 
+    /// Writes `frame` to every connected session. This is each one's full visit for the tick:
+    /// the drain handles str0m's due timeouts, and our own timers are checked, so a session
+    /// whose timer fell on this tick needs no second visit (its timer entry goes stale).
     fn write_frame(&mut self, now: Instant, rtp: u64, frame: &Arc<[u8]>) {
-        let mut failed = Vec::new();
+        let ticks = self.ticks();
+        let mut ended = Vec::new();
         for session in self.sessions.values_mut() {
             if !session.is_connected() {
                 continue;
@@ -526,15 +536,15 @@ impl Engine {
             let id = session.id();
             let scope = id.log_scope();
             let ok = session.write_sample(now, rtp, frame) && session.drain(now, &mut self.out, &mut self.stats);
+            let verdict = if ok { session.expired(now, &self.config) } else { Some(EndReason::Error) };
             drop(scope);
-            if !ok {
-                failed.push(id);
-                continue;
+            match verdict {
+                Some(reason) => ended.push((id, reason)),
+                None => schedule(session, &self.config, ticks, &mut self.timers),
             }
-            schedule(session, &self.config, &mut self.timers);
         }
-        for id in failed {
-            let _ = self.end_session(now, id, EndReason::Error);
+        for (id, reason) in ended {
+            let _ = self.end_session(now, id, reason);
         }
     }
 
@@ -568,9 +578,39 @@ impl Engine {
     }
 }
 
+/// The sample clock's ticks: every `every`, one of them at `next`.
+#[derive(Debug, Clone, Copy)]
+struct Ticks {
+    next: Instant,
+    every: Duration,
+}
+
+impl Ticks {
+    /// The first tick at or after `t` (or `next`, if `t` is before it).
+    fn at_or_after(self, t: Instant) -> Instant {
+        if t <= self.next {
+            return self.next;
+        }
+        let periods = (t - self.next).as_nanos().div_ceil(self.every.as_nanos().max(1));
+        self.next + self.every * u32::try_from(periods).unwrap_or(u32::MAX)
+    }
+}
+
 /// Files `session`'s next wake-up in `timers`, if it changed (older entries go stale).
-fn schedule(session: &mut Session, config: &EngineConfig, timers: &mut BinaryHeap<Reverse<(Instant, SessionId)>>) {
+///
+/// A connected session's timers (str0m's RTCP, feedback and ICE keep-alives, our silence
+/// timeout) wait for the next tick of the sample clock, which wakes the engine every packet
+/// time anyway: a turn then serves every session due, and the shell sleeps from tick to tick
+/// instead of waking for each session's timer on its own. None of them needs better than a
+/// packet time. A connecting session keeps its exact timers (handshake retransmissions).
+fn schedule(
+    session: &mut Session,
+    config: &EngineConfig,
+    ticks: Ticks,
+    timers: &mut BinaryHeap<Reverse<(Instant, SessionId)>>,
+) {
     let wake = session.wake_at(config);
+    let wake = if session.is_connected() { ticks.at_or_after(wake) } else { wake };
     if session.scheduled != Some(wake) {
         session.scheduled = Some(wake);
         timers.push(Reverse((wake, session.id())));

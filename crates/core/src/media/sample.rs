@@ -8,6 +8,15 @@
 //! The PCM is treated as an endless loop: a frame that crosses the end of the file takes
 //! its tail from the start, so the encoder sees one continuous signal and the RTP time the
 //! engine stamps stays continuous across loop boundaries.
+//!
+//! The frames repeat once the loop and the frames line up again (after one loop when its
+//! length is a whole number of frames, as the 4 s default is). When that happens within
+//! [`MAX_LOOP_FRAMES`], the encoder keeps the second such cycle's frames and the sample is a
+//! [`SampleLoop`] from then on, with no encoding at all. It sounds as continuous encoding
+//! does (within about 45 dB: the encoder's adaptive state is not exactly periodic, so the
+//! bytes differ), seams included: the kept cycle's first frame was encoded right after a
+//! whole cycle, as every later seam is. The first cycle is not kept: it started from a
+//! fresh encoder.
 
 use crate::media::SAMPLE_RATE_HZ;
 use std::fmt;
@@ -25,6 +34,9 @@ pub const SAMPLE_BITRATE: i32 = 48_000;
 pub const SOURCE_RATES: RangeInclusive<u32> = 8_000..=384_000;
 /// Most channels a sample file may have (7.1); they are averaged to mono.
 pub const MAX_CHANNELS: u16 = 8;
+/// Most frames a repeating cycle of the sample may have to be kept (10 minutes of 10 ms
+/// frames, about 4 MB at [`SAMPLE_BITRATE`]); a longer one is encoded as it plays.
+pub const MAX_LOOP_FRAMES: usize = 60_000;
 /// Largest Opus packet we produce (60 ms at 48 kb/s is 360 bytes).
 const MAX_PACKET: usize = 1500;
 /// A sample shorter than this is refused: it would loop audibly as a buzz.
@@ -131,6 +143,38 @@ pub struct LoopEncoder {
     frame: Vec<i16>,
     out: Vec<u8>,
     encoder: opus::Encoder,
+    /// Frames until the loop and the frames line up again, if that is few enough to keep.
+    cycle: Option<usize>,
+    /// Frames encoded so far.
+    encoded: usize,
+    /// The second cycle's frames, as they are encoded.
+    kept: Vec<Arc<[u8]>>,
+}
+
+/// The sample's frames once they repeat: a cycle played round and round.
+#[derive(Debug, Clone)]
+pub struct SampleLoop {
+    frames: Arc<[Arc<[u8]>]>,
+    next: usize,
+}
+
+impl SampleLoop {
+    /// The next frame.
+    pub fn next_frame(&mut self) -> Arc<[u8]> {
+        let frame = self.frames[self.next].clone();
+        self.next = (self.next + 1) % self.frames.len();
+        frame
+    }
+
+    /// Frames in one cycle.
+    pub fn len(&self) -> usize {
+        self.frames.len()
+    }
+
+    /// Never true: a loop has at least one frame.
+    pub fn is_empty(&self) -> bool {
+        self.frames.is_empty()
+    }
 }
 
 impl LoopEncoder {
@@ -142,7 +186,18 @@ impl LoopEncoder {
         if pcm.len() < len {
             return Err(SampleError::TooShort);
         }
-        Ok(LoopEncoder { pcm, pos: 0, frame: vec![0; len], out: vec![0; MAX_PACKET], encoder })
+        // The frames line up with the loop again after lcm(loop, frame) samples.
+        let cycle = pcm.len() / gcd(pcm.len() as u64, len as u64) as usize;
+        let cycle = (cycle <= MAX_LOOP_FRAMES).then_some(cycle);
+        let frame = vec![0; len];
+        Ok(LoopEncoder { pcm, pos: 0, frame, out: vec![0; MAX_PACKET], encoder, cycle, encoded: 0, kept: Vec::new() })
+    }
+
+    /// Once the frames repeat (the second cycle is encoded), the loop that plays on from
+    /// here: its first frame is the one [`LoopEncoder::next_frame`] would return next.
+    pub fn repeating(&self) -> Option<SampleLoop> {
+        let cycle = self.cycle?;
+        (self.encoded == 2 * cycle).then(|| SampleLoop { frames: self.kept.as_slice().into(), next: 0 })
     }
 
     /// Samples per frame.
@@ -161,7 +216,12 @@ impl LoopEncoder {
             self.pos = (self.pos + take) % self.pcm.len();
         }
         let n = self.encoder.encode(&self.frame, &mut self.out)?;
-        Ok(Arc::from(&self.out[..n]))
+        let frame: Arc<[u8]> = Arc::from(&self.out[..n]);
+        if self.cycle.is_some_and(|c| (c..2 * c).contains(&self.encoded)) {
+            self.kept.push(frame.clone());
+        }
+        self.encoded += 1;
+        Ok(frame)
     }
 }
 
@@ -246,7 +306,7 @@ fn resample_loop(mono: Vec<f32>, rate: u32) -> Result<Vec<f32>, DecodeError> {
     )
     .map_err(|e| fail(&e))?;
     // The smallest run of input frames that becomes a whole number of output frames.
-    let g = gcd(rate, SAMPLE_RATE_HZ);
+    let g = gcd(rate.into(), SAMPLE_RATE_HZ.into()) as u32;
     let (step_in, step_out) = ((rate / g) as usize, (SAMPLE_RATE_HZ / g) as usize);
     // Context on each side: two FFT blocks, rounded to whole steps so that the loop starts
     // exactly on an output frame.
@@ -265,7 +325,7 @@ fn resample_loop(mono: Vec<f32>, rate: u32) -> Result<Vec<f32>, DecodeError> {
     }
 }
 
-fn gcd(mut a: u32, mut b: u32) -> u32 {
+fn gcd(mut a: u64, mut b: u64) -> u64 {
     while b != 0 {
         (a, b) = (b, a % b);
     }
@@ -448,5 +508,65 @@ mod tests {
         }
         // 30 frames of 960 = 28 800 samples = 2 loops + 4800.
         assert_eq!(enc.pos, 28_800 % 12_000);
+    }
+
+    #[test]
+    fn once_the_frames_repeat_the_loop_sounds_as_continuous_encoding_does() {
+        // 250 ms of two tones in 20 ms frames: the frames line up with the loop every 2 loops
+        // (25 frames). A caller hears 2 cycles encoded, then the kept second cycle, round
+        // and round; the reference encodes every frame anew.
+        let tone = |i: usize| {
+            let t = i as f64 / 48_000.0;
+            (8000.0 * (std::f64::consts::TAU * 440.0 * t).sin() + 4000.0 * (std::f64::consts::TAU * 1000.0 * t).sin())
+                as i16
+        };
+        let pcm: Arc<[i16]> = (0..12_000).map(tone).collect();
+        let mut enc = LoopEncoder::new(pcm.clone(), crate::media::Ptime::Ms20).unwrap();
+        let mut reference = LoopEncoder::new(pcm, crate::media::Ptime::Ms20).unwrap();
+        reference.cycle = None;
+        let (mut heard, mut expected) = (Vec::new(), Vec::new());
+        for i in 0..50 {
+            assert!(enc.repeating().is_none(), "a loop before the second cycle ended (frame {i})");
+            heard.push(enc.next_frame().unwrap());
+        }
+        let mut played = enc.repeating().expect("the frames repeat after two cycles");
+        assert_eq!(played.len(), 25);
+        heard.extend((0..100).map(|_| played.next_frame()));
+        expected.extend((0..150).map(|_| reference.next_frame().unwrap()));
+        let decode = |frames: &[Arc<[u8]>]| {
+            let mut dec = opus::Decoder::new(SAMPLE_RATE_HZ, opus::Channels::Mono).unwrap();
+            let mut pcm = vec![0i16; 960 * frames.len()];
+            for (f, out) in frames.iter().zip(pcm.chunks_mut(960)) {
+                assert_eq!(dec.decode(f, out, false).unwrap(), 960);
+            }
+            pcm
+        };
+        let (heard, expected) = (decode(&heard), decode(&expected));
+        // Every frame of the four played cycles, seams included, sounds as the reference
+        // does (not byte for byte: the encoder's state is not periodic).
+        for (k, (h, e)) in heard.chunks(960).zip(expected.chunks(960)).enumerate().skip(50) {
+            let signal: f64 = e.iter().map(|&v| f64::from(v).powi(2)).sum();
+            let noise: f64 = h.iter().zip(e).map(|(&a, &b)| (f64::from(a) - f64::from(b)).powi(2)).sum();
+            let snr = 10.0 * (signal / noise.max(1.0)).log10();
+            // Two encodings of one signal differ by far less than this (about 45 dB here); a
+            // loop out of step with the signal is near 0 dB.
+            assert!(snr > 30.0, "frame {k} differs from continuous encoding: SNR {snr:.1} dB");
+        }
+    }
+
+    #[test]
+    fn a_sample_whose_frames_never_line_up_soon_is_encoded_as_it_plays() {
+        // 60 001 samples share no factor with 480-sample frames: the frames would repeat
+        // only after 60 001 of them, beyond the limit. 1001 samples repeat after 1001, within.
+        let odd = MAX_LOOP_FRAMES + 1;
+        let pcm: Arc<[i16]> = (0..odd).map(|i| (i % 300) as i16).collect();
+        let mut enc = LoopEncoder::new(pcm, crate::media::Ptime::Ms10).unwrap();
+        assert_eq!(enc.cycle, None);
+        for _ in 0..10 {
+            enc.next_frame().unwrap();
+        }
+        assert!(enc.repeating().is_none() && enc.kept.is_empty());
+        let short: Arc<[i16]> = (0..1001).map(|i| (i % 300) as i16).collect();
+        assert_eq!(LoopEncoder::new(short, crate::media::Ptime::Ms10).unwrap().cycle, Some(1001));
     }
 }

@@ -29,6 +29,9 @@ struct Args {
     /// Decoders taking turns in the interleaved decode measurement (as many as callers).
     #[arg(long, default_value_t = 200)]
     decoders: usize,
+    /// Sessions taking turns in the interleaved str0m measurement (as many as callers).
+    #[arg(long, default_value_t = 100)]
+    sessions: usize,
 }
 
 fn median_of_batches(batches: usize, per_batch: usize, mut f: impl FnMut()) -> f64 {
@@ -131,10 +134,11 @@ fn main() {
     let _ = std::fs::remove_file(&dir);
 
     // str0m: one session's work per second of two-way audio, in memory.
-    let str0m_ms = tapedeck_core::testkit::str0m_session_second(
-        tapedeck_core::media::Ptime::from_millis(args.ptime).expect("checked by parse_ptime"),
-        Duration::from_millis(args.caller_ptime),
-    );
+    let ptime = tapedeck_core::media::Ptime::from_millis(args.ptime).expect("checked by parse_ptime");
+    let caller_ptime = Duration::from_millis(args.caller_ptime);
+    let str0m_ms = tapedeck_core::testkit::str0m_session_second(ptime, caller_ptime);
+    // The same with a daemon's worth of sessions taking turns (their state out of the caches).
+    let str0m_interleaved_ms = tapedeck_core::testkit::str0m_sessions_second(ptime, caller_ptime, args.sessions);
 
     let in_pps = 1000.0 / args.caller_ptime as f64;
     let out_pps = 1000.0 / args.ptime as f64;
@@ -151,6 +155,8 @@ fn main() {
         "udp_recv_us": recv_us,
         "wav_write_us_per_frame": wav_us,
         "str0m_ms_per_session_second": str0m_ms,
+        "str0m_ms_per_session_second_interleaved": str0m_interleaved_ms,
+        "sessions": args.sessions,
         "ptime_ms": args.ptime,
         "caller_ptime_ms": args.caller_ptime,
         "floor_ms_per_caller_second": floor_ms,
