@@ -225,6 +225,8 @@ fn offer(
     let now = Instant::now();
     let Offering { mut rtc, mid, offer, pending } = offering(local, now, cert)?;
     let body = serde_json::json!({ "type": "offer", "sdp": offer.to_sdp_string() }).to_string();
+    // Offer-to-answer is the daemon's part: from the request (our own Rtc is built) to the answer.
+    let posted = Instant::now();
     let r = http::request(
         config.server,
         "POST",
@@ -270,7 +272,7 @@ fn offer(
         last_rx: None,
         first_rx: None,
         result: CallerResult {
-            answer_ms: Some((answered_at - now).as_secs_f64() * 1000.0),
+            answer_ms: Some((answered_at - posted).as_secs_f64() * 1000.0),
             recording: json["recording"].as_str().map(str::to_string),
             tone_hz,
             ..Default::default()

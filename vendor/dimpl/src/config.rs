@@ -535,8 +535,8 @@ impl ConfigBuilder {
              or enable the 'aws-lc-rs' or 'rust-crypto' feature.",
         );
 
-        // Always validate the crypto provider
-        crypto_provider.validate()?;
+        // Always validate the crypto provider (once per provider per process: tapedeck patch)
+        crypto_provider.validate_once()?;
 
         // Validate MTU: must be large enough for DTLS record + handshake headers
         if self.mtu < 64 {

@@ -140,6 +140,23 @@ fn main() {
     // The same with a daemon's worth of sessions taking turns (their state out of the caches).
     let str0m_interleaved_ms = tapedeck_core::testkit::str0m_sessions_second(ptime, caller_ptime, args.sessions);
 
+    // Answering: what the daemon must do for an offer before anything else (parse the SDP,
+    // build the session's Rtc, write the answer), per offer; the HTTP round trip is not in it.
+    let offers: Vec<String> = (0..16)
+        .map(|i| {
+            let local = std::net::SocketAddr::from(([127, 0, 0, 1], 40_000 + i));
+            tapedeck_tools::offering(local, Instant::now(), None).expect("an offer").offer.to_sdp_string()
+        })
+        .collect();
+    let params = tapedeck_core::testkit::params();
+    let mut k = 0u128;
+    let answer_us = median_of_batches(11, 16, || {
+        let id = tapedeck_core::engine::SessionId::from_u128(k);
+        let sdp = &offers[k as usize % offers.len()];
+        let _ = tapedeck_core::engine::accept_offer(sdp, params, id, Instant::now()).expect("answered");
+        k += 1;
+    });
+
     let in_pps = 1000.0 / args.caller_ptime as f64;
     let out_pps = 1000.0 / args.ptime as f64;
     // The lower of the two decode costs: the floor errs on the low side.
@@ -157,6 +174,7 @@ fn main() {
         "str0m_ms_per_session_second": str0m_ms,
         "str0m_ms_per_session_second_interleaved": str0m_interleaved_ms,
         "sessions": args.sessions,
+        "answer_us": answer_us,
         "ptime_ms": args.ptime,
         "caller_ptime_ms": args.caller_ptime,
         "floor_ms_per_caller_second": floor_ms,

@@ -14,7 +14,55 @@ fn provider_error(error: CryptoProviderValidationError) -> Error {
     Error::ConfigError(ConfigError::CryptoProvider(error))
 }
 
+/// The providers whose [`CryptoProvider::validate`] passed in this process, by
+/// [`CryptoProvider::identity`] (tapedeck patch: see `validate_once`).
+static VALIDATED: std::sync::Mutex<Vec<[usize; 11]>> = std::sync::Mutex::new(Vec::new());
+
 impl CryptoProvider {
+    /// [`CryptoProvider::validate`], once per provider per process (tapedeck patch).
+    ///
+    /// The checks run real key exchanges and signature verifications, about 1.7 ms on a
+    /// server core, and every [`Config`](crate::Config) runs them: a WebRTC server builds one
+    /// per peer connection, so they were nearly all of the cost of answering an offer. A
+    /// provider is made of `&'static` parts only, so its behaviour is fixed by which parts
+    /// they are: a provider with the same parts passed already. A failure is not remembered
+    /// (it is returned each time).
+    pub fn validate_once(&self) -> Result<(), Error> {
+        let id = self.identity();
+        let known = |v: &Vec<[usize; 11]>| v.contains(&id);
+        if VALIDATED.lock().map(|v| known(&v)).unwrap_or(false) {
+            return Ok(());
+        }
+        self.validate()?;
+        if let Ok(mut v) = VALIDATED.lock()
+            && !known(&v)
+        {
+            v.push(id);
+        }
+        Ok(())
+    }
+
+    /// Where the provider's parts are (all `&'static`): equal for providers made of the
+    /// same parts.
+    fn identity(&self) -> [usize; 11] {
+        fn at<T: ?Sized>(r: &T) -> usize {
+            r as *const T as *const () as usize
+        }
+        [
+            self.kx_groups.as_ptr() as usize,
+            self.kx_groups.len(),
+            at(self.signature_verification),
+            at(self.key_provider),
+            at(self.secure_random),
+            at(self.hash_provider),
+            at(self.hmac_provider),
+            self.cipher_suites.as_ptr() as usize,
+            self.cipher_suites.len(),
+            self.dtls13_cipher_suites.as_ptr() as usize,
+            self.dtls13_cipher_suites.len(),
+        ]
+    }
+
     /// Returns an iterator over validated cipher suites supported by dimpl.
     ///
     /// Only cipher suites documented in lib.rs are returned:
@@ -671,6 +719,40 @@ mod tests_aws_lc_rs {
     fn test_default_provider_validates() {
         let provider = aws_lc_rs::default_provider();
         assert!(provider.validate().is_ok());
+    }
+
+    #[test]
+    fn validate_once_remembers_a_provider_that_passed_and_never_one_that_failed() {
+        let provider = aws_lc_rs::default_provider();
+        assert!(provider.validate_once().is_ok());
+        assert!(provider.validate_once().is_ok());
+        let id = provider.identity();
+        let entries = |id| {
+            VALIDATED
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|v| **v == id)
+                .count()
+        };
+        assert_eq!(entries(id), 1, "the passing provider is remembered once");
+        // The same parts, a fresh value: the same identity.
+        assert_eq!(aws_lc_rs::default_provider().identity(), id);
+
+        let broken = CryptoProvider {
+            cipher_suites: &[],
+            ..aws_lc_rs::default_provider()
+        };
+        assert!(broken.validate_once().is_err());
+        assert!(
+            broken.validate_once().is_err(),
+            "a failure is reported every time"
+        );
+        assert_eq!(
+            entries(broken.identity()),
+            0,
+            "a failing provider is not remembered"
+        );
     }
 
     #[test]
