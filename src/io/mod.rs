@@ -1,9 +1,9 @@
 //! The I/O shell: the mio event loop around the engine, and the HTTP signalling threads.
 //!
-//! Each turn the loop reads the clock once, drains the UDP socket until `WouldBlock`,
-//! drains the command channel, tops up the engine's sample frames, lets the engine catch up
-//! with time, performs everything the engine asks (sends datagrams, hands media to the
-//! recorders), and sleeps until the engine's next deadline (a tick of the sample clock, or a
+//! Each turn the loop reads the clock once, drains the command channel, tops up the engine's
+//! sample frames, lets the engine catch up with time and performs everything it asks (sends
+//! the tick's frames, hands media to the recorders), then drains the UDP socket until
+//! `WouldBlock` and performs again, and sleeps until the engine's next deadline (a tick of the sample clock, or a
 //! connecting session's timer), at most [`RECV_EVERY`], or until a command wakes it. It never
 //! touches a file, a codec or anything else measured in milliseconds.
 //!
@@ -104,7 +104,6 @@ impl EventLoop {
         loop {
             #[allow(clippy::disallowed_methods)] // the shell reads the clock, once a turn
             let now = Instant::now();
-            self.read_socket(now, &mut buf);
             self.handle_commands(now, paths);
             if !shutdown_sent && self.shutdown.load(Ordering::Relaxed) {
                 log::info!("shutting down: ending {} sessions", self.engine.session_count());
@@ -113,6 +112,10 @@ impl EventLoop {
             }
             self.top_up_frames(now);
             let _ = self.engine.handle_input(now, Input::Timeout);
+            // The tick's frames leave first, so when they leave does not depend on how many
+            // datagrams waited for this turn; then what arrived is read and answered.
+            self.perform(paths);
+            self.read_socket(now, &mut buf);
             let deadline = self.perform(paths);
             self.recorders.flush(now);
             #[allow(clippy::disallowed_methods)] // the shell reads the clock
