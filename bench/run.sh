@@ -99,8 +99,8 @@ done
   echo
   echo "Made by \`bench/run.sh\` on $(date -u +%Y-%m-%d) on this machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')."
   echo "Reproduce with \`COUNTS=\"$COUNTS\" SECONDS_PER_CALL=$SECS PTIMES=\"$PTIMES\" RAMP=$RAMP bench/run.sh\`."
-  echo "The load generator (\`tapedeck-load\`, one media thread) runs on the same machine, so the"
-  echo "daemon and its callers share the cores."
+  echo "The load generator (\`tapedeck-load\`, one media thread) runs on the same machine: on two or"
+  echo "more cores the daemon is pinned to core 0 and the load generator to core 1 (PIN=0: anywhere)."
   echo
   echo "Callers send 20 ms Opus packets of their own tone; the daemon sends the sample at its"
   echo "packet time (ptime). CPU is the daemon's, all threads, from /proc over the steady middle"
