@@ -93,8 +93,10 @@ fn the_demo_page_calls_records_and_plays_in_chromium() {
     let (_, samples) = audio::read_wav(&path);
     let wav_len = samples.len() as f64 / f64::from(SAMPLE_RATE_HZ);
     // The page stamps connected and Stop on its own clock (playwright notices the state late).
+    // A browser on a busy machine runs its page's events late too: 122 ms once in a full test
+    // run; a file missing or adding a real stretch (the jitter buffer's second) still fails.
     let call_len = page["pageCallMs"].as_f64().unwrap() / 1000.0;
-    assert!((wav_len - call_len).abs() < 0.1, "WAV {wav_len:.3} s vs call {call_len:.3} s");
+    assert!((wav_len - call_len).abs() < 0.2, "WAV {wav_len:.3} s vs call {call_len:.3} s");
     let hz = audio::dominant_hz(&samples[24_000..samples.len() - 4800], SAMPLE_RATE_HZ);
     assert!((hz - 660.0).abs() <= 3.0, "recorded {hz} Hz");
 }
