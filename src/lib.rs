@@ -23,11 +23,11 @@
 //!
 //! The core's `Engine` is driven by two calls only: `handle_input(now, input)` and
 //! `poll_output()`, drained until it returns `Output::Timeout(deadline)`. The shell in
-//! [`io`] does the rest each turn: read the clock, drain the socket until `WouldBlock`,
-//! drain the command channel, feed everything to the engine with that one `now`, carry out
-//! every output, then sleep until the deadline (a tick of the sample clock, or a connecting
-//! session's timer; connected sessions' timers wait for the tick), at most 10 ms, or a
-//! command's wake-up: the socket does not wake the loop. Because the engine never reads
+//! [`io`] does the rest each turn: read the clock, drain the command channel, let the engine
+//! catch up with that one `now` and send the tick's frames, then drain the socket until
+//! `WouldBlock` and carry out what that asks, then sleep until the deadline (a tick of the
+//! sample clock, or a connecting session's timer; connected sessions' timers wait for the
+//! tick), at most `io::RECV_EVERY`, or a command's wake-up: the socket does not wake the loop. Because the engine never reads
 //! a clock, opens a socket or spawns a thread, the same engine runs in the simulated-network
 //! tests.
 //!

@@ -3,9 +3,9 @@
 //! Each turn the loop reads the clock once, drains the command channel, tops up the engine's
 //! sample frames, lets the engine catch up with time and performs everything it asks (sends
 //! the tick's frames, hands media to the recorders), then drains the UDP socket until
-//! `WouldBlock` and performs again, and sleeps until the engine's next deadline (a tick of the sample clock, or a
-//! connecting session's timer), at most [`RECV_EVERY`], or until a command wakes it. It never
-//! touches a file, a codec or anything else measured in milliseconds.
+//! `WouldBlock` and performs again. It sleeps until the engine's next deadline (a tick of the
+//! sample clock, or a connecting session's timer) or a command's wake-up. It never touches a
+//! file, a codec or anything else measured in milliseconds.
 //!
 //! The socket does not wake the loop: datagrams wait in the kernel's buffer (4 MiB, over a
 //! second of input at 500 callers) until the next turn, at most [`RECV_EVERY`] later, and are
