@@ -47,6 +47,8 @@ pub type MaxRecorderLag = Millis<100, 600_000>;
 pub type DisconnectTimeout = Millis<1_000, 300_000>;
 /// `--connect-timeout`: 1 s (a handshake takes a few round trips) to 5 min.
 pub type ConnectTimeout = Millis<1_000, 300_000>;
+/// `--drain-timeout`: 0 (end calls at once) to a day.
+pub type DrainTimeout = Millis<0, 86_400_000>;
 /// `--stun-timeout`: 500 ms (a browser sends its first check within a round trip of the
 /// answer) to 60 s; never longer than the connect timeout.
 pub type StunTimeout = Millis<500, 60_000>;
@@ -81,6 +83,10 @@ pub const DEFAULT_STUN_TIMEOUT: StunTimeout = Millis::new_const(5000);
 /// for a NAT or an office full of callers dialling at once, few enough that one address
 /// cannot fill `--max-sessions` with offers it never follows up.
 pub const DEFAULT_MAX_CONNECTING_PER_CLIENT: usize = 20;
+/// Default time calls may go on after SIGTERM or `POST /drain`: long enough for most calls
+/// to end by themselves, short enough to fit Kubernetes' default 30 s grace period (and
+/// systemd's 90 s stop timeout) with time left to finalize the recordings.
+pub const DEFAULT_DRAIN_TIMEOUT: DrainTimeout = Millis::new_const(25_000);
 /// Default number of log files kept, counting the current start's.
 pub const DEFAULT_LOG_MAX_FILES: usize = 10;
 /// Default size at which the current log file is rotated: 50 MiB.
@@ -121,9 +127,26 @@ table::settings! {
     #[arg(long, env = "TAPEDECK_UDP_ADDR", default_value = DEFAULT_UDP_ADDR)]
     udp_addr: SocketAddr, file "udp-addr" => file::typed;
 
+    /// Event-loop threads, each with its own UDP socket and its own calls (0: one per CPU
+    /// core). N loops bind N consecutive ports from --udp-addr's port (N free ports with port 0).
+    #[arg(long, env = "TAPEDECK_LOOPS", value_name = "N", default_value_t = 0)]
+    loops: usize, file "loops" => file::typed, into NonZeroUsize => values::threads_or_cores;
+
     /// IP address advertised in the ICE candidate; required when --udp-addr is 0.0.0.0 or ::.
     #[arg(long, env = "TAPEDECK_PUBLIC_IP")]
     public_ip: Option<IpAddr>, file "public-ip" => file::typed;
+
+    /// This daemon's name among several behind one load balancer (1 to 64 letters, digits,
+    /// '-', '_' or '.'): the session URLs it hands out begin /n/<node-id>/, so a proxy can
+    /// send a session's requests to the daemon that holds it. It serves those paths and the
+    /// plain ones.
+    #[arg(long, env = "TAPEDECK_NODE_ID", value_parser = values::parse_node_id)]
+    node_id: Option<String>, file "node-id" => file::node_id;
+
+    /// The URL clients reach the HTTP API at (scheme://host[:port][/path], for example the
+    /// load balancer's); session URLs handed out (WHIP's Location) are absolute, under it.
+    #[arg(long, env = "TAPEDECK_PUBLIC_URL", value_name = "URL", value_parser = values::parse_public_url)]
+    public_url: Option<String>, file "public-url" => file::public_url;
 
     /// WAV file played in a loop to every caller (any rate 8-384 kHz, 1-8 channels; converted to 48 kHz mono).
     #[arg(long, env = "TAPEDECK_SAMPLE", default_value = DEFAULT_SAMPLE)]
@@ -136,6 +159,13 @@ table::settings! {
     /// Folder for log files, one per start (created if missing).
     #[arg(long, env = "TAPEDECK_LOGS", default_value = DEFAULT_LOGS)]
     logs: PathBuf, file "logs" => file::typed;
+
+    /// Milliseconds calls may go on after SIGTERM or POST /drain: offers are refused (503)
+    /// and /healthz says "draining" at once; calls that have not ended by then are ended and
+    /// their recordings finalized, then the daemon exits (0 to 86400000; SIGINT, or a second
+    /// SIGTERM, ends calls at once).
+    #[arg(long, env = "TAPEDECK_DRAIN_TIMEOUT", value_name = "MS", default_value_t = DEFAULT_DRAIN_TIMEOUT)]
+    drain_timeout: DrainTimeout, file "drain-timeout" => file::millis;
 
     /// Packet time of the outgoing audio in milliseconds: 10, 20, 40 or 60.
     #[arg(long, env = "TAPEDECK_PTIME", default_value_t = DEFAULT_PTIME_MS, value_parser = values::parse_ptime)]

@@ -3,7 +3,6 @@
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 use tapedeck_core::media::SAMPLE_RATE_HZ;
@@ -12,7 +11,9 @@ use clap::{ArgMatches, CommandFactory, FromArgMatches};
 use crossbeam_channel::unbounded;
 
 use tapedeck::config::{Cli, Config, Subcommand};
-use tapedeck::io::http::{Access, Shared, Signalling};
+use tapedeck::io::http::{Access, Node, Shared, Signalling};
+use tapedeck::io::lifecycle::Lifecycle;
+use tapedeck::io::loops::{LoopHandle, Seats};
 use tapedeck::io::{EventLoop, WAKER};
 use tapedeck::logging::FileLimits;
 use tapedeck::telemetry::Telemetry;
@@ -77,36 +78,78 @@ fn run(matches: &ArgMatches) -> Result<(), StartError> {
     let provider = str0m::crypto::from_feature_flags();
     let cert = provider.dtls_provider.generate_certificate().ok_or(StartError::Certificate)?;
 
-    let socket = bind_udp(config.udp_addr).map_err(|e| StartError::Udp(config.udp_addr, e))?;
-    let udp_local = socket.local_addr()?;
-    let candidate = SocketAddr::new(config.public_ip.unwrap_or(udp_local.ip()), udp_local.port());
+    let loop_count = config.loops.get();
+    let sockets = bind_loops(config.udp_addr, loop_count)?;
     let server =
         tiny_http::Server::http(config.http_addr).map_err(|e| StartError::Http(config.http_addr, e.to_string()))?;
     let http_local =
         server.server_addr().to_ip().ok_or_else(|| StartError::Http(config.http_addr, "not an IP address".into()))?;
 
-    let poll = mio::Poll::new()?;
-    let waker = Arc::new(mio::Waker::new(poll.registry(), WAKER)?);
-    let shutdown = Arc::new(AtomicBool::new(false));
-    watch_signals(shutdown.clone(), waker.clone())?;
+    let mut polls = Vec::new();
+    let mut wakers = Vec::new();
+    for _ in 0..loop_count {
+        let poll = mio::Poll::new()?;
+        wakers.push(Arc::new(mio::Waker::new(poll.registry(), WAKER)?));
+        polls.push(poll);
+    }
+    let lifecycle = Arc::new(Lifecycle::new(config.drain_timeout.get(), wakers.clone()));
+    watch_signals(lifecycle.clone())?;
 
-    let telemetry = Arc::new(Telemetry::new());
-    let (frames, encoder_thread) = encoder::spawn(loop_encoder)?;
+    let telemetry = Arc::new(Telemetry::with_loops(loop_count));
+    let (frames, encoder_thread) = encoder::spawn(loop_encoder, loop_count)?;
     let recorders = RecorderPool::spawn(
         config.recorder_threads.get(),
         RecordingConfig { jitter_depth: config.jitter_buffer.get() },
         config.capture.clone(),
         telemetry.clone(),
     )?;
-    let (commands_tx, commands) = unbounded();
+    let seats = Arc::new(Seats::new(config.max_sessions.get(), loop_count));
+    let engine_config = EngineConfig {
+        ptime: config.ptime,
+        disconnect_timeout: config.disconnect_timeout.get(),
+        connect_timeout: config.connect_timeout.get(),
+        max_sessions: config.max_sessions.get(),
+        max_connecting_per_client: config.max_connecting_per_client.get(),
+        stun_timeout: config.stun_timeout.get(),
+    };
+    let started = Instant::now();
+    let mut loops = Vec::new();
+    let mut handles = Vec::new();
+    for (index, ((socket, poll), (frames, waker))) in
+        sockets.into_iter().zip(polls).zip(frames.into_iter().zip(wakers)).enumerate()
+    {
+        let udp_local = socket.local_addr()?;
+        let candidate = SocketAddr::new(config.public_ip.unwrap_or(udp_local.ip()), udp_local.port());
+        let (commands_tx, commands) = unbounded();
+        handles.push(LoopHandle {
+            params: OfferParams { cert: cert.clone(), candidate },
+            commands: commands_tx,
+            waker,
+        });
+        loops.push(EventLoop {
+            index,
+            poll,
+            socket: mio::net::UdpSocket::from_std(socket),
+            candidate,
+            engine: Engine::new(engine_config.clone(), started),
+            commands,
+            frames,
+            recorders: recorders.front(),
+            lifecycle: lifecycle.clone(),
+            seats: seats.clone(),
+            telemetry: telemetry.clone(),
+            outgoing: Default::default(),
+        });
+    }
+    let candidates: Vec<String> = handles.iter().map(|h| h.candidate().to_string()).collect();
     let signalling = Signalling::start(
         server,
         config.http_threads.get(),
         Shared {
-            params: OfferParams { cert, candidate },
-            commands: commands_tx,
-            waker,
-            shutting_down: shutdown.clone(),
+            loops: handles,
+            seats,
+            lifecycle: lifecycle.clone(),
+            node: Node { id: config.node_id.clone(), public_url: config.public_url.clone() },
             recordings: config.recordings.clone(),
             telemetry: telemetry.clone(),
             access: Access { token: config.token.clone(), cors_origins: config.cors_origins.clone() },
@@ -116,49 +159,74 @@ fn run(matches: &ArgMatches) -> Result<(), StartError> {
         },
     )?;
 
-    let engine = Engine::new(
-        EngineConfig {
-            ptime: config.ptime,
-            disconnect_timeout: config.disconnect_timeout.get(),
-            connect_timeout: config.connect_timeout.get(),
-            max_sessions: config.max_sessions.get(),
-            max_connecting_per_client: config.max_connecting_per_client.get(),
-            stun_timeout: config.stun_timeout.get(),
-        },
-        Instant::now(),
+    println!(
+        "tapedeck listening: http http://{http_local} udp {} ({loop_count} event loops, udp {})",
+        candidates[0],
+        candidates.join(" ")
     );
-    println!("tapedeck listening: http http://{http_local} udp {candidate}");
     log::info!(
-        "http {http_local}, udp {udp_local} (candidate {candidate}), recordings {}, log {}",
+        "http {http_local}, {loop_count} event loops on udp {} (candidates), node {}, recordings {}, log {}",
+        candidates.join(" "),
+        config.node_id.as_deref().unwrap_or("-"),
         config.recordings.display(),
         log_path.display()
     );
-    let event_loop = EventLoop {
-        poll,
-        socket: mio::net::UdpSocket::from_std(socket),
-        candidate,
-        engine,
-        commands,
-        frames,
-        repeating: None,
-        recorders,
-        shutdown,
-        telemetry,
-        outgoing: Default::default(),
-    };
-    let result = event_loop.run();
+    // Each loop on a thread of its own; this thread waits for them all.
+    let mut threads = Vec::new();
+    for event_loop in loops {
+        let name = format!("loop-{}", event_loop.index);
+        let lifecycle = lifecycle.clone();
+        let spawned = std::thread::Builder::new().name(name).spawn(move || event_loop.run());
+        match spawned {
+            Ok(thread) => threads.push(thread),
+            Err(e) => {
+                log::error!("cannot start an event loop thread: {e}; stopping");
+                lifecycle.stop();
+            }
+        }
+    }
+    let mut result = Ok(());
+    for thread in threads {
+        match thread.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => result = Err(e),
+            Err(_) => {
+                lifecycle.stop();
+                result = Err(std::io::Error::other("an event loop panicked"));
+            }
+        }
+    }
+    log::info!("event loops stopped; finalizing recordings");
     signalling.stop();
-    drop(encoder_thread); // it stops by itself now that its receiver is gone
+    recorders.finish();
+    drop(encoder_thread); // it stops by itself now that its receivers are gone
     result?;
     log::info!("stopped");
     Ok(())
 }
 
-/// Socket buffers for the one media socket: at 500 callers, 10 ms of input is 250 datagrams;
+/// Binds one media socket per loop: consecutive ports from `addr`'s, or each on a free port
+/// when `addr`'s port is 0.
+fn bind_loops(addr: SocketAddr, loops: usize) -> Result<Vec<std::net::UdpSocket>, StartError> {
+    (0..loops)
+        .map(|i| {
+            let port =
+                if addr.port() == 0 { Some(0) } else { u16::try_from(i).ok().and_then(|i| addr.port().checked_add(i)) };
+            let Some(port) = port else {
+                let e = std::io::Error::other(format!("{loops} loops need {loops} ports from {}", addr.port()));
+                return Err(StartError::Udp(addr, e));
+            };
+            let at = SocketAddr::new(addr.ip(), port);
+            bind_udp(at).map_err(|e| StartError::Udp(at, e))
+        })
+        .collect()
+}
+
+/// Socket buffers for each loop's media socket: at 500 callers, 10 ms of input is 250 datagrams;
 /// 4 MiB holds over a second of it, so a busy turn never makes the kernel drop audio.
 const UDP_BUFFER: usize = 4 * 1024 * 1024;
 
-/// Binds the media socket, non-blocking, with large kernel buffers (capped by the system's
+/// Binds a media socket, non-blocking, with large kernel buffers (capped by the system's
 /// net.core.rmem_max / wmem_max; the effective sizes are logged).
 fn bind_udp(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
     use socket2::{Domain, Protocol, Socket, Type};
@@ -179,15 +247,16 @@ fn bind_udp(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
     Ok(socket.into())
 }
 
-/// SIGINT and SIGTERM ask for a graceful shutdown: refuse offers, finalize recordings, exit 0.
-fn watch_signals(flag: Arc<AtomicBool>, waker: Arc<mio::Waker>) -> std::io::Result<()> {
+/// SIGTERM drains (offers refused, calls go on up to --drain-timeout; a second SIGTERM ends
+/// them at once); SIGINT ends calls at once. Either way every recording is finalized and
+/// the daemon exits 0.
+fn watch_signals(lifecycle: Arc<Lifecycle>) -> std::io::Result<()> {
     use signal_hook::consts::{SIGINT, SIGTERM};
     let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
     std::thread::Builder::new().name("signals".into()).spawn(move || {
         for sig in signals.forever() {
-            log::info!("signal {sig}: shutting down");
-            flag.store(true, Ordering::Relaxed);
-            let _ = waker.wake();
+            log::info!("signal {sig}: {}", if sig == SIGTERM { "draining" } else { "shutting down" });
+            lifecycle.signal(sig == SIGTERM);
         }
     })?;
     Ok(())

@@ -31,12 +31,13 @@ pub enum Refusal {
     TooManyConnecting,
     Overloaded,
     ShuttingDown,
+    Draining,
     Timeout,
     Internal,
 }
 
 impl Refusal {
-    const ALL: [Refusal; 10] = [
+    const ALL: [Refusal; 11] = [
         Refusal::BadRequest,
         Refusal::Unauthorized,
         Refusal::TooLarge,
@@ -45,6 +46,7 @@ impl Refusal {
         Refusal::TooManyConnecting,
         Refusal::Overloaded,
         Refusal::ShuttingDown,
+        Refusal::Draining,
         Refusal::Timeout,
         Refusal::Internal,
     ];
@@ -59,6 +61,7 @@ impl Refusal {
             Refusal::TooManyConnecting => "too_many_connecting",
             Refusal::Overloaded => "overloaded",
             Refusal::ShuttingDown => "shutting_down",
+            Refusal::Draining => "draining",
             Refusal::Timeout => "timeout",
             Refusal::Internal => "internal",
         }
@@ -87,26 +90,32 @@ pub struct RecordingView {
     pub error: Option<String>,
 }
 
+/// One event loop's heartbeat and counters, written by that loop only.
+#[derive(Default)]
+struct LoopTelemetry {
+    /// Microseconds since `started` at the loop's last turn.
+    last_turn_us: AtomicU64,
+    sessions: AtomicU64,
+    engine: EngineCounters,
+    turns: [AtomicU64; TURN_BUCKETS_US.len() + 1],
+    turn_sum_us: AtomicU64,
+    /// Datagrams the kernel would not send (buffer full, destination refused).
+    send_errors: AtomicU64,
+}
+
 /// Counters and views shared by every thread. See the module docs.
 pub struct Telemetry {
     started: Instant,
     started_wall: SystemTime,
-    /// Microseconds since `started` at the loop's last turn.
-    last_turn_us: AtomicU64,
-    pub sessions_active: AtomicU64,
+    loops: Vec<LoopTelemetry>,
     pub offers_accepted: AtomicU64,
     refused: [AtomicU64; Refusal::ALL.len()],
-    engine: EngineCounters,
-    turns: [AtomicU64; TURN_BUCKETS_US.len() + 1],
-    turn_sum_us: AtomicU64,
     pub concealed_packets: AtomicU64,
     pub recording_bytes: AtomicU64,
     pub recording_errors: AtomicU64,
     /// Packets the recorders dropped as late, and re-anchored timelines.
     pub late_packets: AtomicU64,
     pub reanchors: AtomicU64,
-    /// Datagrams the kernel would not send (buffer full, destination refused).
-    send_errors: AtomicU64,
     /// Per recorder worker: the loop's time (µs since `started`) of the last batch it
     /// finished. The slowest worker's distance to the loop is the recorders' lag.
     recorders_done: Mutex<Vec<Arc<AtomicU64>>>,
@@ -120,23 +129,24 @@ impl Default for Telemetry {
 }
 
 impl Telemetry {
+    /// Telemetry for a daemon with one event loop.
     pub fn new() -> Self {
+        Self::with_loops(1)
+    }
+
+    /// Telemetry for a daemon with `loops` event loops (at least one).
+    pub fn with_loops(loops: usize) -> Self {
         Telemetry {
             started: Instant::now(),
             started_wall: SystemTime::now(),
-            last_turn_us: AtomicU64::new(0),
-            sessions_active: AtomicU64::new(0),
+            loops: (0..loops.max(1)).map(|_| LoopTelemetry::default()).collect(),
             offers_accepted: AtomicU64::new(0),
             refused: Default::default(),
-            engine: Default::default(),
-            turns: Default::default(),
-            turn_sum_us: AtomicU64::new(0),
             concealed_packets: AtomicU64::new(0),
             recording_bytes: AtomicU64::new(0),
             recording_errors: AtomicU64::new(0),
             late_packets: AtomicU64::new(0),
             reanchors: AtomicU64::new(0),
-            send_errors: AtomicU64::new(0),
             recorders_done: Mutex::new(Vec::new()),
             recordings: Mutex::new(HashMap::new()),
         }
@@ -152,7 +162,7 @@ impl Telemetry {
 
     /// A recorder worker's progress marker; the worker calls [`Telemetry::recorder_done`].
     pub fn add_recorder(&self) -> Arc<AtomicU64> {
-        let done = Arc::new(AtomicU64::new(self.last_turn_us.load(Relaxed)));
+        let done = Arc::new(AtomicU64::new(self.latest_turn_us()));
         self.recorders_done.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(done.clone());
         done
     }
@@ -162,10 +172,15 @@ impl Telemetry {
         marker.fetch_max(micros(at.saturating_duration_since(self.started)), Relaxed);
     }
 
-    /// How far the slowest recorder worker is behind the loop's last turn. A worker that
+    /// The latest turn of any loop, in microseconds since `started`.
+    fn latest_turn_us(&self) -> u64 {
+        self.loops.iter().map(|l| l.last_turn_us.load(Relaxed)).max().unwrap_or(0)
+    }
+
+    /// How far the slowest recorder worker is behind the loops' latest turn. A worker that
     /// keeps up is at most a batch interval (0.2 s) behind.
     pub fn recorder_lag(&self) -> Duration {
-        let turn = self.last_turn_us.load(Relaxed);
+        let turn = self.latest_turn_us();
         let slowest = self
             .recorders_done
             .lock()
@@ -177,28 +192,59 @@ impl Telemetry {
         Duration::from_micros(turn.saturating_sub(slowest))
     }
 
-    /// The loop could not send `n` datagrams.
-    pub fn send_failed(&self, n: usize) {
+    /// The number of event loops.
+    pub fn loop_count(&self) -> usize {
+        self.loops.len()
+    }
+
+    /// Loop `index` (see [`Telemetry::with_loops`]); loop 0 for an index out of range.
+    fn event_loop(&self, index: usize) -> &LoopTelemetry {
+        self.loops.get(index).unwrap_or(&self.loops[0])
+    }
+
+    /// Loop `index` could not send `n` datagrams.
+    pub fn send_failed(&self, index: usize, n: usize) {
         if n > 0 {
-            self.send_errors.fetch_add(n as u64, Relaxed);
+            self.event_loop(index).send_errors.fetch_add(n as u64, Relaxed);
         }
     }
 
-    /// The loop finished a turn that began at `began` and took `took`.
-    pub fn turned(&self, began: Instant, took: Duration, stats: &EngineStats, sessions: usize) {
-        self.last_turn_us.store(micros(began.saturating_duration_since(self.started)), Relaxed);
+    /// Loop `index` finished a turn that began at `began` and took `took`.
+    pub fn turned(&self, index: usize, began: Instant, took: Duration, stats: &EngineStats, sessions: usize) {
+        let l = self.event_loop(index);
+        l.last_turn_us.store(micros(began.saturating_duration_since(self.started)), Relaxed);
         let us = micros(took);
         let bucket = TURN_BUCKETS_US.iter().position(|&b| us <= b).unwrap_or(TURN_BUCKETS_US.len());
-        self.turns[bucket].fetch_add(1, Relaxed);
-        self.turn_sum_us.fetch_add(us, Relaxed);
-        self.engine.store(stats);
-        self.sessions_active.store(sessions as u64, Relaxed);
+        l.turns[bucket].fetch_add(1, Relaxed);
+        l.turn_sum_us.fetch_add(us, Relaxed);
+        l.engine.store(stats);
+        l.sessions.store(sessions as u64, Relaxed);
     }
 
-    /// How long ago the loop last turned.
+    /// How long ago each loop last turned, by loop.
+    pub fn since_last_turns(&self, now: Instant) -> Vec<Duration> {
+        let since = now.saturating_duration_since(self.started);
+        self.loops.iter().map(|l| since.saturating_sub(Duration::from_micros(l.last_turn_us.load(Relaxed)))).collect()
+    }
+
+    /// How long ago the loop that turned least recently last turned.
     pub fn since_last_turn(&self, now: Instant) -> Duration {
-        let last = Duration::from_micros(self.last_turn_us.load(Relaxed));
-        now.saturating_duration_since(self.started).saturating_sub(last)
+        self.since_last_turns(now).into_iter().max().unwrap_or_default()
+    }
+
+    /// Sessions, by loop, as of each loop's last turn.
+    pub fn loop_sessions(&self) -> Vec<u64> {
+        self.loops.iter().map(|l| l.sessions.load(Relaxed)).collect()
+    }
+
+    /// Sessions in every loop, as of their last turns.
+    pub fn sessions_active(&self) -> u64 {
+        self.loop_sessions().iter().sum()
+    }
+
+    /// The sum over the loops of one engine counter.
+    fn total(&self, counter: impl Fn(&LoopTelemetry) -> &AtomicU64) -> u64 {
+        self.loops.iter().map(|l| counter(l).load(Relaxed)).sum()
     }
 
     pub fn refused(&self, why: Refusal) {
@@ -230,29 +276,34 @@ impl Telemetry {
         let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
         };
-        metric(
-            "tapedeck_sessions_active",
-            "gauge",
-            "Sessions now, connected or connecting.",
-            load(&self.sessions_active),
-        );
+        metric("tapedeck_sessions_active", "gauge", "Sessions now, connected or connecting.", self.sessions_active());
         metric(
             "tapedeck_sessions_total",
             "counter",
             "Sessions admitted since start.",
-            load(&self.engine.sessions_added),
+            self.total(|l| &l.engine.sessions_added),
         );
         metric("tapedeck_offers_accepted_total", "counter", "Offers answered.", load(&self.offers_accepted));
-        metric("tapedeck_packets_in_total", "counter", "UDP datagrams received.", load(&self.engine.datagrams_in));
-        metric("tapedeck_bytes_in_total", "counter", "UDP bytes received.", load(&self.engine.bytes_in));
-        metric("tapedeck_packets_out_total", "counter", "UDP datagrams sent.", load(&self.engine.datagrams_out));
-        metric("tapedeck_bytes_out_total", "counter", "UDP bytes sent.", load(&self.engine.bytes_out));
-        metric("tapedeck_media_packets_in_total", "counter", "Audio packets received.", load(&self.engine.media_in));
+        metric(
+            "tapedeck_packets_in_total",
+            "counter",
+            "UDP datagrams received.",
+            self.total(|l| &l.engine.datagrams_in),
+        );
+        metric("tapedeck_bytes_in_total", "counter", "UDP bytes received.", self.total(|l| &l.engine.bytes_in));
+        metric("tapedeck_packets_out_total", "counter", "UDP datagrams sent.", self.total(|l| &l.engine.datagrams_out));
+        metric("tapedeck_bytes_out_total", "counter", "UDP bytes sent.", self.total(|l| &l.engine.bytes_out));
+        metric(
+            "tapedeck_media_packets_in_total",
+            "counter",
+            "Audio packets received.",
+            self.total(|l| &l.engine.media_in),
+        );
         metric(
             "tapedeck_send_errors_total",
             "counter",
             "Datagrams the kernel would not send (send buffer full, destination refused).",
-            load(&self.send_errors),
+            self.total(|l| &l.send_errors),
         );
         metric(
             "tapedeck_concealed_packets_total",
@@ -288,19 +339,19 @@ impl Telemetry {
             "tapedeck_sample_frames_total",
             "counter",
             "Sample frames sent (each to every connected caller).",
-            load(&self.engine.sample_frames),
+            self.total(|l| &l.engine.sample_frames),
         );
         metric(
             "tapedeck_sample_skipped_total",
             "counter",
             "Sample frames skipped because the event loop fell more than 5 frames behind (it was stalled).",
-            load(&self.engine.sample_skipped),
+            self.total(|l| &l.engine.sample_skipped),
         );
         metric(
             "tapedeck_sample_underruns_total",
             "counter",
             "Sample frames the encoder did not deliver in time.",
-            load(&self.engine.underruns),
+            self.total(|l| &l.engine.underruns),
         );
         let _ = writeln!(
             out,
@@ -326,19 +377,38 @@ impl Telemetry {
         );
         let _ = writeln!(out, "# TYPE tapedeck_datagrams_dropped_total counter");
         let reasons = tapedeck_core::engine::Drops::default().by_reason().map(|(reason, _)| reason);
-        for (reason, count) in reasons.iter().zip(&self.engine.dropped) {
-            let _ = writeln!(out, "tapedeck_datagrams_dropped_total{{reason=\"{reason}\"}} {}", load(count));
+        for (i, reason) in reasons.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "tapedeck_datagrams_dropped_total{{reason=\"{reason}\"}} {}",
+                self.total(|l| &l.engine.dropped[i])
+            );
         }
-        let _ = writeln!(out, "# HELP tapedeck_loop_turn_seconds Time the event loop spends on one turn.");
+        let now = Instant::now();
+        let _ =
+            writeln!(out, "# HELP tapedeck_loop_sessions_active Sessions in each event loop, connected or connecting.");
+        let _ = writeln!(out, "# TYPE tapedeck_loop_sessions_active gauge");
+        for (i, l) in self.loops.iter().enumerate() {
+            let _ = writeln!(out, "tapedeck_loop_sessions_active{{loop=\"{i}\"}} {}", load(&l.sessions));
+        }
+        let _ = writeln!(out, "# HELP tapedeck_loop_since_last_turn_seconds How long ago each event loop last turned (it turns at least every 0.5 s; 2 s is a stall).");
+        let _ = writeln!(out, "# TYPE tapedeck_loop_since_last_turn_seconds gauge");
+        for (i, since) in self.since_last_turns(now).iter().enumerate() {
+            let _ = writeln!(out, "tapedeck_loop_since_last_turn_seconds{{loop=\"{i}\"}} {}", since.as_secs_f64());
+        }
+        let _ = writeln!(out, "# HELP tapedeck_loop_turn_seconds Time an event loop spends on one turn, by loop.");
         let _ = writeln!(out, "# TYPE tapedeck_loop_turn_seconds histogram");
-        let mut cumulative = 0;
-        for (i, count) in self.turns.iter().enumerate() {
-            cumulative += load(count);
-            let le = TURN_BUCKETS_US.get(i).map_or("+Inf".to_string(), |us| format!("{}", *us as f64 / 1e6));
-            let _ = writeln!(out, "tapedeck_loop_turn_seconds_bucket{{le=\"{le}\"}} {cumulative}");
+        for (n, l) in self.loops.iter().enumerate() {
+            let mut cumulative = 0;
+            for (i, count) in l.turns.iter().enumerate() {
+                cumulative += load(count);
+                let le = TURN_BUCKETS_US.get(i).map_or("+Inf".to_string(), |us| format!("{}", *us as f64 / 1e6));
+                let _ = writeln!(out, "tapedeck_loop_turn_seconds_bucket{{loop=\"{n}\",le=\"{le}\"}} {cumulative}");
+            }
+            let _ =
+                writeln!(out, "tapedeck_loop_turn_seconds_sum{{loop=\"{n}\"}} {}", load(&l.turn_sum_us) as f64 / 1e6);
+            let _ = writeln!(out, "tapedeck_loop_turn_seconds_count{{loop=\"{n}\"}} {cumulative}");
         }
-        let _ = writeln!(out, "tapedeck_loop_turn_seconds_sum {}", load(&self.turn_sum_us) as f64 / 1e6);
-        let _ = writeln!(out, "tapedeck_loop_turn_seconds_count {cumulative}");
         out
     }
 }
@@ -397,18 +467,19 @@ mod tests {
             dropped,
             ..Default::default()
         };
-        t.turned(Instant::now(), Duration::from_micros(80), &stats, 1);
-        t.turned(Instant::now(), Duration::from_millis(3), &stats, 1);
+        t.turned(0, Instant::now(), Duration::from_micros(80), &stats, 1);
+        t.turned(0, Instant::now(), Duration::from_millis(3), &stats, 1);
         t.refused(Refusal::Full);
         let text = t.prometheus();
         assert!(text.contains("tapedeck_packets_in_total 7\n"), "{text}");
         assert!(text.contains("tapedeck_sessions_total 2\n"));
         assert!(text.contains("tapedeck_sessions_active 1\n"));
         assert!(text.contains("tapedeck_offers_refused_total{reason=\"full\"} 1\n"));
-        assert!(text.contains("tapedeck_loop_turn_seconds_bucket{le=\"0.0001\"} 1\n"), "{text}");
-        assert!(text.contains("tapedeck_loop_turn_seconds_bucket{le=\"0.005\"} 2\n"));
-        assert!(text.contains("tapedeck_loop_turn_seconds_bucket{le=\"+Inf\"} 2\n"));
-        assert!(text.contains("tapedeck_loop_turn_seconds_count 2\n"));
+        assert!(text.contains("tapedeck_loop_turn_seconds_bucket{loop=\"0\",le=\"0.0001\"} 1\n"), "{text}");
+        assert!(text.contains("tapedeck_loop_turn_seconds_bucket{loop=\"0\",le=\"0.005\"} 2\n"));
+        assert!(text.contains("tapedeck_loop_turn_seconds_bucket{loop=\"0\",le=\"+Inf\"} 2\n"));
+        assert!(text.contains("tapedeck_loop_turn_seconds_count{loop=\"0\"} 2\n"));
+        assert!(text.contains("tapedeck_loop_sessions_active{loop=\"0\"} 1\n"));
         assert!(text.contains("tapedeck_sample_frames_total 100\n"), "{text}");
         assert!(text.contains("tapedeck_sample_skipped_total 6\n"), "{text}");
         assert!(text.contains("tapedeck_datagrams_dropped_total{reason=\"stun_unknown_ufrag\"} 5\n"), "{text}");
@@ -424,8 +495,30 @@ mod tests {
     fn a_loop_that_stops_turning_is_noticed() {
         let t = Telemetry::new();
         let now = Instant::now();
-        t.turned(now, Duration::ZERO, &EngineStats::default(), 0);
+        t.turned(0, now, Duration::ZERO, &EngineStats::default(), 0);
         assert!(t.since_last_turn(now + Duration::from_millis(10)) < STALL);
         assert!(t.since_last_turn(now + STALL * 2) >= STALL);
+    }
+
+    /// With several loops, one that stops is noticed while the others turn, and the totals
+    /// add every loop's counters.
+    #[test]
+    fn every_loop_counts_and_one_stalled_loop_shows() {
+        let t = Telemetry::with_loops(2);
+        let now = Instant::now();
+        let stats = EngineStats { datagrams_in: 3, ..Default::default() };
+        t.turned(0, now, Duration::ZERO, &stats, 2);
+        t.turned(1, now, Duration::ZERO, &stats, 5);
+        let later = now + STALL * 2;
+        t.turned(0, later, Duration::ZERO, &stats, 2);
+        let since = t.since_last_turns(later);
+        assert!(since[0] < STALL && since[1] >= STALL, "{since:?}");
+        assert!(t.since_last_turn(later) >= STALL);
+        assert_eq!(t.sessions_active(), 7);
+        let text = t.prometheus();
+        assert!(text.contains("tapedeck_packets_in_total 6\n"), "{text}");
+        assert!(text.contains("tapedeck_sessions_active 7\n"), "{text}");
+        assert!(text.contains("tapedeck_loop_sessions_active{loop=\"1\"} 5\n"), "{text}");
+        assert!(text.contains("tapedeck_loop_turn_seconds_count{loop=\"1\"} 1\n"), "{text}");
     }
 }

@@ -90,6 +90,16 @@ pub(super) fn origins(value: toml::Value) -> Result<Vec<String>, KeyError> {
     list.iter().map(|o| values::parse_origin(o).map_err(|e| Bad(format!("{o:?} {e}")))).collect()
 }
 
+/// A node id, as `--node-id` takes it.
+pub(super) fn node_id(value: toml::Value) -> Result<String, KeyError> {
+    values::parse_node_id(&typed::<String>(value)?).map_err(Bad)
+}
+
+/// A public URL, as `--public-url` takes it.
+pub(super) fn public_url(value: toml::Value) -> Result<String, KeyError> {
+    values::parse_public_url(&typed::<String>(value)?).map_err(Bad)
+}
+
 /// Milliseconds within the setting's range, an integer as the flag takes.
 pub(super) fn millis<const MIN: u64, const MAX: u64>(value: toml::Value) -> Result<Millis<MIN, MAX>, KeyError> {
     Millis::new(typed(value)?).map_err(Bad)

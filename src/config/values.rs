@@ -92,6 +92,39 @@ fn split_port(s: &str) -> Option<(&str, Option<u16>)> {
     Some((&s[..colon], Some(port.parse().ok()?)))
 }
 
+/// `--node-id`: 1 to 64 ASCII letters, digits, '-', '_' or '.', not "." or ".." (it is a
+/// path segment of every session URL).
+pub fn parse_node_id(s: &str) -> Result<String, String> {
+    let ok = (1..=64).contains(&s.len())
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        && s != "."
+        && s != "..";
+    if ok {
+        Ok(s.to_owned())
+    } else {
+        Err("must be 1 to 64 letters, digits, '-', '_' or '.'".to_owned())
+    }
+}
+
+/// `--public-url`: `http(s)://host[:port][/path]`, without a query or fragment; stored
+/// without a trailing slash, so session paths append to it.
+pub fn parse_public_url(s: &str) -> Result<String, String> {
+    const SHAPE: &str = "must be http://host[:port][/path] or https://...";
+    let (scheme, rest) = s.split_once("://").ok_or(SHAPE)?;
+    if !scheme.eq_ignore_ascii_case("http") && !scheme.eq_ignore_ascii_case("https") {
+        return Err(format!("{SHAPE}: the scheme is {scheme:?}"));
+    }
+    if let Some(i) = rest.find(['?', '#']) {
+        return Err(format!("{SHAPE}: remove {:?}", &rest[i..]));
+    }
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let origin = parse_origin(&format!("{scheme}://{authority}"))?;
+    if path.bytes().any(|b| !b.is_ascii_graphic()) {
+        return Err(format!("{SHAPE}: the path has spaces or characters outside ASCII"));
+    }
+    Ok(format!("{origin}{}", path.trim_end_matches('/')))
+}
+
 /// A byte count: a plain integer, or one with a `KiB`, `MiB` or `GiB` suffix; not zero.
 pub fn parse_bytes(s: &str) -> Result<std::num::NonZeroU64, String> {
     const UNITS: [(&str, u64); 3] = [("KiB", 1 << 10), ("MiB", 1 << 20), ("GiB", 1 << 30)];
@@ -137,6 +170,26 @@ mod tests {
         }
         let e = parse_origin("https://example.com/app").unwrap_err();
         assert!(e.contains("\"/app\""), "{e}");
+    }
+
+    #[test]
+    fn node_ids_are_path_segments() {
+        for good in ["a", "node-1", "eu_west.3", &"x".repeat(64)] {
+            assert_eq!(parse_node_id(good).as_deref(), Ok(good));
+        }
+        for bad in ["", ".", "..", "a/b", "a b", "ä", "%2F", &"x".repeat(65)] {
+            assert!(parse_node_id(bad).is_err(), "{bad:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn public_urls_are_bases_for_session_paths() {
+        assert_eq!(parse_public_url("https://calls.example.com/").unwrap(), "https://calls.example.com");
+        assert_eq!(parse_public_url("HTTP://LB:8080/tapedeck/").unwrap(), "http://lb:8080/tapedeck");
+        assert_eq!(parse_public_url("http://[::1]:80").unwrap(), "http://[::1]");
+        for bad in ["calls.example.com", "ftp://x", "https://x/?a=1", "https://x#f", "https://x/a b", "https://"] {
+            assert!(parse_public_url(bad).is_err(), "{bad:?} was accepted");
+        }
     }
 
     #[test]

@@ -23,6 +23,8 @@ pub enum ApiError {
     NotFound,
     #[error("no session {0}")]
     UnknownSession(String),
+    #[error("{0}")]
+    Misdirected(String),
     #[error("method {0} not allowed here")]
     MethodNotAllowed(String),
     #[error("the request body is larger than {MAX_BODY} bytes")]
@@ -31,6 +33,8 @@ pub enum ApiError {
     UnsupportedType { expected: &'static str, got: String },
     #[error("{0}")]
     Unavailable(String),
+    #[error("draining: this daemon takes no new calls (its calls in progress go on); offer to another")]
+    Draining,
     #[error("the session limit of {0} is reached")]
     Full(usize),
     #[error("{0}: connect the sessions you have (or let them time out) before offering more")]
@@ -53,10 +57,11 @@ impl ApiError {
             ApiError::RequestTimeout => 408,
             ApiError::NotFound | ApiError::UnknownSession(_) => 404,
             ApiError::MethodNotAllowed(_) => 405,
+            ApiError::Misdirected(_) => 421,
             ApiError::TooLarge => 413,
             ApiError::TooManyConnecting(_) => 429,
             ApiError::UnsupportedType { .. } => 415,
-            ApiError::Unavailable(_) | ApiError::Full(_) | ApiError::Overloaded(_) => 503,
+            ApiError::Unavailable(_) | ApiError::Draining | ApiError::Full(_) | ApiError::Overloaded(_) => 503,
             ApiError::Timeout => 504,
             ApiError::Internal(_) => 500,
         }
@@ -135,6 +140,8 @@ pub enum Route {
     Health,
     /// `GET /metrics`.
     Metrics,
+    /// `POST /drain`: take no new calls, let these finish (as SIGTERM).
+    Drain,
     /// `OPTIONS` on any route: a CORS preflight.
     Preflight,
     Asset(super::assets::Asset),
@@ -144,16 +151,40 @@ impl Route {
     /// Whether the route changes something (and so needs the token, if one is set).
     /// Session listings are protected too: they name recordings.
     pub fn needs_token(&self) -> bool {
-        matches!(self, Route::Offer | Route::Whip | Route::Hangup(_) | Route::Sessions | Route::Session(_))
+        matches!(
+            self,
+            Route::Offer | Route::Whip | Route::Hangup(_) | Route::Sessions | Route::Session(_) | Route::Drain
+        )
     }
 }
 
-/// Maps method and path to a route.
-pub fn route(method: &str, url: &str) -> Result<Route, ApiError> {
+/// Maps method and path to a route. Every path is also served under `/n/<node>` when `node`
+/// is this daemon's `--node-id` (the session URLs it hands out are those); a path naming
+/// another node is 421: the proxy in front sent it to the wrong daemon.
+pub fn route(method: &str, url: &str, node: Option<&str>) -> Result<Route, ApiError> {
     let path = url.split('?').next().unwrap_or("");
+    let path = match path.strip_prefix("/n/") {
+        Some(rest) => {
+            let named = rest.split('/').next().unwrap_or("");
+            match node {
+                Some(ours) if ours == named => &rest[named.len()..],
+                Some(ours) => {
+                    return Err(ApiError::Misdirected(format!(
+                        "this is node {ours}, not {named:?}: the proxy sent this request to the wrong daemon"
+                    )))
+                }
+                None => {
+                    return Err(ApiError::Misdirected(format!(
+                        "this daemon has no --node-id; it cannot serve node {named:?}'s paths"
+                    )))
+                }
+            }
+        }
+        None => path,
+    };
     let wrong = || ApiError::MethodNotAllowed(method.to_string());
     let known = super::assets::get(path).is_some()
-        || matches!(path, "/offer" | "/whip" | "/sessions" | "/healthz" | "/metrics")
+        || matches!(path, "/offer" | "/whip" | "/sessions" | "/healthz" | "/metrics" | "/drain")
         || session_id(path).is_some();
     if method == "OPTIONS" {
         return if known { Ok(Route::Preflight) } else { Err(ApiError::NotFound) };
@@ -168,6 +199,7 @@ pub fn route(method: &str, url: &str) -> Result<Route, ApiError> {
         "/sessions" => return only("GET", Route::Sessions),
         "/healthz" => return only("GET", Route::Health),
         "/metrics" => return only("GET", Route::Metrics),
+        "/drain" => return only("POST", Route::Drain),
         _ => {}
     }
     if path.starts_with("/sessions/") {
@@ -242,23 +274,41 @@ mod tests {
 
     #[test]
     fn routes() {
-        assert_eq!(route("POST", "/offer"), Ok(Route::Offer));
-        assert_eq!(route("GET", "/offer").unwrap_err().status(), 405);
-        assert_eq!(route("DELETE", "/sessions/abc"), Ok(Route::Hangup("abc".into())));
-        assert_eq!(route("GET", "/sessions/abc"), Ok(Route::Session("abc".into())));
-        assert_eq!(route("GET", "/sessions"), Ok(Route::Sessions));
-        assert_eq!(route("POST", "/whip"), Ok(Route::Whip));
-        assert_eq!(route("GET", "/whip").unwrap_err().status(), 405);
-        assert_eq!(route("PATCH", "/sessions/abc").unwrap_err().status(), 405);
-        assert_eq!(route("GET", "/healthz"), Ok(Route::Health));
-        assert_eq!(route("GET", "/metrics?x"), Ok(Route::Metrics));
-        assert_eq!(route("OPTIONS", "/whip"), Ok(Route::Preflight));
-        assert_eq!(route("OPTIONS", "/nope").unwrap_err().status(), 404);
+        assert_eq!(route("POST", "/offer", None), Ok(Route::Offer));
+        assert_eq!(route("GET", "/offer", None).unwrap_err().status(), 405);
+        assert_eq!(route("DELETE", "/sessions/abc", None), Ok(Route::Hangup("abc".into())));
+        assert_eq!(route("GET", "/sessions/abc", None), Ok(Route::Session("abc".into())));
+        assert_eq!(route("GET", "/sessions", None), Ok(Route::Sessions));
+        assert_eq!(route("POST", "/whip", None), Ok(Route::Whip));
+        assert_eq!(route("GET", "/whip", None).unwrap_err().status(), 405);
+        assert_eq!(route("PATCH", "/sessions/abc", None).unwrap_err().status(), 405);
+        assert_eq!(route("GET", "/healthz", None), Ok(Route::Health));
+        assert_eq!(route("GET", "/metrics?x", None), Ok(Route::Metrics));
+        assert_eq!(route("OPTIONS", "/whip", None), Ok(Route::Preflight));
+        assert_eq!(route("OPTIONS", "/nope", None).unwrap_err().status(), 404);
         assert!(Route::Offer.needs_token() && Route::Hangup("x".into()).needs_token());
         assert!(!Route::Health.needs_token() && !Route::Metrics.needs_token());
-        assert_eq!(route("DELETE", "/sessions/").unwrap_err().status(), 404);
-        assert_eq!(route("GET", "/nope").unwrap_err().status(), 404);
-        assert!(matches!(route("GET", "/?x=1"), Ok(Route::Asset(_))));
-        assert_eq!(route("POST", "/").unwrap_err().status(), 405);
+        assert_eq!(route("DELETE", "/sessions/", None).unwrap_err().status(), 404);
+        assert_eq!(route("GET", "/nope", None).unwrap_err().status(), 404);
+        assert!(matches!(route("GET", "/?x=1", None), Ok(Route::Asset(_))));
+        assert_eq!(route("POST", "/", None).unwrap_err().status(), 405);
+        assert_eq!(route("POST", "/drain", None), Ok(Route::Drain));
+        assert!(Route::Drain.needs_token());
+    }
+
+    #[test]
+    fn node_addressed_paths_reach_their_node_only() {
+        let node = Some("eu-1");
+        assert_eq!(route("DELETE", "/n/eu-1/sessions/abc", node), Ok(Route::Hangup("abc".into())));
+        assert_eq!(route("GET", "/n/eu-1/sessions/abc?x=1", node), Ok(Route::Session("abc".into())));
+        assert_eq!(route("POST", "/n/eu-1/whip", node), Ok(Route::Whip));
+        assert_eq!(route("GET", "/n/eu-1/healthz", node), Ok(Route::Health));
+        assert_eq!(route("GET", "/sessions/abc", node), Ok(Route::Session("abc".into())), "plain paths too");
+        for (path, node) in [("/n/eu-2/sessions/abc", node), ("/n/eu-1/sessions/abc", None), ("/n//sessions", node)] {
+            let e = route("GET", path, node).unwrap_err();
+            assert_eq!(e.status(), 421, "{path}: {e}");
+        }
+        assert_eq!(route("GET", "/n/eu-1", node).unwrap_err().status(), 404);
+        assert_eq!(route("GET", "/n/eu-1x/healthz", node).unwrap_err().status(), 421);
     }
 }

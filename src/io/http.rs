@@ -29,10 +29,12 @@ use super::api::{self, ApiError, Route, MAX_BODY};
 mod forwarded;
 mod janitor;
 
+use super::lifecycle::{Lifecycle, State};
+use super::loops::{LoopHandle, Seats};
 use super::Command;
 use crate::telemetry::{Refusal, Telemetry, STALL};
 use janitor::close_idle_connections;
-use tapedeck_core::engine::{accept_offer, EngineError, OfferParams, SessionId, SessionInfo};
+use tapedeck_core::engine::{accept_offer, EngineError, SessionId, SessionInfo};
 
 /// How long a request waits for the event loop before answering 504.
 const LOOP_REPLY_TIMEOUT: Duration = Duration::from_secs(2);
@@ -58,13 +60,34 @@ pub struct Access {
     pub cors_origins: Vec<String>,
 }
 
+/// Where clients reach this daemon's sessions (`--node-id`, `--public-url`).
+#[derive(Debug, Clone, Default)]
+pub struct Node {
+    pub id: Option<String>,
+    /// Without a trailing slash.
+    pub public_url: Option<String>,
+}
+
+impl Node {
+    /// A session's URL, as handed out (WHIP's `Location`): under the public URL if there is
+    /// one, and under `/n/<node-id>` if there is one (see `api::route`).
+    pub fn session_url(&self, id: SessionId) -> String {
+        let base = self.public_url.as_deref().unwrap_or("");
+        match &self.id {
+            Some(node) => format!("{base}/n/{node}/sessions/{id}"),
+            None => format!("{base}/sessions/{id}"),
+        }
+    }
+}
+
 /// What every signalling thread shares.
 pub struct Shared {
-    pub params: OfferParams,
-    pub commands: Sender<Command>,
-    pub waker: Arc<mio::Waker>,
-    /// Set at SIGINT/SIGTERM: new offers get 503.
-    pub shutting_down: Arc<AtomicBool>,
+    /// Every event loop; a new call goes to the one with a seat for it ([`Seats::take`]).
+    pub loops: Vec<LoopHandle>,
+    pub seats: Arc<Seats>,
+    /// Draining or stopping: new offers get 503.
+    pub lifecycle: Arc<Lifecycle>,
+    pub node: Node,
     pub recordings: PathBuf,
     pub telemetry: Arc<Telemetry>,
     pub access: Access,
@@ -149,7 +172,7 @@ impl Reply {
         let mut reply =
             Reply { status: e.status(), content_type: "application/json", body: e.body(), headers: Vec::new() };
         match e {
-            ApiError::Unavailable(_) | ApiError::Full(_) | ApiError::Overloaded(_) => {
+            ApiError::Unavailable(_) | ApiError::Draining | ApiError::Full(_) | ApiError::Overloaded(_) => {
                 reply.headers.push(("Retry-After", RETRY_AFTER_SECS.to_string()))
             }
             ApiError::TooManyConnecting(_) => {
@@ -207,7 +230,7 @@ impl Head {
 
 fn dispatch(request: Request, shared: &Arc<Shared>, in_flight: &Arc<AtomicUsize>) {
     let head = Head::of(&request);
-    let route = match api::route(&head.method, &head.url) {
+    let route = match api::route(&head.method, &head.url, shared.node.id.as_deref()) {
         Ok(route) => route,
         Err(e) => return finish(request, &head, shared, Err(e)),
     };
@@ -220,6 +243,7 @@ fn dispatch(request: Request, shared: &Arc<Shared>, in_flight: &Arc<AtomicUsize>
             finish(request, &head, shared, Ok(reply))
         }
         Route::Health => finish(request, &head, shared, Ok(health(shared))),
+        Route::Drain => finish(request, &head, shared, Ok(drain(shared))),
         Route::Metrics => {
             let body = shared.telemetry.prometheus();
             let reply = Reply { status: 200, content_type: "text/plain; version=0.0.4", body, headers: Vec::new() };
@@ -372,17 +396,56 @@ fn preflight(head: &Head, shared: &Shared) -> Result<Reply, ApiError> {
     })
 }
 
+/// `GET /healthz`: 200 while every loop turns and new calls are taken; 503 when draining or
+/// stopping (so a load balancer sends no more offers) or when a loop has stalled.
 fn health(shared: &Shared) -> Reply {
     let t = &shared.telemetry;
-    let since = t.since_last_turn(Instant::now());
-    let sessions = t.sessions_active.load(Ordering::Relaxed);
-    let ms = since.as_millis() as u64;
-    if since >= STALL {
-        log::warn!("healthz: the event loop has not turned for {ms} ms");
-        Reply::json(503, serde_json::json!({ "status": "stalled", "last_turn_ms_ago": ms, "sessions": sessions }))
-    } else {
-        Reply::json(200, serde_json::json!({ "status": "ok", "last_turn_ms_ago": ms, "sessions": sessions }))
+    let now = Instant::now();
+    let since = t.since_last_turns(now);
+    let sessions = t.loop_sessions();
+    let loops: Vec<serde_json::Value> = since
+        .iter()
+        .zip(&sessions)
+        .enumerate()
+        .map(|(i, (since, n))| {
+            serde_json::json!({ "loop": i, "sessions": n, "last_turn_ms_ago": since.as_millis() as u64 })
+        })
+        .collect();
+    let oldest = since.iter().max().copied().unwrap_or_default();
+    let mut body = serde_json::json!({
+        "status": "ok",
+        "node": shared.node.id,
+        "sessions": sessions.iter().sum::<u64>(),
+        "last_turn_ms_ago": oldest.as_millis() as u64,
+        "loops": loops,
+    });
+    let status = match shared.lifecycle.state() {
+        State::Draining(began) => {
+            let left = shared.lifecycle.drain_deadline().map_or(Duration::ZERO, |d| d.saturating_duration_since(now));
+            body["drain_remaining_ms"] = (left.as_millis() as u64).into();
+            body["draining_for_ms"] = (now.saturating_duration_since(began).as_millis() as u64).into();
+            "draining"
+        }
+        State::Stopping => "stopping",
+        State::Running if oldest >= STALL => {
+            let stalled: Vec<usize> = (0..since.len()).filter(|&i| since[i] >= STALL).collect();
+            log::warn!("healthz: event loop(s) {stalled:?} have not turned for {} ms", oldest.as_millis());
+            "stalled"
+        }
+        State::Running => "ok",
+    };
+    body["status"] = status.into();
+    Reply::json(if status == "ok" { 200 } else { 503 }, body)
+}
+
+/// `POST /drain`: as SIGTERM (see `io::lifecycle`); 202 with what `/healthz` now says.
+fn drain(shared: &Shared) -> Reply {
+    if shared.lifecycle.drain() {
+        log::info!("POST /drain: draining");
     }
+    let mut reply = health(shared);
+    reply.status = 202;
+    reply
 }
 
 fn offer(request: &mut Request, head: &Head, shared: &Shared, whip: bool) -> Result<Reply, ApiError> {
@@ -393,29 +456,44 @@ fn offer(request: &mut Request, head: &Head, shared: &Shared, whip: bool) -> Res
         api::check_json_type(head.content_type.as_deref())?;
         api::parse_offer(&read_body(request, head.arrived)?)?
     };
-    if shared.shutting_down.load(Ordering::Relaxed) {
-        return Err(ApiError::Unavailable("shutting down".into()));
+    match shared.lifecycle.state() {
+        State::Running => {}
+        State::Draining(_) => return Err(ApiError::Draining),
+        State::Stopping => return Err(ApiError::Unavailable("shutting down".into())),
     }
     let lag = shared.telemetry.recorder_lag();
     if lag > shared.max_recorder_lag {
         return Err(ApiError::Overloaded(lag));
     }
+    let seat = shared.seats.take().ok_or(ApiError::Full(shared.seats.max()))?;
+    let handle = &shared.loops[seat.loop_index];
     let id = SessionId::from_uuid(uuid::Uuid::new_v4());
     let now = Instant::now();
     let client = head.peer.map(|peer| forwarded::client_address(peer, &head.forwarded_for, &shared.trusted_proxies));
     let scope = id.log_scope();
-    let mut accepted = accept_offer(&sdp, &shared.params, id, now)?;
+    let mut accepted = match accept_offer(&sdp, &handle.params, id, now) {
+        Ok(accepted) => accepted,
+        Err(e) => {
+            shared.seats.release(seat.loop_index);
+            return Err(e.into());
+        }
+    };
     drop(scope);
     accepted.client = client;
     let answer = accepted.answer.clone();
     let name = format!("{id}_{}.wav", crate::logging::file_stamp(SystemTime::now()));
     let recording = shared.recordings.join(&name);
-    ask_loop(shared, |reply| Command::Offer { accepted: Box::new(accepted), recording, reply })?
-        .map_err(engine_error)?;
+    // Once the loop has the command, the loop gives the seat back (when the call ends, or
+    // at once if its engine refuses it); if it never got it, the seat is given back here.
+    let asked = ask_loop(handle, |reply| Command::Offer { accepted: Box::new(accepted), recording, reply });
+    if let Err(ApiError::Unavailable(_)) = &asked {
+        shared.seats.release(seat.loop_index);
+    }
+    asked?.map_err(engine_error)?;
     shared.telemetry.offers_accepted.fetch_add(1, Ordering::Relaxed);
     let how = if whip { "WHIP" } else { "offer" };
     let _scope = id.log_scope();
-    log::info!("answered ({how}); recording will be {name}");
+    log::info!("answered ({how}) on loop {}; recording will be {name}", seat.loop_index);
     // Addresses only at debug (the log file has them; the console does not).
     log::debug!("answered ({how}) client {}, TCP peer {}", shown(client), shown(head.peer));
     if whip {
@@ -423,10 +501,16 @@ fn offer(request: &mut Request, head: &Head, shared: &Shared, whip: bool) -> Res
             status: 201,
             content_type: "application/sdp",
             body: answer,
-            headers: vec![("Location", format!("/sessions/{id}"))],
+            headers: vec![("Location", shared.node.session_url(id))],
         });
     }
-    let body = serde_json::json!({ "type": "answer", "sdp": answer, "session": id.to_string(), "recording": name });
+    let body = serde_json::json!({
+        "type": "answer",
+        "sdp": answer,
+        "session": id.to_string(),
+        "location": shared.node.session_url(id),
+        "recording": name,
+    });
     Ok(Reply::json(200, body))
 }
 
@@ -434,17 +518,30 @@ fn shown(ip: Option<IpAddr>) -> String {
     ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())
 }
 
+/// `DELETE /sessions/{id}`: the loop that holds the session ends it.
 fn hangup(id: &str, shared: &Shared) -> Result<Reply, ApiError> {
     let session = SessionId::parse(id).ok_or_else(|| ApiError::UnknownSession(id.to_string()))?;
-    ask_loop(shared, |reply| Command::Hangup { session, reply })?.map_err(engine_error)?;
-    Ok(Reply::json(200, serde_json::json!({ "session": id, "ended": true })))
+    let mut unknown = ApiError::UnknownSession(id.to_string());
+    for answer in ask_every_loop(shared, |reply| Command::Hangup { session, reply }) {
+        match answer {
+            Ok(Ok(())) => return Ok(Reply::json(200, serde_json::json!({ "session": id, "ended": true }))),
+            Ok(Err(EngineError::UnknownSession(_))) => {}
+            Ok(Err(e)) => unknown = engine_error(e),
+            Err(e) => unknown = e,
+        }
+    }
+    Err(unknown)
 }
 
-/// `GET /sessions` (all) or `GET /sessions/{id}` (one, or 404).
+/// `GET /sessions` (all, from every loop) or `GET /sessions/{id}` (one, or 404).
 fn sessions(one: Option<SessionId>, shared: &Shared) -> Result<Reply, ApiError> {
-    let infos = ask_loop(shared, |reply| Command::Sessions { session: one, reply })?;
+    let mut infos = Vec::new();
+    for (i, answer) in ask_every_loop(shared, |reply| Command::Sessions { session: one, reply }).into_iter().enumerate()
+    {
+        infos.extend(answer?.into_iter().map(|info| (i, info)));
+    }
     let now = Instant::now();
-    let views: Vec<serde_json::Value> = infos.iter().map(|s| session_json(s, shared, now)).collect();
+    let views: Vec<serde_json::Value> = infos.iter().map(|(i, s)| session_json(s, *i, shared, now)).collect();
     match one {
         Some(id) => {
             views.into_iter().next().map(|v| Reply::json(200, v)).ok_or(ApiError::UnknownSession(id.to_string()))
@@ -453,7 +550,7 @@ fn sessions(one: Option<SessionId>, shared: &Shared) -> Result<Reply, ApiError> 
     }
 }
 
-fn session_json(s: &SessionInfo, shared: &Shared, now: Instant) -> serde_json::Value {
+fn session_json(s: &SessionInfo, loop_index: usize, shared: &Shared, now: Instant) -> serde_json::Value {
     let t = &shared.telemetry;
     let rfc3339 = |at: Instant| humantime::format_rfc3339_millis(t.wall(at)).to_string();
     let recording = t.recording(s.id);
@@ -462,6 +559,8 @@ fn session_json(s: &SessionInfo, shared: &Shared, now: Instant) -> serde_json::V
     let c = &s.counters;
     serde_json::json!({
         "id": s.id.to_string(),
+        "location": shared.node.session_url(s.id),
+        "loop": loop_index,
         "state": s.state.as_str(),
         "created": rfc3339(s.created),
         "started": s.connected_at.map(rfc3339),
@@ -487,12 +586,29 @@ fn session_json(s: &SessionInfo, shared: &Shared, now: Instant) -> serde_json::V
     })
 }
 
-/// Hands the loop a command carrying a reply channel, and waits (bounded) for the reply.
-fn ask_loop<T>(shared: &Shared, command: impl FnOnce(Sender<T>) -> Command) -> Result<T, ApiError> {
+/// Hands a loop a command carrying a reply channel, and waits (bounded) for the reply.
+fn ask_loop<T>(handle: &LoopHandle, command: impl FnOnce(Sender<T>) -> Command) -> Result<T, ApiError> {
     let (reply, wait) = bounded(1);
-    shared.commands.send(command(reply)).map_err(|_| ApiError::Unavailable("shutting down".into()))?;
-    shared.waker.wake().map_err(|e| ApiError::Internal(format!("cannot wake the event loop: {e}")))?;
+    handle.commands.send(command(reply)).map_err(|_| ApiError::Unavailable("shutting down".into()))?;
+    handle.waker.wake().map_err(|e| ApiError::Internal(format!("cannot wake the event loop: {e}")))?;
     wait.recv_timeout(LOOP_REPLY_TIMEOUT).map_err(no_reply)
+}
+
+/// Hands every loop the command, then waits (bounded, all together) for each reply, in the
+/// loops' order.
+fn ask_every_loop<T>(shared: &Shared, command: impl Fn(Sender<T>) -> Command) -> Vec<Result<T, ApiError>> {
+    let waits: Vec<Result<crossbeam_channel::Receiver<T>, ApiError>> = shared
+        .loops
+        .iter()
+        .map(|handle| {
+            let (reply, wait) = bounded(1);
+            handle.commands.send(command(reply)).map_err(|_| ApiError::Unavailable("shutting down".into()))?;
+            handle.waker.wake().map_err(|e| ApiError::Internal(format!("cannot wake the event loop: {e}")))?;
+            Ok(wait)
+        })
+        .collect();
+    let deadline = Instant::now() + LOOP_REPLY_TIMEOUT;
+    waits.into_iter().map(|wait| wait?.recv_deadline(deadline).map_err(no_reply)).collect()
 }
 
 /// The loop did not reply: 504 if it is just slow, 503 if it has stopped (shutdown).
@@ -522,6 +638,7 @@ fn refusal(e: &ApiError) -> Refusal {
         ApiError::TooManyConnecting(_) => Refusal::TooManyConnecting,
         ApiError::Overloaded(_) => Refusal::Overloaded,
         ApiError::Unavailable(_) => Refusal::ShuttingDown,
+        ApiError::Draining => Refusal::Draining,
         ApiError::Timeout | ApiError::RequestTimeout => Refusal::Timeout,
         ApiError::Internal(_) => Refusal::Internal,
         _ => Refusal::BadRequest,

@@ -17,12 +17,13 @@ pub mod api;
 pub mod assets;
 pub mod batch;
 pub mod http;
+pub mod lifecycle;
+pub mod loops;
 
 use std::collections::HashMap;
 use std::io::ErrorKind;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -31,10 +32,11 @@ use mio::net::UdpSocket;
 use mio::{Events, Poll, Token};
 
 use crate::telemetry::Telemetry;
-use crate::workers::encoder::{Frames, Sample};
-use crate::workers::recorder::{RecorderMsg, RecorderPool, Summary};
+use crate::workers::encoder::Frames;
+use crate::workers::recorder::{RecorderMsg, Recorders, Summary};
+use lifecycle::Lifecycle;
+use loops::Seats;
 use tapedeck_core::engine::{Accepted, Engine, EngineError, Input, Output, SessionId, SessionInfo};
-use tapedeck_core::media::sample::SampleLoop;
 
 /// The waker's token (signalling commands, signals).
 pub const WAKER: Token = Token(1);
@@ -57,8 +59,11 @@ pub enum Command {
     Sessions { session: Option<SessionId>, reply: Sender<Vec<SessionInfo>> },
 }
 
-/// The event loop and everything it owns.
+/// One event loop and everything it owns. A daemon runs `--loops` of them, each on a thread
+/// of its own with its own socket and calls (see [`loops`]).
 pub struct EventLoop {
+    /// Which loop this is (for telemetry and seats).
+    pub index: usize,
     pub poll: Poll,
     pub socket: UdpSocket,
     /// The address in the ICE candidate; str0m wants it as every datagram's destination.
@@ -66,34 +71,36 @@ pub struct EventLoop {
     pub engine: Engine,
     pub commands: Receiver<Command>,
     pub frames: Frames,
-    /// The sample once its frames repeat (the encoder thread has ended).
-    pub repeating: Option<SampleLoop>,
-    pub recorders: RecorderPool,
-    pub shutdown: Arc<AtomicBool>,
+    pub recorders: Recorders,
+    pub lifecycle: Arc<Lifecycle>,
+    /// This loop gives back a call's seat when the call ends (see [`Seats`]).
+    pub seats: Arc<Seats>,
     pub telemetry: Arc<Telemetry>,
     /// Datagrams the engine asked for this turn, sent many to a syscall.
     pub outgoing: batch::SendBatch,
 }
 
 impl EventLoop {
-    /// Runs until a shutdown was asked for and every session has ended; then finalizes
-    /// every recording and returns. Every exit finalizes: should the event loop fail (an
-    /// epoll error), every session is ended as at shutdown, their queued audio goes to the
-    /// recorders, and the recorders finish their files before the error is returned.
+    /// Runs until its calls were ended (see [`Lifecycle::ends_calls`]) and have ended; then
+    /// hands the recorders everything queued and returns (the pool finalizes the files once
+    /// every loop has returned). Every exit does that: should the loop fail (an epoll
+    /// error), it stops the daemon, ends every call as at shutdown and hands their queued
+    /// audio to the recorders before the error is returned.
     pub fn run(mut self) -> std::io::Result<()> {
         let mut paths: HashMap<SessionId, PathBuf> = HashMap::new();
         let result = self.turn_until_done(&mut paths);
         match &result {
             Ok(()) => log::info!("event loop stopped; finalizing recordings"),
             Err(e) => {
-                log::error!("the event loop failed: {e}; ending every call and finalizing its recording");
+                log::error!("event loop {} failed: {e}; ending every call and finalizing its recording", self.index);
+                self.lifecycle.stop();
                 #[allow(clippy::disallowed_methods)] // the shell reads the clock
                 let now = Instant::now();
                 let _ = self.engine.handle_input(now, Input::Shutdown);
                 self.perform(&mut paths);
             }
         }
-        self.recorders.finish();
+        self.recorders.close();
         result
     }
 
@@ -105,8 +112,8 @@ impl EventLoop {
             #[allow(clippy::disallowed_methods)] // the shell reads the clock, once a turn
             let now = Instant::now();
             self.handle_commands(now, paths);
-            if !shutdown_sent && self.shutdown.load(Ordering::Relaxed) {
-                log::info!("shutting down: ending {} sessions", self.engine.session_count());
+            if !shutdown_sent && self.lifecycle.ends_calls(now, self.engine.session_count()) {
+                log::info!("loop {}: ending {} sessions", self.index, self.engine.session_count());
                 shutdown_sent = true;
                 let _ = self.engine.handle_input(now, Input::Shutdown);
             }
@@ -120,11 +127,15 @@ impl EventLoop {
             self.recorders.flush(now);
             #[allow(clippy::disallowed_methods)] // the shell reads the clock
             let took = Instant::now().saturating_duration_since(now);
-            self.telemetry.turned(now, took, &self.engine.stats(), self.engine.session_count());
+            self.telemetry.turned(self.index, now, took, &self.engine.stats(), self.engine.session_count());
             if self.engine.is_done() {
                 return Ok(());
             }
             let longest = if self.engine.session_count() > 0 { RECV_EVERY } else { MAX_SLEEP };
+            let deadline = match self.lifecycle.drain_deadline() {
+                Some(drained) if !shutdown_sent => deadline.min(drained),
+                _ => deadline,
+            };
             #[allow(clippy::disallowed_methods)] // the shell reads the clock
             let wait = deadline.min(now + longest).saturating_duration_since(Instant::now());
             match self.poll.poll(&mut events, Some(wait)) {
@@ -162,6 +173,8 @@ impl EventLoop {
                     let added = result.is_ok();
                     if added {
                         paths.insert(id, recording);
+                    } else {
+                        self.seats.release(self.index);
                     }
                     if reply.send(result).is_err() && added {
                         // The request gave up waiting (504): nobody will ever use the answer.
@@ -186,18 +199,7 @@ impl EventLoop {
 
     fn top_up_frames(&mut self, now: Instant) {
         for _ in 0..self.engine.wants_frames() {
-            let frame = match &mut self.repeating {
-                Some(repeating) => repeating.next_frame(),
-                None => match self.frames.try_recv() {
-                    Ok(Sample::Frame(frame)) => frame,
-                    Ok(Sample::Loop(mut repeating)) => {
-                        let frame = repeating.next_frame();
-                        self.repeating = Some(repeating);
-                        frame
-                    }
-                    Err(_) => return,
-                },
-            };
+            let Some(frame) = self.frames.next_frame() else { return };
             let _ = self.engine.handle_input(now, Input::SampleFrame(frame));
         }
     }
@@ -214,6 +216,7 @@ impl EventLoop {
                 Output::Media { session, packet } => self.recorders.send(RecorderMsg::Packet { session, packet }),
                 Output::Ended { session, duration, reason, counters } => {
                     paths.remove(&session);
+                    self.seats.release(self.index);
                     let summary = Summary { reason, counters: Some(counters) };
                     match duration {
                         Some(duration) => self.recorders.send(RecorderMsg::End { session, duration, summary }),
@@ -236,27 +239,28 @@ impl EventLoop {
             return;
         }
         let sent = self.outgoing.send(&self.socket);
-        self.telemetry.send_failed(sent.would_block + sent.failed);
+        self.telemetry.send_failed(self.index, sent.would_block + sent.failed);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::workers::recorder::RecorderPool;
     use tapedeck_core::engine::{EngineConfig, Ptime};
     use tapedeck_core::media::recording::{Packet, RecordingConfig};
     use tapedeck_core::media::SAMPLE_RATE_HZ;
 
-    /// A loop whose first step fails (its socket is registered twice) still hands the
-    /// recorders what it had queued and waits for them to finalize every file.
+    /// A loop whose first step fails (its poll cannot wait) still hands the recorders what
+    /// it had queued, so they finalize every file, and stops the daemon's other loops.
     #[test]
     #[allow(clippy::disallowed_methods)] // a real loop: real time, threads and sockets
     fn a_loop_that_fails_still_finalizes_every_recording() {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("call.wav");
         let telemetry = Arc::new(Telemetry::new());
-        let mut recorders =
-            RecorderPool::spawn(1, RecordingConfig::default(), None, telemetry.clone()).expect("recorders");
+        let pool = RecorderPool::spawn(1, RecordingConfig::default(), None, telemetry.clone()).expect("recorders");
+        let mut recorders = pool.front();
         let session = SessionId::from_u128(7);
         let at = Instant::now();
         recorders.send(RecorderMsg::Start { session, at, path: path.clone() });
@@ -286,22 +290,26 @@ mod tests {
             stun_timeout: Duration::from_secs(5),
         };
         let (_commands_tx, commands) = crossbeam_channel::unbounded();
-        let (_frames_tx, frames) = crossbeam_channel::bounded(4);
+        let silence = tapedeck_core::media::sample::LoopEncoder::new(vec![0i16; 4800].into(), Ptime::Ms10).unwrap();
+        let (mut frames, _encoder) = crate::workers::encoder::spawn(silence, 1).expect("encoder");
+        let lifecycle = Arc::new(Lifecycle::new(Duration::from_secs(5), Vec::new()));
         let event_loop = EventLoop {
+            index: 0,
             poll,
             candidate: socket.local_addr().expect("address"),
             socket,
             engine: Engine::new(config, at),
             commands,
-            frames,
-            repeating: None,
+            frames: frames.remove(0),
             recorders,
-            shutdown: Arc::new(AtomicBool::new(false)),
+            lifecycle: lifecycle.clone(),
+            seats: Arc::new(Seats::new(10, 1)),
             telemetry,
             outgoing: Default::default(),
         };
         assert!(event_loop.run().is_err(), "the loop should have failed");
-        // run() returned: the worker has finished the file (no waiting here).
+        assert_eq!(lifecycle.state(), lifecycle::State::Stopping, "the other loops were not stopped");
+        pool.finish();
         let reader = hound::WavReader::open(&path).expect("a finalized WAV");
         let seconds = reader.duration() as f64 / f64::from(SAMPLE_RATE_HZ);
         assert!(seconds >= 1.9, "the queued 2 s of audio is not all in the file: {seconds} s");

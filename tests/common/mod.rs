@@ -126,7 +126,18 @@ impl Daemon {
 
     /// Sends a signal and waits (bounded) for the exit code.
     pub fn signal_and_wait(&mut self, signal: &str, limit: Duration) -> Option<i32> {
+        self.signal(signal);
+        self.wait_for_exit(limit)
+    }
+
+    /// Sends `signal` (a name for `kill -s`).
+    pub fn signal(&self, signal: &str) {
         let _ = Command::new("kill").args(["-s", signal, &self.child.id().to_string()]).status();
+    }
+
+    /// The exit code once the daemon has exited, within `limit`; `None` if it still runs (or
+    /// was killed by a signal).
+    pub fn wait_for_exit(&mut self, limit: Duration) -> Option<i32> {
         let start = Instant::now();
         while start.elapsed() < limit {
             if let Ok(Some(status)) = self.child.try_wait() {

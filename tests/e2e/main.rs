@@ -18,6 +18,7 @@ mod capture_replay;
 mod clock_drift;
 mod config_file_errors;
 mod disk_full;
+mod drain;
 mod dtls_close;
 mod example_config;
 mod fresh_machine;

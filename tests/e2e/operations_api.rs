@@ -79,11 +79,13 @@ fn health_metrics_and_sessions_describe_a_live_call() {
     assert_eq!(metric(&text, "tapedeck_recording_late_packets_total"), 0.0);
     assert_eq!(metric(&text, "tapedeck_recording_reanchors_total"), 0.0);
     assert_eq!(metric(&text, "tapedeck_send_errors_total"), 0.0, "every datagram to a live caller went out");
-    assert!(metric(&text, "tapedeck_loop_turn_seconds_count") > 100.0);
+    assert!(metric(&text, "tapedeck_loop_turn_seconds_count{loop=\"0\"}") > 100.0);
     assert_eq!(
-        metric(&text, "tapedeck_loop_turn_seconds_bucket{le=\"+Inf\"}"),
-        metric(&text, "tapedeck_loop_turn_seconds_count")
+        metric(&text, "tapedeck_loop_turn_seconds_bucket{loop=\"0\",le=\"+Inf\"}"),
+        metric(&text, "tapedeck_loop_turn_seconds_count{loop=\"0\"}")
     );
+    // The call is in the first loop (the one with the fewest calls, the lowest among equals).
+    assert_eq!(metric(&text, "tapedeck_loop_sessions_active{loop=\"0\"}"), 1.0);
 
     let report = caller.join().unwrap();
     assert_eq!(report.error, None);

@@ -1,5 +1,6 @@
-//! SIGTERM during a call: the daemon refuses new offers, finalizes the recording with the
-//! call's full length, and exits 0 within 2 s.
+//! SIGTERM during a call with `--drain-timeout 0`: the daemon refuses new offers, ends the
+//! call at once, finalizes the recording with the call's full length, and exits 0 within 2 s.
+//! (With a drain timeout, see `drain.rs`.)
 
 #![allow(clippy::disallowed_methods)] // end-to-end tests own their threads and clocks
 
@@ -13,7 +14,7 @@ use tapedeck_tools::{call, CallPlan};
 
 #[test]
 fn sigterm_mid_call_finalizes_the_recording_and_exits_zero() {
-    let mut daemon = common::Daemon::start(&[]);
+    let mut daemon = common::Daemon::start(&["--drain-timeout", "0"]);
     let http = daemon.http;
     let caller = std::thread::spawn(move || call(&CallPlan::tone(http, 440.0, Duration::from_secs(8))));
     // Let the call run for about 2.5 s after connecting.

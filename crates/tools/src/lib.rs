@@ -231,7 +231,10 @@ fn post_offer(plan: &CallPlan, sdp: &str, report: &mut CallReport) -> Result<Sdp
     }
     report.session = json["session"].as_str().map(str::to_string);
     report.recording = json["recording"].as_str().map(str::to_string);
-    report.resource = report.session.as_ref().map(|id| format!("/sessions/{id}"));
+    report.resource = match json["location"].as_str() {
+        Some(location) => Some(location.to_string()),
+        None => report.session.as_ref().map(|id| format!("/sessions/{id}")),
+    };
     let sdp = json["sdp"].as_str().ok_or("the answer has no sdp")?;
     SdpAnswer::from_sdp_string(sdp).map_err(|e| format!("the answer does not parse: {e}"))
 }
@@ -291,8 +294,15 @@ fn hang_up(plan: &CallPlan, report: &mut CallReport, rtc: &mut Rtc, socket: &Udp
         Ending::Delete => {}
     }
     let resource = report.resource.clone().ok_or("no session to hang up")?;
-    let r = http::request_with(plan.server, "DELETE", &resource, &plan.headers(None), b"", Duration::from_secs(5))
-        .map_err(|e| format!("DELETE: {e}"))?;
+    let r = http::request_with(
+        plan.server,
+        "DELETE",
+        url_path(&resource),
+        &plan.headers(None),
+        b"",
+        Duration::from_secs(5),
+    )
+    .map_err(|e| format!("DELETE: {e}"))?;
     report.hangup_status = Some(r.status);
     Ok(())
 }
@@ -387,5 +397,14 @@ impl Media {
         writer
             .write(self.pt, now, MediaTime::new(rtp, Frequency::FORTY_EIGHT_KHZ), &self.packet[..n])
             .map_err(|e| format!("write: {e}"))
+    }
+}
+
+/// The path of a URL the server handed out (an absolute `Location` under `--public-url`, or
+/// a path): requests go to the plan's server (or proxy) whatever host the URL names.
+pub fn url_path(url: &str) -> &str {
+    match url.split_once("://") {
+        Some((_, rest)) => rest.find('/').map_or("/", |i| &rest[i..]),
+        None => url,
     }
 }

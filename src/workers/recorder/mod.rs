@@ -35,16 +35,23 @@ pub struct Batch {
     pub msgs: Vec<RecorderMsg>,
 }
 
-/// The pool. Dropping the senders (via [`RecorderPool::finish`]) finalizes every open file.
+/// The pool: the worker threads, and a [`Recorders`] front of its own (for tests and tools
+/// that stand in for one loop). Each event loop has a front of its own ([`RecorderPool::front`]);
+/// a session's messages all come from its loop, so they stay in order.
 pub struct RecorderPool {
+    front: Recorders,
+    handles: Vec<JoinHandle<()>>,
+}
+
+/// One loop's way to the workers: messages gathered during a turn, per worker, so a worker
+/// is woken once a turn, not once a packet. Closing every front (and the pool's, in
+/// [`RecorderPool::finish`]) finalizes every open file.
+pub struct Recorders {
     senders: Vec<Sender<Batch>>,
-    /// Messages gathered during one loop turn, per worker: a worker is woken once a turn,
-    /// not once a packet.
     pending: Vec<Vec<RecorderMsg>>,
     /// A worker's batch holds a start or an end: hand it over at the next flush.
     urgent: Vec<bool>,
     flushed: Vec<Instant>,
-    handles: Vec<JoinHandle<()>>,
 }
 
 /// Packets wait at most this long in the loop before going to their worker (the jitter
@@ -77,14 +84,46 @@ impl RecorderPool {
             senders.push(tx);
             handles.push(handle);
         }
-        let pending = senders.iter().map(|_| Vec::new()).collect();
-        let urgent = vec![false; senders.len()];
-        #[allow(clippy::disallowed_methods)] // the pool belongs to the workers
-        let flushed = vec![Instant::now(); senders.len()];
-        Ok(RecorderPool { senders, pending, urgent, flushed, handles })
+        Ok(RecorderPool { front: Recorders::new(senders), handles })
     }
 
-    /// Queues a message for the session's worker; [`RecorderPool::flush`] hands it over.
+    /// A front for one event loop.
+    pub fn front(&self) -> Recorders {
+        Recorders::new(self.front.senders.clone())
+    }
+
+    /// See [`Recorders::send`].
+    pub fn send(&mut self, msg: RecorderMsg) {
+        self.front.send(msg);
+    }
+
+    /// See [`Recorders::flush`].
+    pub fn flush(&mut self, now: Instant) {
+        self.front.flush(now);
+    }
+
+    /// Closes the pool's front and waits for every worker to finalize its files and stop,
+    /// which they do once every loop's front is closed too.
+    pub fn finish(self) {
+        self.front.close();
+        for h in self.handles {
+            if h.join().is_err() {
+                log::error!("a recorder worker panicked");
+            }
+        }
+    }
+}
+
+impl Recorders {
+    fn new(senders: Vec<Sender<Batch>>) -> Self {
+        let pending = senders.iter().map(|_| Vec::new()).collect();
+        let urgent = vec![false; senders.len()];
+        #[allow(clippy::disallowed_methods)] // the first flush's reference
+        let flushed = vec![Instant::now(); senders.len()];
+        Recorders { senders, pending, urgent, flushed }
+    }
+
+    /// Queues a message for the session's worker; [`Recorders::flush`] hands it over.
     pub fn send(&mut self, msg: RecorderMsg) {
         let i = msg.session().shard(self.senders.len());
         self.urgent[i] |= !matches!(msg, RecorderMsg::Packet { .. });
@@ -111,17 +150,11 @@ impl RecorderPool {
         }
     }
 
-    /// Closes the pool: every worker finalizes its files and stops. Waits for them.
-    pub fn finish(mut self) {
+    /// Hands over everything queued and lets go of the workers.
+    pub fn close(mut self) {
         self.urgent.iter_mut().for_each(|u| *u = true);
-        #[allow(clippy::disallowed_methods)] // the pool belongs to the workers
+        #[allow(clippy::disallowed_methods)] // the last batch's time
         self.flush(Instant::now());
-        drop(self.senders);
-        for h in self.handles {
-            if h.join().is_err() {
-                log::error!("a recorder worker panicked");
-            }
-        }
     }
 }
 
