@@ -3,6 +3,8 @@
 # tapedeck-load, and prints the daemon's CPU time (all threads, from /proc; and per thread
 # group: the event loop, the recorders, the sample encoder), its context switches and RSS.
 # Usage: bench/quick.sh N SECONDS [extra daemon flags...]
+# LOOPS=K runs the daemon with K event loops (default 1; LOOPS= passes no --loops, for builds
+# from before the flag).
 # A/B: BIN=../old/target/release bench/quick.sh N SECONDS runs another build's daemon under
 # this tree's load generator; alternate it with a plain run to compare builds in one hour.
 # On two or more cores the daemon runs on core 0 and the load generator on core 1 (PIN=0:
@@ -16,9 +18,10 @@ daemon=${BIN:-target/release}/tapedeck
 dir=$(mktemp -d)
 trap 'kill $pid 2>/dev/null || true; rm -rf "$dir"' EXIT
 daemon_cpu=(); load_cpu=()
+LOOPS=${LOOPS-1}; loops_flag=(); [ -n "$LOOPS" ] && loops_flag=(--loops "$LOOPS")
 if [ "${PIN:-1}" = 1 ] && [ "$(nproc)" -ge 2 ]; then daemon_cpu=(taskset -c 0); load_cpu=(taskset -c 1); fi
 "${daemon_cpu[@]}" "$daemon" --http-addr 127.0.0.1:0 --udp-addr 127.0.0.1:0 --log-level warn \
-  --max-sessions 2000 --recordings "$dir/rec" --logs "$dir/logs" "$@" >"$dir/out" &
+  --max-sessions 2000 ${loops_flag[@]+"${loops_flag[@]}"} --recordings "$dir/rec" --logs "$dir/logs" "$@" >"$dir/out" &
 pid=$!
 for _ in $(seq 50); do grep -q listening "$dir/out" 2>/dev/null && break; sleep 0.1; done
 url=$(sed -n 's/.*http \(http:[^ ]*\).*/\1/p' "$dir/out")

@@ -35,7 +35,7 @@ for ptime in $PTIMES; do
   for n in $COUNTS; do
     dir="$work/run-$ptime-$n"
     mkdir -p "$dir"
-    "${daemon_cpu[@]}" $bin/tapedeck --http-addr 127.0.0.1:0 --udp-addr 127.0.0.1:0 --log-level warn --ptime "$ptime" \
+    "${daemon_cpu[@]}" $bin/tapedeck --http-addr 127.0.0.1:0 --udp-addr 127.0.0.1:0 --log-level warn --ptime "$ptime" --loops "${LOOPS:-1}" \
       --max-sessions 2000 --recordings "$dir/rec" --logs "$dir/logs" >"$dir/out" 2>"$dir/err" &
     pid=$!
     for _ in $(seq 100); do grep -q listening "$dir/out" 2>/dev/null && break; sleep 0.1; done

@@ -2,7 +2,7 @@
 # benchmarks:
 #   s0=$(thread_snap $pid); sleep 10; s1=$(thread_snap $pid)
 #   thread_report CALLERS SECONDS "$s0" "$s1"   # one JSON object, ms and switches per caller-second
-# Threads are grouped by name: "tapedeck" is the event loop, recorder-N the recorders,
+# Threads are grouped by name: loop-N are the event loops, recorder-N the recorders,
 # sample-encoder the sample's encoder, everything else (HTTP, janitor, signals) "other".
 
 thread_snap() {
@@ -22,7 +22,7 @@ def parse(text):
     out = {}
     for line in text.splitlines():
         comm, ticks, switches = line.rsplit(" ", 2)
-        group = "total" if comm == "__total__" else "loop" if comm == "tapedeck" else "recorders" if comm.startswith("recorder-") else "encoder" if comm == "sample-encoder" else "other"
+        group = "total" if comm == "__total__" else "loop" if comm.startswith("loop-") else "recorders" if comm.startswith("recorder-") else "encoder" if comm == "sample-encoder" else "other"
         t, s = out.get(group, (0, 0))
         out[group] = (t + int(ticks), s + int(switches))
     return out

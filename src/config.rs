@@ -137,13 +137,13 @@ table::settings! {
     public_ip: Option<IpAddr>, file "public-ip" => file::typed;
 
     /// This daemon's name among several behind one load balancer (1 to 64 letters, digits,
-    /// '-', '_' or '.'): the session URLs it hands out begin /n/<node-id>/, so a proxy can
+    /// '-', '_' or '.'): the session URLs it hands out begin `/n/NODE-ID/`, so a proxy can
     /// send a session's requests to the daemon that holds it. It serves those paths and the
     /// plain ones.
     #[arg(long, env = "TAPEDECK_NODE_ID", value_parser = values::parse_node_id)]
     node_id: Option<String>, file "node-id" => file::node_id;
 
-    /// The URL clients reach the HTTP API at (scheme://host[:port][/path], for example the
+    /// The URL clients reach the HTTP API at (`scheme://host[:port][/path]`, for example the
     /// load balancer's); session URLs handed out (WHIP's Location) are absolute, under it.
     #[arg(long, env = "TAPEDECK_PUBLIC_URL", value_name = "URL", value_parser = values::parse_public_url)]
     public_url: Option<String>, file "public-url" => file::public_url;

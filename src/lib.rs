@@ -5,19 +5,25 @@
 //! # Threads
 //!
 //! ```text
-//!  HTTP (tiny_http)                        UDP (one socket)
-//!  signalling threads --Command+Waker-->   event loop (mio, main thread)
-//!  (+ a thread per offer,                   reads the clock once a turn
-//!   hang-up or listing)
-//!                                           Engine (sans-IO, every Rtc)
+//!  HTTP (tiny_http)                        UDP (a socket per loop)
+//!  signalling threads --Command+Waker-->   event loops (mio, `--loops` threads loop-N;
+//!  (+ a thread per offer,                   a call lives in one loop, the one with
+//!   hang-up or listing)                     the fewest calls when it was offered)
+//!                                           each reads the clock once a turn
+//!                                           Engine (sans-IO, its calls' Rtcs)
 //!                 Opus payloads + RTP time |        ^ the sample's Opus frames
 //!                                          v        |
 //!                          recorder workers       sample encoder thread
-//!                          jitter buffer, decode,  one encoder for all callers,
-//!                          WAV (hound)             a fixed number of frames ahead,
-//!                                                  until the frames repeat (then the
+//!                          (shared by all loops)   one encoder for all loops,
+//!                          jitter buffer, decode,  a fixed number of frames ahead,
+//!                          WAV (hound)             until the frames repeat (then each
 //!                                                  loop plays them itself)
 //! ```
+//!
+//! The main thread starts everything, then waits for the loops. SIGTERM or `POST /drain`
+//! drains (no new calls; calls go on up to `--drain-timeout`), SIGINT stops at once; the
+//! loops end their calls and return, and the recorders finalize every file
+//! ([`io::lifecycle`]).
 //!
 //! # The run loop
 //!
@@ -31,10 +37,10 @@
 //! a clock, opens a socket or spawns a thread, the same engine runs in the simulated-network
 //! tests.
 //!
-//! The loop, the recorders and the HTTP threads share [`telemetry::Telemetry`]:
-//! relaxed counters for `/metrics`, the loop's heartbeat for `/healthz`, and each
-//! recording's progress for `/sessions`. The loop writes it once a turn, recorders once a
-//! tick; no one waits on it.
+//! The loops, the recorders and the HTTP threads share [`telemetry::Telemetry`]:
+//! relaxed counters for `/metrics`, each loop's heartbeat for `/healthz`, and each
+//! recording's progress for `/sessions`. A loop writes its part once a turn, recorders once
+//! a tick; no one waits on it.
 //!
 //! Errors are bad input (an `Err` with a clear message); panics are broken invariants, and
 //! every `expect` says why it cannot fail. Network input never panics.

@@ -1,6 +1,8 @@
-//! The I/O shell: the mio event loop around the engine, and the HTTP signalling threads.
+//! The I/O shell: the mio event loops around the engines, and the HTTP signalling threads.
 //!
-//! Each turn the loop reads the clock once, drains the command channel, tops up the engine's
+//! A daemon runs `--loops` event loops, each on a thread of its own with its own socket,
+//! engine and calls ([`loops`] is how signalling picks one, [`lifecycle`] how they end).
+//! Each turn a loop reads the clock once, drains the command channel, tops up the engine's
 //! sample frames, lets the engine catch up with time and performs everything it asks (sends
 //! the tick's frames, hands media to the recorders), then drains the UDP socket until
 //! `WouldBlock` and performs again. It sleeps until the engine's next deadline (a tick of the

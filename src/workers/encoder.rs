@@ -82,7 +82,7 @@ pub fn load(path: &Path) -> Result<Vec<i16>, SampleError> {
 /// Starts the encoder thread, with a supply per event loop: every loop gets the frames (an
 /// `Arc` clone each) in the same order, so all callers hear the same sample. The thread
 /// keeps every loop [`LOOKAHEAD_FRAMES`] ahead; a loop that has taken no frame for
-/// [`ASLEEP_AFTER`] (nobody in it listens, or it is stalled) is not waited for until it takes
+/// `ASLEEP_AFTER` (nobody in it listens, or it is stalled) is not waited for until it takes
 /// frames again, so it never holds up the others. The thread stops by itself once the
 /// frames repeat, or when every loop is gone.
 pub fn spawn(encoder: LoopEncoder, loops: usize) -> std::io::Result<(Vec<Frames>, JoinHandle<()>)> {
