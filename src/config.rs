@@ -123,7 +123,8 @@ table::settings! {
     #[arg(long, env = "TAPEDECK_HTTP_ADDR", default_value = DEFAULT_HTTP_ADDR)]
     http_addr: SocketAddr, file "http-addr" => file::typed;
 
-    /// Address of the one UDP socket that carries all media (port 0: any free port).
+    /// Address of the first event loop's UDP socket; loop K binds the port + K (port 0: any
+    /// free ports).
     #[arg(long, env = "TAPEDECK_UDP_ADDR", default_value = DEFAULT_UDP_ADDR)]
     udp_addr: SocketAddr, file "udp-addr" => file::typed;
 
@@ -207,8 +208,8 @@ table::settings! {
     #[arg(long, env = "TAPEDECK_STUN_TIMEOUT", value_name = "MS", default_value_t = DEFAULT_STUN_TIMEOUT)]
     stun_timeout: StunTimeout, file "stun-timeout" => file::millis;
 
-    /// Most sessions not yet connected one client address may hold; further offers from it
-    /// get 429 with Retry-After.
+    /// Most sessions not yet connected one client address may hold in each event loop;
+    /// further offers from it get 429 with Retry-After.
     #[arg(long, env = "TAPEDECK_MAX_CONNECTING_PER_CLIENT", value_name = "N",
           default_value_t = NonZeroUsize::new(DEFAULT_MAX_CONNECTING_PER_CLIENT).expect("non-zero constant"))]
     max_connecting_per_client: NonZeroUsize, file "max-connecting-per-client" => file::typed;
