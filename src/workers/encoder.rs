@@ -2,71 +2,112 @@
 //! event loop, a bounded number of frames ahead. Once its frames repeat (see
 //! [`LoopEncoder::repeating`]), the thread hands the loop over and ends: from then on the
 //! sample costs an `Arc` clone a frame.
+//!
+//! The frames are numbered, and kept in one [`Feed`] that every loop reads with a cursor of
+//! its own ([`Frames`]). The loops take frame after frame at each tick of their (common)
+//! sample clock, so callers in every loop hear the same point of the sample, like a radio.
+//! A loop that took no frames for a while (nobody in it listened) or fell behind joins the
+//! others where they are. While no loop takes frames the thread waits: an idle daemon does
+//! not encode.
 
+use std::collections::VecDeque;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
-use std::time::Duration;
 
-use crossbeam_channel::{bounded, Receiver, Select, SendTimeoutError, Sender, TrySendError};
-
+use tapedeck_core::engine::SAMPLE_QUEUE;
 use tapedeck_core::media::sample::{decode, LoopEncoder, SampleError, SampleLoop};
 use tapedeck_core::media::SAMPLE_RATE_HZ;
 
-/// Encoded frames kept ready beyond what the engine holds (at 10 ms, half a second).
-pub const LOOKAHEAD_FRAMES: usize = 50;
+/// Encoded frames kept ready beyond the furthest loop (at 10 ms, half a second).
+pub const LOOKAHEAD_FRAMES: u64 = 50;
+/// A loop this many frames behind the furthest one joins it (a loop's turn may come a
+/// tick after another's; more than this, and it was idle or stalled).
+const BEHIND_AT_MOST: u64 = 5;
+/// A loop that joins takes the frames the furthest loop holds queued (an engine holds
+/// [`SAMPLE_QUEUE`] frames while anyone listens in it, and none while no one does), so the
+/// two play the same frame at the same tick.
+const JOIN_AT: u64 = SAMPLE_QUEUE as u64;
+const _: () = assert!(JOIN_AT <= BEHIND_AT_MOST, "a loop that joins finds its frames kept");
 
-/// One event loop's supply of the sample's frames, in order: from the encoder thread, then,
-/// once the frames repeat, from the loop the thread handed over.
+/// The frames every loop reads; see the module docs.
+struct Feed {
+    state: Mutex<FeedState>,
+    /// Signalled when a loop takes a frame or goes: the encoder may have room.
+    taken: Condvar,
+}
+
+struct FeedState {
+    /// The number of `frames[0]`.
+    first: u64,
+    frames: VecDeque<Arc<[u8]>>,
+    /// One past the furthest frame any loop has taken.
+    position: u64,
+    /// Once the frames repeat: from this number on, the loop.
+    repeating: Option<(u64, SampleLoop)>,
+    /// Loops still reading.
+    readers: usize,
+}
+
+impl FeedState {
+    /// Frame `n`, if it is encoded (or the loop has it) and still kept.
+    fn get(&self, n: u64) -> Option<Arc<[u8]>> {
+        if let Some(frame) = n.checked_sub(self.first).and_then(|i| self.frames.get(i as usize)) {
+            return Some(frame.clone());
+        }
+        match &self.repeating {
+            Some((from, repeating)) if n >= *from => Some(repeating.ahead(n - from)),
+            _ => None,
+        }
+    }
+
+    /// One past the last frame encoded.
+    fn end(&self) -> u64 {
+        self.first + self.frames.len() as u64
+    }
+}
+
+impl Feed {
+    fn lock(&self) -> MutexGuard<'_, FeedState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// One event loop's way to the sample's frames.
 pub struct Frames {
-    /// Frames with their number in the sample's stream.
-    encoded: Receiver<(u64, Arc<[u8]>)>,
-    /// How many frames the thread has encoded.
-    encoded_count: Arc<AtomicU64>,
-    /// Set by the encoder thread after its last frame.
-    handed_over: Arc<OnceLock<SampleLoop>>,
-    repeating: Option<SampleLoop>,
+    feed: Arc<Feed>,
+    /// The number of the next frame this loop plays.
+    cursor: Option<u64>,
 }
 
 impl Frames {
-    /// The next frame, or `None` if the encoder has none ready (an underrun). Frames that
-    /// waited while this loop took none (nobody in it listened) and the other loops went on
-    /// are dropped: a loop that starts taking frames again joins the others where they are.
+    /// The next frame, or `None` if the encoder has none ready (an underrun).
     pub fn next_frame(&mut self) -> Option<Arc<[u8]>> {
-        if let Some(repeating) = &mut self.repeating {
-            return Some(repeating.next_frame());
+        let mut feed = self.feed.lock();
+        let n = match self.cursor {
+            Some(n) if n + BEHIND_AT_MOST >= feed.position => n,
+            _ => feed.position.saturating_sub(JOIN_AT), // join the others
+        };
+        let frame = feed.get(n)?;
+        self.cursor = Some(n + 1);
+        feed.position = feed.position.max(n + 1);
+        // Keep a few frames behind the furthest loop for the others; the rest is history.
+        while feed.first + BEHIND_AT_MOST < feed.position && !feed.frames.is_empty() {
+            feed.frames.pop_front();
+            feed.first += 1;
         }
-        if let Some(frame) = self.fresh() {
-            return Some(frame);
-        }
-        let handed_over = self.handed_over.clone();
-        let handed_over = handed_over.get()?;
-        // The thread set the loop after sending its last frame: take that one first.
-        if let Some(frame) = self.fresh() {
-            return Some(frame);
-        }
-        let mut repeating = handed_over.clone();
-        let frame = repeating.next_frame();
-        self.repeating = Some(repeating);
+        drop(feed);
+        self.feed.taken.notify_one();
         Some(frame)
-    }
-
-    /// The next frame received that is not stale.
-    fn fresh(&self) -> Option<Arc<[u8]>> {
-        loop {
-            let (number, frame) = self.encoded.try_recv().ok()?;
-            if self.encoded_count.load(Ordering::Acquire).saturating_sub(number) <= 2 * LOOKAHEAD_FRAMES as u64 {
-                return Some(frame);
-            }
-        }
     }
 }
 
-/// How long the encoder waits for a loop with no room for the next frame before it stops
-/// waiting for that loop (nobody in it listens, or it is stalled): five frames at 10 ms,
-/// well within the other loops' lookahead.
-const ASLEEP_AFTER: Duration = Duration::from_millis(50);
+impl Drop for Frames {
+    fn drop(&mut self) {
+        self.feed.lock().readers -= 1;
+        self.feed.taken.notify_one();
+    }
+}
 
 /// Reads a WAV file as 48 kHz mono s16 (see the module docs for what is accepted) and logs
 /// what was converted.
@@ -79,139 +120,118 @@ pub fn load(path: &Path) -> Result<Vec<i16>, SampleError> {
     Ok(converted.pcm)
 }
 
-/// Starts the encoder thread, with a supply per event loop: every loop gets the frames (an
-/// `Arc` clone each) in the same order, so all callers hear the same sample. The thread
-/// keeps every loop [`LOOKAHEAD_FRAMES`] ahead; a loop that has taken no frame for
-/// `ASLEEP_AFTER` (nobody in it listens, or it is stalled) is not waited for until it takes
-/// frames again, so it never holds up the others. The thread stops by itself once the
-/// frames repeat, or when every loop is gone.
-pub fn spawn(encoder: LoopEncoder, loops: usize) -> std::io::Result<(Vec<Frames>, JoinHandle<()>)> {
-    spawn_waiting(encoder, loops, ASLEEP_AFTER)
-}
-
-/// [`spawn`], waiting `asleep_after` for a loop without room.
-fn spawn_waiting(
-    mut encoder: LoopEncoder,
-    loops: usize,
-    asleep_after: Duration,
-) -> std::io::Result<(Vec<Frames>, JoinHandle<()>)> {
-    let (senders, receivers): (Vec<_>, Vec<_>) = (0..loops.max(1)).map(|_| bounded(LOOKAHEAD_FRAMES)).unzip();
-    let handed_over = Arc::new(OnceLock::new());
-    let encoded_count = Arc::new(AtomicU64::new(0));
-    let frames: Vec<Frames> = receivers
-        .into_iter()
-        .map(|encoded| Frames {
-            encoded,
-            encoded_count: encoded_count.clone(),
-            handed_over: handed_over.clone(),
+/// Starts the encoder thread, with a reader for each of `loops` event loops (see the module
+/// docs). The thread stops by itself once the frames repeat, or when every reader is gone.
+pub fn spawn(mut encoder: LoopEncoder, loops: usize) -> std::io::Result<(Vec<Frames>, JoinHandle<()>)> {
+    let loops = loops.max(1);
+    let feed = Arc::new(Feed {
+        state: Mutex::new(FeedState {
+            first: 0,
+            frames: VecDeque::new(),
+            position: 0,
             repeating: None,
-        })
-        .collect();
-    let mut loops: Vec<Supplied> = senders.into_iter().map(|tx| Supplied { tx, awake: true, asleep_after }).collect();
+            readers: loops,
+        }),
+        taken: Condvar::new(),
+    });
+    let frames = (0..loops).map(|_| Frames { feed: feed.clone(), cursor: None }).collect();
     #[allow(clippy::disallowed_methods)] // workers own their threads
-    let handle = std::thread::Builder::new().name("sample-encoder".into()).spawn(move || {
-        for number in 0u64.. {
-            // Wait until some loop has room (or has gone): with nobody listening anywhere,
-            // the thread sleeps here.
-            let mut select = Select::new();
-            for l in &loops {
-                select.send(&l.tx);
+    let handle = std::thread::Builder::new().name("sample-encoder".into()).spawn(move || loop {
+        {
+            let mut state = feed.lock();
+            while state.readers > 0 && state.end() >= state.position + LOOKAHEAD_FRAMES {
+                state = feed.taken.wait(state).unwrap_or_else(PoisonError::into_inner);
             }
-            let _ = select.ready();
-            let frame = match encoder.next_frame() {
-                Ok(f) => f,
-                Err(e) => {
-                    log::error!("sample encoder stopped: {e}");
-                    return;
-                }
-            };
-            encoded_count.store(number + 1, Ordering::Release);
-            loops.retain_mut(|l| l.give(number, &frame));
-            if loops.is_empty() {
+            if state.readers == 0 {
                 return;
             }
-            if let Some(repeating) = encoder.repeating() {
-                log::debug!("the sample's frames repeat every {} frames: encoding done", repeating.len());
-                let _ = handed_over.set(repeating);
+        }
+        let frame = match encoder.next_frame() {
+            Ok(f) => f,
+            Err(e) => {
+                log::error!("sample encoder stopped: {e}");
                 return;
             }
+        };
+        let repeating = encoder.repeating();
+        let mut state = feed.lock();
+        state.frames.push_back(frame);
+        if let Some(repeating) = repeating {
+            log::debug!("the sample's frames repeat every {} frames: encoding done", repeating.len());
+            let from = state.end();
+            state.repeating = Some((from, repeating));
+            return;
         }
     })?;
     Ok((frames, handle))
-}
-
-/// A loop the encoder thread supplies.
-struct Supplied {
-    tx: Sender<(u64, Arc<[u8]>)>,
-    /// Taking frames: waited for (up to `asleep_after`) when it has no room.
-    awake: bool,
-    asleep_after: Duration,
-}
-
-impl Supplied {
-    /// Hands the loop the frame (or not, if it sleeps and has no room); `false` once the
-    /// loop is gone.
-    fn give(&mut self, number: u64, frame: &Arc<[u8]>) -> bool {
-        let item = (number, frame.clone());
-        let sent = if self.awake {
-            self.tx.send_timeout(item, self.asleep_after).map_err(|e| match e {
-                SendTimeoutError::Timeout(_) => TrySendError::Full(()),
-                SendTimeoutError::Disconnected(_) => TrySendError::Disconnected(()),
-            })
-        } else {
-            self.tx.try_send(item).map_err(|e| match e {
-                TrySendError::Full(_) => TrySendError::Full(()),
-                TrySendError::Disconnected(_) => TrySendError::Disconnected(()),
-            })
-        };
-        match sent {
-            Ok(()) => {
-                self.awake = true;
-                true
-            }
-            Err(TrySendError::Full(())) => {
-                self.awake = false;
-                true
-            }
-            Err(TrySendError::Disconnected(())) => false,
-        }
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// Every loop gets the same frames in the same order, then the same loop; a loop that
-    /// has ended does not hold up the others, and neither does one that takes no frames.
-    #[test]
-    fn every_loop_gets_every_frame() {
+    /// A 1 s tone at 20 ms: a cycle of 50 frames, handed over after two.
+    fn tone_encoder() -> LoopEncoder {
         let pcm: Vec<i16> = (0..48_000).map(|i| ((i as f64 * 0.05).sin() * 8000.0) as i16).collect();
-        let encoder = LoopEncoder::new(pcm.into(), tapedeck_core::media::Ptime::Ms20).unwrap();
-        // Waiting a whole second for a loop with no room: a drain below descheduled for a
-        // moment (the machine is busy) is still waited for.
-        let (mut frames, thread) = spawn_waiting(encoder, 4, Duration::from_secs(1)).unwrap();
+        LoopEncoder::new(pcm.into(), tapedeck_core::media::Ptime::Ms20).unwrap()
+    }
+
+    /// Takes `n` frames, waiting for the encoder where it is behind.
+    fn take(frames: &mut Frames, n: usize) -> Vec<Arc<[u8]>> {
+        let mut got = Vec::new();
+        while got.len() < n {
+            match frames.next_frame() {
+                Some(frame) => got.push(frame),
+                None => std::thread::sleep(std::time::Duration::from_millis(1)),
+            }
+        }
+        got
+    }
+
+    /// Loops taking frames tick by tick get the same frames in the same order, through the
+    /// hand-over to the repeating loop; loops that are gone or take nothing hold no one up.
+    #[test]
+    fn every_loop_gets_the_same_frames() {
+        let mut reference = tone_encoder();
+        let expected: Vec<Arc<[u8]>> = (0..100).map(|_| reference.next_frame().unwrap()).collect();
+        let (mut frames, thread) = spawn(tone_encoder(), 4).unwrap();
         drop(frames.pop()); // a loop that has ended
         let _idle = frames.pop(); // a loop nobody listens in: it takes no frames
-        let drain = |rx: &mut Frames| {
-            let mut got = Vec::new();
-            while got.len() < 400 {
-                match rx.next_frame() {
-                    Some(frame) => got.push(frame),
-                    None => std::thread::sleep(Duration::from_millis(1)),
-                }
-            }
-            got
-        };
-        let (mut first, mut second) = (frames.remove(0), frames.remove(0));
-        let (a, b) = std::thread::scope(|s| {
-            let a = s.spawn(|| drain(&mut first));
-            let b = s.spawn(|| drain(&mut second));
-            (a.join().unwrap(), b.join().unwrap())
-        });
+        let (mut a, mut b) = (frames.remove(0), frames.remove(0));
+        // Both engines fill their queues, then take a frame a tick.
+        let mut heard = (take(&mut a, JOIN_AT as usize), take(&mut b, JOIN_AT as usize));
+        for _ in 0..300 {
+            heard.0.extend(take(&mut a, 1));
+            heard.1.extend(take(&mut b, 1));
+        }
         thread.join().unwrap();
-        assert_eq!(a, b, "the loops got different frames");
-        assert!(first.repeating.is_some(), "the 1 s sample's frames repeat within 400 frames");
+        assert_eq!(heard.0, heard.1, "the loops got different frames");
+        // The first two cycles (50 frames each) are the encoder's; after that the loop plays
+        // (the second cycle's frames, round and round).
+        assert_eq!(heard.0[..100], expected[..100]);
+        for (i, frame) in heard.0.iter().enumerate().skip(100) {
+            assert!(*frame == expected[50 + (i - 100) % 50], "frame {i} is not the loop's");
+        }
+    }
+
+    /// A loop whose first caller comes while another loop plays joins it where it is
+    /// (instead of starting where that one started), and one that falls behind catches up.
+    #[test]
+    fn a_loop_that_was_idle_joins_the_others() {
+        let mut reference = tone_encoder();
+        let expected: Vec<Arc<[u8]>> = (0..80).map(|_| reference.next_frame().unwrap()).collect();
+        let (mut frames, _thread) = spawn(tone_encoder(), 2).unwrap();
+        let (mut busy, mut idle) = (frames.remove(0), frames.remove(0));
+        // The busy loop's engine has played 36 frames and holds 4 more.
+        assert_eq!(take(&mut busy, 40), expected[..40]);
+        // The idle loop's first caller: its engine takes the same 4 frames, and plays frame
+        // 36 at this tick, as the busy one does.
+        assert_eq!(take(&mut idle, 4), expected[36..40]);
+        assert_eq!(take(&mut busy, 1), expected[40..41]);
+        assert_eq!(take(&mut idle, 1), expected[40..41]);
+        // The idle loop stalls for 20 frames, then catches up where the busy one is.
+        assert_eq!(take(&mut busy, 20), expected[41..61]);
+        assert_eq!(take(&mut idle, 1), expected[57..58]);
     }
 
     #[test]

@@ -14,7 +14,10 @@ use std::time::{Duration, Instant};
 pub struct Daemon {
     pub child: Child,
     pub http: SocketAddr,
+    /// The first event loop's UDP address.
     pub udp: SocketAddr,
+    /// The first line the daemon printed (`tapedeck listening: ...`).
+    pub listening: String,
     pub dir: tempfile::TempDir,
     _turn: Turn,
 }
@@ -67,6 +70,11 @@ impl Daemon {
         Daemon::start_in(dir, wrapper, &default_sample(), LOOPBACK_UDP, extra)
     }
 
+    /// [`Daemon::start`] with the (first) UDP socket on `udp_addr`.
+    pub fn start_on_udp(udp_addr: &str, extra: &[&str]) -> Daemon {
+        Daemon::start_in(tempfile::tempdir().expect("temp dir"), None, &default_sample(), udp_addr, extra)
+    }
+
     /// [`Daemon::start_with`] with the UDP socket on `udp_addr` instead of 127.0.0.1: an
     /// address that the wrapper makes (say, in a network namespace of its own).
     pub fn start_with_udp(dir: tempfile::TempDir, wrapper: &str, udp_addr: &str, extra: &[&str]) -> Daemon {
@@ -93,7 +101,7 @@ impl Daemon {
         let mut line = String::new();
         BufReader::new(stdout).read_line(&mut line).expect("read the listening line");
         let (http, udp) = parse_listening(&line).unwrap_or_else(|| panic!("unexpected first line: {line:?}"));
-        Daemon { child, http, udp, dir, _turn: turn }
+        Daemon { child, http, udp, listening: line.trim().to_string(), dir, _turn: turn }
     }
 
     /// A path as the daemon sees it (through its own mount namespace, if it has one).

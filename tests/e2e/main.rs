@@ -26,6 +26,7 @@ mod gstreamer;
 mod load_tool;
 mod load_tool_flood;
 mod loop_stall;
+mod loops;
 mod lossy_path;
 mod offer_flood;
 mod one_caller;

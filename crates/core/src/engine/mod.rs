@@ -302,8 +302,13 @@ impl Engine {
         Output::Timeout(next)
     }
 
-    /// How many sample frames the engine would take now.
+    /// How many sample frames the engine would take now: none while nobody listens (the
+    /// sample's position does not move then; see `send_due_frames`), else enough to hold
+    /// [`SAMPLE_QUEUE`].
     pub fn wants_frames(&self) -> usize {
+        if !self.anyone_listening() {
+            return 0;
+        }
         SAMPLE_QUEUE.saturating_sub(self.frames.len())
     }
 
@@ -489,8 +494,11 @@ impl Engine {
             return;
         }
         if !self.anyone_listening() {
-            // Nobody listens: the loop's position runs on, but no frame is taken, so the
-            // encoder thread blocks on its full channel and costs nothing.
+            // Nobody listens: the sample clock runs on, but no frame is taken, so the
+            // encoder thread waits and costs nothing. Frames queued for the last listener
+            // are let go: the next one starts with fresh frames, in step with whoever else
+            // listens (the daemon's other loops).
+            self.frames.clear();
             let passed = (now - self.next_frame_at).as_micros() / self.config.ptime.duration().as_micros() + 1;
             let passed = u32::try_from(passed).unwrap_or(u32::MAX);
             self.frame_index += u64::from(passed);

@@ -285,3 +285,27 @@ fn sessions_spread_evenly_over_recorder_shards() {
         assert!(counts.iter().all(|&c| c.abs_diff(even) <= even / 10 + 5), "{n} shards: {counts:?}");
     }
 }
+
+/// The engine takes sample frames only while someone listens, and lets go of those it held
+/// when the last listener leaves: the next one starts with fresh frames, in step with the
+/// daemon's other loops (which go on taking frames meanwhile).
+#[test]
+fn sample_frames_are_taken_only_while_someone_listens() {
+    let (mut engine, _peer, mut now) = crate::testkit::connected_pair(Ptime::Ms10).expect("connected");
+    let frame: Arc<[u8]> = Arc::from(vec![0x48u8; 60]);
+    assert_eq!(engine.wants_frames(), SAMPLE_QUEUE, "a connected caller listens");
+    for _ in 0..SAMPLE_QUEUE {
+        engine.handle_input(now, Input::SampleFrame(frame.clone())).unwrap();
+    }
+    assert_eq!(engine.wants_frames(), 0, "the queue is full");
+    let id = engine.sessions()[0].id;
+    engine.handle_input(now, Input::Hangup(id)).unwrap();
+    while !matches!(engine.poll_output(), Output::Timeout(_)) {}
+    now += Duration::from_millis(20);
+    engine.handle_input(now, Input::Timeout).unwrap();
+    while !matches!(engine.poll_output(), Output::Timeout(_)) {}
+    assert_eq!(engine.wants_frames(), 0, "nobody listens: no frame is taken");
+    assert_eq!(engine.frames.len(), 0, "the frames held for the caller who left are let go");
+    let idle = Engine::new(engine.config.clone(), now);
+    assert_eq!(idle.wants_frames(), 0, "no caller yet");
+}

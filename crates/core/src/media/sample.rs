@@ -166,6 +166,14 @@ impl SampleLoop {
         frame
     }
 
+    /// The frame `n` places after the next one (`ahead(0)` is what [`SampleLoop::next_frame`]
+    /// returns next), without moving.
+    pub fn ahead(&self, n: u64) -> Arc<[u8]> {
+        let len = self.frames.len() as u64;
+        let i = (self.next as u64 + n % len) % len;
+        self.frames[i as usize].clone()
+    }
+
     /// Frames in one cycle.
     pub fn len(&self) -> usize {
         self.frames.len()
@@ -531,7 +539,9 @@ mod tests {
         }
         let mut played = enc.repeating().expect("the frames repeat after two cycles");
         assert_eq!(played.len(), 25);
+        let looking_ahead: Vec<Arc<[u8]>> = (0..100).map(|n| played.ahead(n)).collect();
         heard.extend((0..100).map(|_| played.next_frame()));
+        assert_eq!(looking_ahead, heard[50..], "ahead(n) is the frame n places on");
         expected.extend((0..150).map(|_| reference.next_frame().unwrap()));
         let decode = |frames: &[Arc<[u8]>]| {
             let mut dec = opus::Decoder::new(SAMPLE_RATE_HZ, opus::Channels::Mono).unwrap();
