@@ -16,7 +16,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use tapedeck_core::media::SAMPLE_RATE_HZ;
-use tapedeck_tools::http::{request, request_with, HttpResponse};
+use tapedeck_tools::http::{request, request_from, request_with, HttpResponse};
 use tapedeck_tools::{call, offering, CallPlan, CallReport};
 
 const T: Duration = Duration::from_secs(10);
@@ -33,6 +33,8 @@ fn haproxy_spreads_offers_and_routes_each_session_to_its_node() {
         reports.extend(calls_through(&proxy, &nodes, 10, Duration::from_secs(3)));
     }
     assert_spread_and_whole(&nodes, &reports);
+    assert_forwards_the_callers_address(&proxy, &nodes);
+    assert_misdirected_to_an_unknown_node(&proxy);
 }
 
 #[test]
@@ -43,14 +45,18 @@ fn haproxy_stops_sending_offers_to_a_draining_node_which_finishes_its_calls_and_
         let callers = start_calls(s, proxy.addr, 6, Duration::from_secs(8));
         wait_calls_on_every_node(&nodes);
 
+        // Drain n2 just after a health check passed, so that haproxy keeps sending it offers
+        // until the next check, about a second later.
+        wait_for_a_health_check(&nodes[1]);
         let drained = Instant::now();
         let r = request(proxy.addr, "POST", "/n/n2/drain", None, b"", T).unwrap();
         assert_eq!(r.status, 202, "POST /n/n2/drain through the proxy: {}", r.text());
-        // Offers one after another for 2 s: every one answered, none by n2; n2 itself saw
-        // offers (and refused them) only until haproxy's health check took it out.
+        // Offers one after another for 2 s: every one answered, none by n2. n2 refused those
+        // haproxy sent it before its health check took it out, and haproxy passed them on.
         let last_seen = offers_while_draining(&proxy, &nodes, Duration::from_secs(2));
-        eprintln!("haproxy sent n2 its last offer {:?} after the drain", last_seen.map(|t| t - drained));
-        assert!(last_seen.is_none_or(|t| t - drained < Duration::from_secs(2)), "n2 still got offers");
+        let last_seen = last_seen.expect("haproxy sent draining n2 no offer to refuse and pass on");
+        eprintln!("haproxy sent n2 its last offer {:?} after the drain", last_seen - drained);
+        assert!(last_seen - drained < Duration::from_millis(1500), "n2 still got offers");
         let refused = refused_draining(&nodes[1]);
         // haproxy counts n2 as down, yet its sessions still answer through the proxy.
         for session in connected(&nodes[1..2]) {
@@ -81,6 +87,8 @@ fn nginx_spreads_offers_routes_sessions_and_retries_an_offer_a_draining_node_ref
     let mut reports = calls_through(&proxy, &nodes, 6, Duration::from_secs(3));
     reports.extend(calls_through(&proxy, &nodes, 6, Duration::from_secs(3)));
     assert_spread_and_whole(&nodes, &reports);
+    assert_forwards_the_callers_address(&proxy, &nodes);
+    assert_misdirected_to_an_unknown_node(&proxy);
 
     let last = std::thread::scope(|s| {
         let callers = start_calls(s, proxy.addr, 6, Duration::from_secs(5));
@@ -122,14 +130,16 @@ fn calls_through(proxy: &Proxy, nodes: &[Daemon], n: usize, talk: Duration) -> V
 
 type Caller<'scope> = std::thread::ScopedJoinHandle<'scope, CallReport>;
 
-/// Starts `n` callers (tones 300, 320, ... Hz) through `server`.
+/// Starts `n` callers (tones 300, 320, ... Hz) through `server`; every other one signals
+/// with WHIP (`POST /whip`, `DELETE` on its `Location`) instead of `POST /offer`.
 fn start_calls<'scope>(
     s: &'scope std::thread::Scope<'scope, '_>,
     server: SocketAddr,
     n: usize,
     talk: Duration,
 ) -> Vec<Caller<'scope>> {
-    (0..n).map(|i| s.spawn(move || call(&CallPlan::tone(server, 300.0 + 20.0 * i as f32, talk)))).collect()
+    let plan = move |i: usize| CallPlan { whip: i % 2 == 1, ..CallPlan::tone(server, 300.0 + 20.0 * i as f32, talk) };
+    (0..n).map(|i| s.spawn(move || call(&plan(i)))).collect()
 }
 
 /// `GET` of a session's `location` through the proxy answers 200 with that session.
@@ -159,6 +169,16 @@ fn wait_calls_on_every_node(nodes: &[Daemon]) {
         let counts: Vec<usize> = nodes.iter().map(on).collect();
         assert!(start.elapsed() < T, "calls per node: {counts:?}");
         std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Waits (bounded) until `node` logs a `GET /healthz` it had not logged before.
+fn wait_for_a_health_check(node: &Daemon) {
+    let checks = || node.log_text().matches("GET /healthz -> ").count();
+    let (before, start) = (checks(), Instant::now());
+    while checks() == before {
+        assert!(start.elapsed() < T, "no health check reached {}", node.http);
+        std::thread::sleep(Duration::from_millis(10));
     }
 }
 
@@ -193,16 +213,46 @@ fn post_offer(server: SocketAddr) -> HttpResponse {
     request_with(server, "POST", "/offer", &headers, body.as_bytes(), T).unwrap()
 }
 
+/// An offer from 127.0.0.7 through the proxy: the node that answers it logs 127.0.0.7 as the
+/// client (the proxy sent `X-Forwarded-For`, and the node trusts the proxy).
+fn assert_forwards_the_callers_address(proxy: &Proxy, nodes: &[Daemon]) {
+    let caller = "127.0.0.7";
+    let offer = offering("127.0.0.1:9".parse().unwrap(), Instant::now(), None).unwrap();
+    let body = serde_json::json!({ "type": "offer", "sdp": offer.offer.to_sdp_string() }).to_string();
+    let headers = [("Content-Type", "application/json".to_string())];
+    let r = request_from(caller.parse().unwrap(), proxy.addr, "POST", "/offer", &headers, body.as_bytes(), T).unwrap();
+    assert_eq!(r.status, 200, "an offer from {caller} through the proxy: {}", r.text());
+    let location = r.json()["location"].as_str().expect("a location").to_string();
+    assert_eq!(request(proxy.addr, "DELETE", &location, None, b"", T).unwrap().status, 200, "DELETE {location}");
+    let node = &nodes[node_named(&location)];
+    let start = Instant::now();
+    let logged = || node.log_text().lines().any(|l| l.contains("answered") && l.contains(&format!("client {caller},")));
+    while !logged() {
+        assert!(start.elapsed() < T, "{location}: the node did not log client {caller}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A path under a node no proxy route knows goes to some node, which answers 421.
+fn assert_misdirected_to_an_unknown_node(proxy: &Proxy) {
+    let r = request(proxy.addr, "GET", "/n/n9/healthz", None, b"", T).unwrap();
+    assert_eq!(r.status, 421, "GET /n/n9/healthz through the proxy: {}", r.text());
+}
+
 /// How many offers `node` has refused because it is draining.
 fn refused_draining(node: &Daemon) -> f64 {
     common::metric(&common::metrics(node), "tapedeck_offers_refused_total{reason=\"draining\"}")
 }
 
-/// The index of the node a call's session URL names (`/n/<node>/sessions/<id>`).
+/// The index of the node a call's session URL names.
 fn node_of(report: &CallReport) -> usize {
-    let resource = report.resource.as_deref().unwrap_or_else(|| panic!("no session URL: {report:?}"));
-    let name = resource.strip_prefix("/n/").and_then(|r| r.split('/').next()).unwrap_or("");
-    NODES.iter().position(|&n| n == name).unwrap_or_else(|| panic!("{resource} names no node"))
+    node_named(report.resource.as_deref().unwrap_or_else(|| panic!("no session URL: {report:?}")))
+}
+
+/// The index of the node a session URL (`/n/<node>/sessions/<id>`) names.
+fn node_named(location: &str) -> usize {
+    let name = location.strip_prefix("/n/").and_then(|r| r.split('/').next()).unwrap_or("");
+    NODES.iter().position(|&n| n == name).unwrap_or_else(|| panic!("{location} names no node"))
 }
 
 /// Every node took at least one call, and every call is whole ([`assert_all_whole`]).
@@ -224,10 +274,22 @@ fn assert_all_whole(nodes: &[Daemon], reports: &[CallReport]) {
         assert_eq!(r.error, None, "{r:?}");
         assert_eq!(r.hangup_status, Some(200), "DELETE {:?} through the proxy", r.resource);
         let node = &nodes[node_of(r)];
-        let (samples, call_len) = node.recorded(r);
+        let (samples, call_len) = node.recorded(&with_recording(node, r));
         let wav_len = samples.len() as f64 / f64::from(SAMPLE_RATE_HZ);
         assert!((wav_len - call_len).abs() <= 0.1, "WAV {wav_len:.3} s for a {call_len:.3} s call on {:?}", r.resource);
     }
+}
+
+/// The report with its recording's name: a WHIP answer does not give it, but the recording
+/// is named after the session.
+fn with_recording(node: &Daemon, report: &CallReport) -> CallReport {
+    let mut report = report.clone();
+    if report.recording.is_none() {
+        let id = report.session.as_deref().expect("a session id");
+        let path = node.recordings().into_iter().find(|p| p.file_name().unwrap().to_string_lossy().starts_with(id));
+        report.recording = path.map(|p| p.file_name().unwrap().to_string_lossy().into_owned());
+    }
+    report
 }
 
 /// A load balancer in front of the nodes, running one of the shipped configs; killed when
