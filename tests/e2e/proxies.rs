@@ -255,16 +255,16 @@ fn node_named(location: &str) -> usize {
     NODES.iter().position(|&n| n == name).unwrap_or_else(|| panic!("{location} names no node"))
 }
 
-/// Every node took at least one call, and every call is whole ([`assert_all_whole`]).
+/// Every node took at least one call (and holds a recording for each of its calls), and
+/// every call is whole ([`assert_all_whole`]).
 fn assert_spread_and_whole(nodes: &[Daemon], reports: &[CallReport]) {
     assert_all_whole(nodes, reports);
-    for (i, node) in nodes.iter().enumerate() {
-        let calls = reports.iter().filter(|r| node_of(r) == i).count();
-        assert_eq!(node.recordings().len(), calls, "{}'s recordings", NODES[i]);
-        assert!(calls > 0 || reports.is_empty(), "{} took no call", NODES[i]);
-    }
     let per_node: Vec<usize> = (0..nodes.len()).map(|i| reports.iter().filter(|r| node_of(r) == i).count()).collect();
     eprintln!("{} calls per node: {per_node:?}", reports.len());
+    for ((node, name), &calls) in nodes.iter().zip(NODES).zip(&per_node) {
+        assert!(calls > 0, "{name} took no call: {per_node:?}");
+        assert_eq!(node.recordings().len(), calls, "{name}'s recordings");
+    }
 }
 
 /// Each call connected, hung up with `DELETE` through the proxy (200: it reached the node
