@@ -5,13 +5,16 @@
 #   scripts/deps.sh run     cmake (the bundled libopus builds with it)
 #   scripts/deps.sh test    that, and what the end-to-end tests drive: chromium, node and
 #                           npm (the demo page's browser test), iproute2 (a network namespace),
-#                           and for /usr/bin/python3 GStreamer's webrtcbin with libnice,
-#                           pyOpenSSL and aiortc (other WebRTC stacks as callers)
+#                           for /usr/bin/python3 GStreamer's webrtcbin with libnice,
+#                           pyOpenSSL and aiortc (other WebRTC stacks as callers), and haproxy
+#                           and nginx (the load balancers in front of several daemons; apt may
+#                           start their services: nginx's default site takes port 80)
 set -euo pipefail
 what=${1:-}
 # Each need is "<probe> <Debian package>": a probe is a command on PATH, or a Python module
 # for /usr/bin/python3 ("py:<module>"), or an installed package ("deb:", for packages that
-# ship no command or module of their own to look for).
+# ship no command or module of their own to look for, or whose command is in /usr/sbin, which
+# is not on an ordinary user's PATH).
 needs=("cmake cmake")
 case "$what" in
   run) ;;
@@ -29,6 +32,8 @@ case "$what" in
       "deb:gstreamer1.0-plugins-bad gstreamer1.0-plugins-bad"
       "py:OpenSSL python3-openssl"
       "py:aiortc python3-aiortc"
+      "deb:haproxy haproxy"
+      "deb:nginx nginx"
     )
     ;;
   *)

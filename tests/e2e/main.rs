@@ -32,6 +32,7 @@ mod offer_flood;
 mod one_caller;
 mod operations_api;
 mod overload;
+mod proxies;
 mod recorder_lag;
 mod recording_failure;
 mod replay_regression;
