@@ -7,7 +7,7 @@ const $ = (id) => document.getElementById(id);
 // fragment never leaves the browser, so it is not in any server log).
 const token = new URLSearchParams(location.hash.slice(1)).get('token');
 const auth = token ? { Authorization: `Bearer ${token}` } : {};
-const call = { pc: null, session: null, mic: null, ctx: null, timers: [], started: 0, connectTimer: null };
+const call = { pc: null, session: null, location: null, mic: null, ctx: null, timers: [], started: 0, connectTimer: null };
 
 function setState(state) {
   $('state').textContent = state;
@@ -105,6 +105,8 @@ async function start() {
       return fail(`The server refused the call (${response.status}): ${body.error || response.statusText}`);
     }
     call.session = body.session;
+    // The session's URL: behind a load balancer it names this daemon (/n/<node>/sessions/...).
+    call.location = body.location || `/sessions/${encodeURIComponent(body.session)}`;
     setFact('session', body.session);
     setFact('recording', body.recording || '–');
     await pc.setRemoteDescription({ type: 'answer', sdp: body.sdp });
@@ -177,11 +179,12 @@ function fail(message) {
 async function stop() {
   document.body.dataset.stoppedAt = String(performance.now());
   const session = call.session;
+  const sessionUrl = call.location;
   call.session = null;
   $('stop').disabled = true;
   if (session) {
     try {
-      const response = await fetch(`/sessions/${encodeURIComponent(session)}`, { method: 'DELETE', headers: auth });
+      const response = await fetch(sessionUrl, { method: 'DELETE', headers: auth });
       // 404: the server had already ended the call (for example after a network loss).
       if (!response.ok && response.status !== 404) {
         const body = await response.json().catch(() => ({}));
@@ -198,5 +201,5 @@ async function stop() {
 $('start').addEventListener('click', start);
 $('stop').addEventListener('click', stop);
 window.addEventListener('pagehide', () => {
-  if (call.session) fetch(`/sessions/${encodeURIComponent(call.session)}`, { method: 'DELETE', headers: auth, keepalive: true });
+  if (call.session) fetch(call.location, { method: 'DELETE', headers: auth, keepalive: true });
 });

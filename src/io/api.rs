@@ -183,6 +183,9 @@ pub fn route(method: &str, url: &str, node: Option<&str>) -> Result<Route, ApiEr
         None => path,
     };
     let wrong = || ApiError::MethodNotAllowed(method.to_string());
+    // HEAD is GET without the body (RFC 9110 section 9.3.2; tiny_http leaves the body out):
+    // load balancers health-check with either.
+    let method = if method == "HEAD" { "GET" } else { method };
     let known = super::assets::get(path).is_some()
         || matches!(path, "/offer" | "/whip" | "/sessions" | "/healthz" | "/metrics" | "/drain")
         || session_id(path).is_some();
@@ -293,6 +296,9 @@ mod tests {
         assert!(matches!(route("GET", "/?x=1", None), Ok(Route::Asset(_))));
         assert_eq!(route("POST", "/", None).unwrap_err().status(), 405);
         assert_eq!(route("POST", "/drain", None), Ok(Route::Drain));
+        assert_eq!(route("HEAD", "/healthz", None), Ok(Route::Health));
+        assert_eq!(route("HEAD", "/metrics", None), Ok(Route::Metrics));
+        assert_eq!(route("HEAD", "/drain", None).unwrap_err().status(), 405);
         assert!(Route::Drain.needs_token());
     }
 

@@ -70,7 +70,9 @@ fn drive(daemon: &common::Daemon, shot: &str, mode: &str) -> serde_json::Value {
 #[test]
 fn the_demo_page_calls_records_and_plays_in_chromium() {
     let _one = ONE_BROWSER.lock().unwrap_or_else(|e| e.into_inner());
-    let daemon = common::Daemon::start(&[]);
+    // A node id, as behind a load balancer: the page must hang up at the session's own URL
+    // (`/n/n1/sessions/...`), the one the balancer routes to this daemon.
+    let daemon = common::Daemon::start(&["--node-id", "n1"]);
     let page = drive(&daemon, "demo-page.png", "call");
     assert_eq!(page["state"], "connected");
     assert_eq!(page["error"], "", "the page shows an error");
@@ -85,6 +87,8 @@ fn the_demo_page_calls_records_and_plays_in_chromium() {
     assert!(page["rtt"].as_str().unwrap().ends_with("ms"), "no round-trip time shown");
     assert_eq!(page["afterStop"]["state"], "closed");
     assert_eq!(page["afterStop"]["error"], "", "hanging up showed an error");
+    let hangup = format!("DELETE /n/n1/sessions/{} -> 200", page["session"].as_str().unwrap());
+    assert!(daemon.log_text().contains(&hangup), "the page did not hang up at the session's URL ({hangup})");
 
     let name = page["recording"].as_str().unwrap();
     assert!(name.starts_with(page["session"].as_str().unwrap()));

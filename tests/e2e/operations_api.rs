@@ -21,6 +21,9 @@ fn health_metrics_and_sessions_describe_a_live_call() {
     let health = request(daemon.http, "GET", "/healthz", None, b"", T).unwrap();
     assert_eq!(health.status, 200);
     assert_eq!(health.json()["status"], "ok");
+    // Load balancers health-check with HEAD too: GET's status, no body.
+    let head = request(daemon.http, "HEAD", "/healthz", None, b"", T).unwrap();
+    assert_eq!((head.status, head.body.len()), (200, 0), "HEAD /healthz");
 
     // Two refused offers, counted by reason.
     assert_eq!(request(daemon.http, "POST", "/offer", Some("application/json"), b"{", T).unwrap().status, 400);
