@@ -21,7 +21,11 @@ n, secs, s0, s1, tck = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3], sys.ar
 def parse(text):
     out = {}
     for line in text.splitlines():
-        comm, ticks, switches = line.rsplit(" ", 2)
+        parts = line.rsplit(" ", 2)
+        # A thread that ended while it was being read leaves a field empty: skip it.
+        if len(parts) != 3 or not parts[1].isdigit() or not parts[2].isdigit():
+            continue
+        comm, ticks, switches = parts
         group = "total" if comm == "__total__" else "loop" if comm.startswith("loop-") else "recorders" if comm.startswith("recorder-") else "encoder" if comm == "sample-encoder" else "other"
         t, s = out.get(group, (0, 0))
         out[group] = (t + int(ticks), s + int(switches))
