@@ -92,7 +92,7 @@ impl EventLoop {
         let mut paths: HashMap<SessionId, PathBuf> = HashMap::new();
         let result = self.turn_until_done(&mut paths);
         match &result {
-            Ok(()) => log::info!("event loop stopped; finalizing recordings"),
+            Ok(()) => log::debug!("loop {} stopped", self.index),
             Err(e) => {
                 log::error!("event loop {} failed: {e}; ending every call and finalizing its recording", self.index);
                 self.lifecycle.stop();
@@ -115,7 +115,10 @@ impl EventLoop {
             let now = Instant::now();
             self.handle_commands(now, paths);
             if !shutdown_sent && self.lifecycle.ends_calls(now, self.engine.session_count()) {
-                log::info!("loop {}: ending {} sessions", self.index, self.engine.session_count());
+                match self.engine.session_count() {
+                    0 => log::debug!("loop {}: no call to end", self.index),
+                    n => log::info!("loop {}: ending {n} calls", self.index),
+                }
                 shutdown_sent = true;
                 let _ = self.engine.handle_input(now, Input::Shutdown);
             }
