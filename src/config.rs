@@ -47,6 +47,8 @@ pub type MaxRecorderLag = Millis<100, 600_000>;
 pub type DisconnectTimeout = Millis<1_000, 300_000>;
 /// `--connect-timeout`: 1 s (a handshake takes a few round trips) to 5 min.
 pub type ConnectTimeout = Millis<1_000, 300_000>;
+/// `--max-call-duration`: 1 s to a week.
+pub type MaxCallDuration = Millis<1_000, 604_800_000>;
 /// `--drain-timeout`: 0 (end calls at once) to a day.
 pub type DrainTimeout = Millis<0, 86_400_000>;
 /// `--stun-timeout`: 500 ms (a browser sends its first check within a round trip of the
@@ -196,6 +198,11 @@ table::settings! {
     /// sends nothing at all is ended after twice this); 1000 to 300000.
     #[arg(long, env = "TAPEDECK_DISCONNECT_TIMEOUT", value_name = "MS", default_value_t = DEFAULT_DISCONNECT_TIMEOUT)]
     disconnect_timeout: DisconnectTimeout, file "disconnect-timeout" => file::millis;
+
+    /// Milliseconds a call may last once connected: then it is ended (the caller is told,
+    /// by DTLS close) and its recording finalized (1000 to 604800000; default: no limit).
+    #[arg(long, env = "TAPEDECK_MAX_CALL_DURATION", value_name = "MS")]
+    max_call_duration: Option<MaxCallDuration>, file "max-call-duration" => file::millis;
 
     /// Milliseconds a session may take from the answer to connected before it is dropped
     /// (1000 to 300000).

@@ -108,6 +108,7 @@ fn run(matches: &ArgMatches) -> Result<(), StartError> {
         ptime: config.ptime,
         disconnect_timeout: config.disconnect_timeout.get(),
         connect_timeout: config.connect_timeout.get(),
+        max_call_duration: config.max_call_duration.map(|d| d.get()),
         max_sessions: config.max_sessions.get(),
         max_connecting_per_client: config.max_connecting_per_client.get(),
         stun_timeout: config.stun_timeout.get(),

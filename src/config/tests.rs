@@ -375,7 +375,7 @@ fn the_readme_lists_every_flag_variable_and_key() {
 
 /// For each config file key: a value in the file's TOML and one for its flag, neither the
 /// default nor the other.
-const EVERY_KEY: [(&str, &str, &str); 28] = [
+const EVERY_KEY: [(&str, &str, &str); 29] = [
     ("http-addr", "\"127.0.0.1:81\"", "127.0.0.1:82"),
     ("udp-addr", "\"127.0.0.1:5001\"", "127.0.0.1:5002"),
     ("loops", "5", "6"),
@@ -393,6 +393,7 @@ const EVERY_KEY: [(&str, &str, &str); 28] = [
     ("log-level", "\"warn\"", "debug"),
     ("disconnect-timeout", "2000", "3000"),
     ("connect-timeout", "20000", "25000"),
+    ("max-call-duration", "60000", "120000"),
     ("stun-timeout", "4000", "3000"),
     ("max-connecting-per-client", "3", "4"),
     ("trusted-proxies", "[\"10.0.0.0/8\"]", "192.168.0.0/16"),

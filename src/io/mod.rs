@@ -290,6 +290,7 @@ mod tests {
             ptime: Ptime::Ms10,
             disconnect_timeout: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(15),
+            max_call_duration: None,
             max_sessions: 10,
             max_connecting_per_client: 10,
             stun_timeout: Duration::from_secs(5),

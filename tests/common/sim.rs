@@ -124,6 +124,7 @@ impl Sim {
             ptime: Ptime::Ms10,
             disconnect_timeout: Duration::from_secs(1),
             connect_timeout: Duration::from_secs(10),
+            max_call_duration: None,
             max_sessions: 1000,
             max_connecting_per_client: 1000,
             stun_timeout: Duration::from_secs(5),

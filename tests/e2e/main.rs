@@ -14,6 +14,7 @@ mod access;
 mod aiortc;
 mod bad_requests;
 mod browser_demo;
+mod call_limits;
 mod capture_replay;
 mod clock_drift;
 mod config_file_errors;

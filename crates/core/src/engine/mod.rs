@@ -35,6 +35,8 @@ pub struct EngineConfig {
     pub disconnect_timeout: Duration,
     /// How long a session may take from answer to connected.
     pub connect_timeout: Duration,
+    /// The longest a call may last once connected; then it is ended (`--max-call-duration`).
+    pub max_call_duration: Option<Duration>,
     /// Most sessions at once.
     pub max_sessions: usize,
     /// Most sessions not yet connected that one client address may hold at once (offers
@@ -89,6 +91,8 @@ pub enum EndReason {
     Shutdown,
     /// str0m reported an error for this session.
     Error,
+    /// The call reached the longest a call may last (`--max-call-duration`).
+    MaxDuration,
 }
 
 impl fmt::Display for EndReason {
@@ -101,6 +105,7 @@ impl fmt::Display for EndReason {
             EndReason::NoIceCheck => "no ICE check arrived",
             EndReason::Shutdown => "shutdown",
             EndReason::Error => "error",
+            EndReason::MaxDuration => "longest call reached (--max-call-duration)",
         };
         f.write_str(s)
     }

@@ -167,7 +167,11 @@ impl Session {
                 self.last_rx + config.disconnect_timeout * SILENT_TIMEOUTS
             }
         };
-        timer.min(self.rtc_deadline)
+        let longest = match (self.state, config.max_call_duration) {
+            (State::Connected { at, .. }, Some(max)) => at + max,
+            _ => timer,
+        };
+        timer.min(longest).min(self.rtc_deadline)
     }
 
     /// Whether a timer of ours ended the session.
@@ -180,6 +184,9 @@ impl Session {
                 Some(EndReason::NoIceCheck)
             }
             State::Connecting { since, .. } if now >= since + config.connect_timeout => Some(EndReason::ConnectTimeout),
+            State::Connected { at, .. } if config.max_call_duration.is_some_and(|max| now >= at + max) => {
+                Some(EndReason::MaxDuration)
+            }
             State::Connected { disconnected_since: Some(t), .. } if now >= t + config.disconnect_timeout => {
                 Some(EndReason::IceTimeout)
             }

@@ -17,6 +17,7 @@ fn config() -> EngineConfig {
         ptime: Ptime::Ms10,
         disconnect_timeout: Duration::from_secs(1),
         connect_timeout: Duration::from_secs(3),
+        max_call_duration: None,
         max_sessions: 2,
         max_connecting_per_client: 2,
         stun_timeout: Duration::from_secs(2),
@@ -308,4 +309,22 @@ fn sample_frames_are_taken_only_while_someone_listens() {
     assert_eq!(engine.frames.len(), 0, "the frames held for the caller who left are let go");
     let idle = Engine::new(engine.config.clone(), now);
     assert_eq!(idle.wants_frames(), 0, "no caller yet");
+}
+
+/// `--max-call-duration`: a call still going (the caller keeps talking) is ended at its
+/// longest, on the tick it is due, and the caller is told (DTLS close).
+#[test]
+fn a_call_is_ended_when_it_reaches_the_longest_call_duration() {
+    let mut config = config();
+    config.max_call_duration = Some(Duration::from_secs(2));
+    let mut w = World::new(config, Arc::new(vec![Arc::from(&[0xf8u8, 0xff, 0xfe][..])]));
+    let (id, _) = offer(&mut w, 1);
+    w.run(Duration::from_millis(1500));
+    assert_eq!(w.ended(id), None, "ended too early");
+    w.run(Duration::from_millis(1500));
+    let (reason, duration) = w.ended(id).expect("ended");
+    assert_eq!(reason, EndReason::MaxDuration);
+    let d = duration.unwrap();
+    assert!(d >= Duration::from_secs(2) && d <= Duration::from_millis(2010), "ended after {d:?}");
+    assert!(!w.callers[0].rtc.is_alive(), "the caller was not told the call ended");
 }

@@ -167,6 +167,7 @@ fn pair(ptime: Ptime, sample: world::Frames, script: Box<dyn Script>) -> Option<
         ptime,
         disconnect_timeout: Duration::from_secs(5),
         connect_timeout: Duration::from_secs(5),
+        max_call_duration: None,
         max_sessions: 4,
         max_connecting_per_client: 4,
         stun_timeout: Duration::from_secs(5),

@@ -1,0 +1,32 @@
+//! `--max-call-duration`: a call that reaches it is ended by the daemon, the caller is told
+//! (DTLS close), and the recording holds exactly that long.
+
+#![allow(clippy::disallowed_methods)] // end-to-end tests own their threads and clocks
+
+use crate::common;
+
+use std::time::Duration;
+
+use tapedeck_core::media::SAMPLE_RATE_HZ;
+use tapedeck_core::testkit::audio;
+use tapedeck_tools::{call, CallPlan};
+
+#[test]
+fn a_call_at_the_longest_call_duration_is_ended_and_recorded_to_its_end() {
+    let daemon = common::Daemon::start(&["--max-call-duration", "2000"]);
+    let report = call(&CallPlan::tone(daemon.http, 440.0, Duration::from_secs(6)));
+    assert!(report.server_closed, "the caller was not told the call ended: {report:?}");
+    let path = daemon.recording(report.recording.as_deref().unwrap());
+    daemon.wait_for_final(&path, Duration::from_secs(5));
+    let (_, samples) = audio::read_wav(&path);
+    let wav_len = samples.len() as f64 / f64::from(SAMPLE_RATE_HZ);
+    // Ended on the first sample tick (10 ms) at or after 2 s; the last 20 ms frame whole.
+    assert!((2.0..=2.04).contains(&wav_len), "WAV {wav_len:.3} s for a call ended at 2 s");
+    let hz = audio::dominant_hz(&samples[24_000..samples.len() - 4800], SAMPLE_RATE_HZ);
+    assert!((hz - 440.0).abs() <= 3.0, "recorded {hz} Hz");
+    let id = report.session.unwrap();
+    assert!(
+        daemon.log_text().lines().any(|l| l.contains(&id) && l.contains("longest call reached")),
+        "the summary does not say why the call ended"
+    );
+}
