@@ -20,6 +20,7 @@
 mod cidr;
 pub mod file;
 mod millis;
+pub mod name_template;
 mod rules;
 mod table;
 mod token;
@@ -35,6 +36,7 @@ use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser};
 pub use cidr::{Cidr, CidrError};
 pub use file::FileError;
 pub use millis::Millis;
+pub use name_template::NameTemplate;
 use table::Place;
 use tapedeck_core::media::Ptime;
 pub use token::{Token, TokenError};
@@ -155,9 +157,17 @@ table::settings! {
     #[arg(long, env = "TAPEDECK_SAMPLE", default_value = DEFAULT_SAMPLE)]
     sample: PathBuf, file "sample" => file::typed;
 
-    /// Folder for recordings, named <session>_<UTC timestamp>.wav (created if missing).
+    /// Folder for recordings (created if missing); files are named by --name-template.
     #[arg(long, env = "TAPEDECK_RECORDINGS", default_value = DEFAULT_RECORDINGS)]
     recordings: PathBuf, file "recordings" => file::typed;
+
+    /// How recordings are named (the extension is added): text of letters, digits, '-', '_'
+    /// and '.', and the placeholders {session} (required), {start} (UTC, 20261130T004847Z),
+    /// {date} (2026-11-30), {node} (--node-id) and {label} (the caller's `?label=` on the
+    /// offer's URL, letters, digits, '-', '_' and '.' kept, at most 64); `-` for a missing one.
+    #[arg(long, env = "TAPEDECK_NAME_TEMPLATE", value_name = "TEMPLATE",
+          default_value = name_template::DEFAULT_NAME_TEMPLATE)]
+    name_template: NameTemplate, file "name-template" => file::name_template;
 
     /// Folder for log files, one per start (created if missing).
     #[arg(long, env = "TAPEDECK_LOGS", default_value = DEFAULT_LOGS)]

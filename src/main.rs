@@ -152,6 +152,7 @@ fn run(matches: &ArgMatches) -> Result<(), StartError> {
             lifecycle: lifecycle.clone(),
             node: Node { id: config.node_id.clone(), public_url: config.public_url.clone() },
             recordings: config.recordings.clone(),
+            name_template: config.name_template.clone(),
             telemetry: telemetry.clone(),
             access: Access { token: config.token.clone(), cors_origins: config.cors_origins.clone() },
             max_recorder_lag: config.max_recorder_lag.get(),

@@ -95,6 +95,11 @@ pub(super) fn node_id(value: toml::Value) -> Result<String, KeyError> {
     values::parse_node_id(&typed::<String>(value)?).map_err(Bad)
 }
 
+/// A name template, as `--name-template` takes it.
+pub(super) fn name_template(value: toml::Value) -> Result<super::NameTemplate, KeyError> {
+    typed::<String>(value)?.parse().map_err(Bad)
+}
+
 /// A public URL, as `--public-url` takes it.
 pub(super) fn public_url(value: toml::Value) -> Result<String, KeyError> {
     values::parse_public_url(&typed::<String>(value)?).map_err(Bad)

@@ -123,6 +123,38 @@ pub fn parse_offer(body: &[u8]) -> Result<String, ApiError> {
     offer_sdp(body).map_err(ApiError::BadRequest)
 }
 
+/// The value of `name` in the URL's query string, percent-decoded (`+` is a space); the
+/// first if it repeats. Bytes that do not decode to UTF-8 are replaced.
+pub fn query_param(url: &str, name: &str) -> Option<String> {
+    let (_, query) = url.split_once('?')?;
+    let value = query.split('&').find_map(|pair| {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        (key == name).then_some(value)
+    })?;
+    let bytes = value.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() && hex(bytes[i + 1]).is_some() && hex(bytes[i + 2]).is_some() => {
+                let (hi, lo) = (hex(bytes[i + 1]).unwrap_or(0), hex(bytes[i + 2]).unwrap_or(0));
+                out.push((hi * 16 + lo) as u8);
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    Some(String::from_utf8_lossy(&out).into_owned())
+}
+
 /// A route of the API.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
@@ -300,6 +332,16 @@ mod tests {
         assert_eq!(route("HEAD", "/metrics", None), Ok(Route::Metrics));
         assert_eq!(route("HEAD", "/drain", None).unwrap_err().status(), 405);
         assert!(Route::Drain.needs_token());
+    }
+
+    #[test]
+    fn query_parameters_are_decoded() {
+        assert_eq!(query_param("/offer?label=sales", "label").as_deref(), Some("sales"));
+        assert_eq!(query_param("/offer?x=1&label=a%2Fb+c&label=2", "label").as_deref(), Some("a/b c"));
+        assert_eq!(query_param("/offer?label=%zz%4", "label").as_deref(), Some("%zz%4"));
+        assert_eq!(query_param("/offer?label", "label").as_deref(), Some(""));
+        assert_eq!(query_param("/offer", "label"), None);
+        assert_eq!(query_param("/offer?labels=1", "label"), None);
     }
 
     #[test]

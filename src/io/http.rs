@@ -32,6 +32,7 @@ mod janitor;
 use super::lifecycle::{Lifecycle, State};
 use super::loops::{LoopHandle, Seats};
 use super::Command;
+use crate::config::name_template::NameFields;
 use crate::telemetry::{Refusal, Telemetry, STALL};
 use janitor::close_idle_connections;
 use tapedeck_core::engine::{accept_offer, EngineError, SessionId, SessionInfo};
@@ -89,6 +90,8 @@ pub struct Shared {
     pub lifecycle: Arc<Lifecycle>,
     pub node: Node,
     pub recordings: PathBuf,
+    /// How recordings are named (`--name-template`).
+    pub name_template: crate::config::NameTemplate,
     pub telemetry: Arc<Telemetry>,
     pub access: Access,
     /// Offers are refused while the recorders are further behind than this.
@@ -481,7 +484,12 @@ fn offer(request: &mut Request, head: &Head, shared: &Shared, whip: bool) -> Res
     drop(scope);
     accepted.client = client;
     let answer = accepted.answer.clone();
-    let name = format!("{id}_{}.wav", crate::logging::file_stamp(SystemTime::now()));
+    let start = crate::logging::file_stamp(SystemTime::now());
+    let label = api::query_param(&head.url, "label");
+    let session = id.to_string();
+    let fields =
+        NameFields { session: &session, start: &start, node: shared.node.id.as_deref(), label: label.as_deref() };
+    let name = format!("{}.wav", shared.name_template.render(&fields));
     let recording = shared.recordings.join(&name);
     // Once the loop has the command, the loop gives the seat back (when the call ends, or
     // at once if its engine refuses it); if it never got it, the seat is given back here.

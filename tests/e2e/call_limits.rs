@@ -30,3 +30,24 @@ fn a_call_at_the_longest_call_duration_is_ended_and_recorded_to_its_end() {
         "the summary does not say why the call ended"
     );
 }
+
+/// `--name-template`: the recording is named from the node id, the caller's label
+/// (sanitised: it cannot leave the folder) and the session id.
+#[test]
+fn recordings_are_named_by_the_template_with_the_callers_label_made_safe() {
+    let daemon = common::Daemon::start(&["--node-id", "eu-1", "--name-template", "{node}-{label}-{date}-{session}"]);
+    let plan =
+        CallPlan { label: Some("../sales team".into()), ..CallPlan::tone(daemon.http, 440.0, Duration::from_secs(1)) };
+    let today = || humantime::format_rfc3339(std::time::SystemTime::now()).to_string()[..10].to_string();
+    let before = today();
+    let report = call(&plan);
+    let after = today(); // the same but at midnight UTC
+    assert_eq!(report.error, None);
+    let id = report.session.as_deref().unwrap();
+    let name = report.recording.as_deref().unwrap();
+    let named = |date: &str| format!("eu-1-_sales_team-{date}-{id}.wav");
+    assert!(name == named(&before) || name == named(&after), "{name}");
+    let path = daemon.recording(name);
+    daemon.wait_for_final(&path, Duration::from_secs(5));
+    assert_eq!(daemon.recordings(), [path], "one recording, in the recordings folder");
+}

@@ -69,9 +69,25 @@ pub struct CallPlan {
     pub whip: bool,
     /// Sent as `Authorization: Bearer <token>` on every request.
     pub token: Option<String>,
+    /// Sent as `?label=...` on the offer (the daemon's `{label}` in `--name-template`).
+    pub label: Option<String>,
 }
 
 impl CallPlan {
+    /// `path`, with the plan's label as `?label=` (percent-encoded).
+    fn offer_path(&self, path: &str) -> String {
+        match &self.label {
+            Some(label) => {
+                let encoded: String = label
+                    .bytes()
+                    .map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") })
+                    .collect();
+                format!("{path}?label={encoded}")
+            }
+            None => path.to_owned(),
+        }
+    }
+
     /// A plan that sends `tone_hz` for `talk` and hangs up.
     pub fn tone(server: SocketAddr, tone_hz: f32, talk: Duration) -> Self {
         CallPlan {
@@ -85,6 +101,7 @@ impl CallPlan {
             connect_timeout: Duration::from_secs(10),
             whip: false,
             token: None,
+            label: None,
         }
     }
 
@@ -222,8 +239,15 @@ fn post_offer(plan: &CallPlan, sdp: &str, report: &mut CallReport) -> Result<Sdp
     }
     let body = serde_json::json!({ "type": "offer", "sdp": sdp }).to_string();
     let headers = plan.headers(Some("application/json"));
-    let r = http::request_with(plan.server, "POST", "/offer", &headers, body.as_bytes(), Duration::from_secs(5))
-        .map_err(|e| format!("POST /offer: {e}"))?;
+    let r = http::request_with(
+        plan.server,
+        "POST",
+        &plan.offer_path("/offer"),
+        &headers,
+        body.as_bytes(),
+        Duration::from_secs(5),
+    )
+    .map_err(|e| format!("POST /offer: {e}"))?;
     report.answer_status = r.status;
     let json = r.json();
     if r.status != 200 {
@@ -243,8 +267,15 @@ fn post_offer(plan: &CallPlan, sdp: &str, report: &mut CallReport) -> Result<Sdp
 /// `Location` for the session and the answer as `application/sdp`.
 fn post_whip(plan: &CallPlan, sdp: &str, report: &mut CallReport) -> Result<SdpAnswer, String> {
     let headers = plan.headers(Some("application/sdp"));
-    let r = http::request_with(plan.server, "POST", "/whip", &headers, sdp.as_bytes(), Duration::from_secs(5))
-        .map_err(|e| format!("POST /whip: {e}"))?;
+    let r = http::request_with(
+        plan.server,
+        "POST",
+        &plan.offer_path("/whip"),
+        &headers,
+        sdp.as_bytes(),
+        Duration::from_secs(5),
+    )
+    .map_err(|e| format!("POST /whip: {e}"))?;
     report.answer_status = r.status;
     if r.status != 201 {
         return Err(format!("POST /whip: {} {}", r.status, String::from_utf8_lossy(&r.body)));
