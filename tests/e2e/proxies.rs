@@ -51,12 +51,13 @@ fn haproxy_stops_sending_offers_to_a_draining_node_which_finishes_its_calls_and_
         let drained = Instant::now();
         let r = request(proxy.addr, "POST", "/n/n2/drain", None, b"", T).unwrap();
         assert_eq!(r.status, 202, "POST /n/n2/drain through the proxy: {}", r.text());
-        // Offers one after another for 2 s: every one answered, none by n2. n2 refused those
+        // Offers one after another for 3 s: every one answered, none by n2. n2 refused those
         // haproxy sent it before its health check took it out, and haproxy passed them on.
-        let last_seen = offers_while_draining(&proxy, &nodes, Duration::from_secs(2));
+        let last_seen = offers_while_draining(&proxy, &nodes, Duration::from_secs(3));
         let last_seen = last_seen.expect("haproxy sent draining n2 no offer to refuse and pass on");
         eprintln!("haproxy sent n2 its last offer {:?} after the drain", last_seen - drained);
-        assert!(last_seen - drained < Duration::from_millis(1500), "n2 still got offers");
+        // The next check, a second later, takes n2 out (2.5 s: room for a busy machine).
+        assert!(last_seen - drained < Duration::from_millis(2500), "n2 still got offers");
         let refused = refused_draining(&nodes[1]);
         // haproxy counts n2 as down, yet its sessions still answer through the proxy.
         for session in connected(&nodes[1..2]) {
