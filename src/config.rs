@@ -266,6 +266,19 @@ table::settings! {
           value_delimiter = ',', value_parser = values::parse_origin)]
     cors_origins: Vec<String>, file "cors-origins" => file::origins;
 
+    /// URL (http or https) that gets a signed POST (Standard Webhooks) for every
+    /// call.started, call.ended and recording.finished; repeat the flag for several; the
+    /// environment variable takes a comma-separated list. Needs --webhook-secret.
+    #[arg(long = "webhook", env = "TAPEDECK_WEBHOOKS", value_name = "URL", value_delimiter = ',',
+          value_parser = values::parse_webhook_url)]
+    webhooks: Vec<String>, file "webhooks" => file::webhook_urls;
+
+    /// Secret the webhooks are signed with: `whsec_` and base64 (the Standard Webhooks form;
+    /// the key is the decoded bytes), or any other printable ASCII without spaces (the key
+    /// is the text itself).
+    #[arg(long, env = "TAPEDECK_WEBHOOK_SECRET", hide_env_values = true, value_parser = Token::unchecked)]
+    webhook_secret: Option<Token>, file "webhook-secret" => file::token;
+
     /// Most log files kept in the logs folder, counting this start's: older tapedeck log
     /// files are deleted at start (only ours: tapedeck_<UTC timestamp>.log and its .1).
     #[arg(long, env = "TAPEDECK_LOG_MAX_FILES", value_name = "N",
@@ -309,6 +322,8 @@ pub enum ConfigError {
     TokenTwice(String, String),
     #[error(transparent)]
     Token(#[from] TokenError),
+    #[error("--webhook needs --webhook-secret: receivers verify every event's signature")]
+    WebhookSecretRequired,
     #[error(
         "{stun} ({stun_ms} ms) is longer than {connect} ({connect_ms} ms): a session not connected by the \
          connect timeout is dropped anyway; give a stun timeout no longer than the connect timeout"

@@ -17,6 +17,7 @@ use tapedeck::io::loops::{LoopHandle, Seats};
 use tapedeck::io::{EventLoop, WAKER};
 use tapedeck::logging::FileLimits;
 use tapedeck::telemetry::Telemetry;
+use tapedeck::workers::webhooks::Webhooks;
 use tapedeck::workers::{encoder, recorder::RecorderPool};
 use tapedeck_core::engine::{Engine, EngineConfig, OfferParams};
 use tapedeck_core::media::recording::RecordingConfig;
@@ -97,11 +98,19 @@ fn run(matches: &ArgMatches) -> Result<(), StartError> {
 
     let telemetry = Arc::new(Telemetry::with_loops(loop_count));
     let (frames, encoder_thread) = encoder::spawn(loop_encoder, loop_count)?;
+    let webhooks = match &config.webhook_secret {
+        Some(secret) if !config.webhooks.is_empty() => {
+            Some(Webhooks::spawn(&config.webhooks, secret.expose(), config.node_id.clone())?)
+        }
+        _ => None,
+    };
+    let webhook_queue = webhooks.as_ref().map(Webhooks::queue).unwrap_or_default();
     let recorders = RecorderPool::spawn(
         config.recorder_threads.get(),
         RecordingConfig { jitter_depth: config.jitter_buffer.get() },
         config.capture.clone(),
         telemetry.clone(),
+        webhook_queue.clone(),
     )?;
     let seats = Arc::new(Seats::new(config.max_sessions.get(), loop_count));
     let engine_config = EngineConfig {
@@ -139,6 +148,7 @@ fn run(matches: &ArgMatches) -> Result<(), StartError> {
             lifecycle: lifecycle.clone(),
             seats: seats.clone(),
             telemetry: telemetry.clone(),
+            webhooks: webhook_queue.clone(),
             outgoing: Default::default(),
         });
     }
@@ -201,6 +211,10 @@ fn run(matches: &ArgMatches) -> Result<(), StartError> {
     log::info!("event loops stopped; finalizing recordings");
     signalling.stop();
     recorders.finish();
+    drop(webhook_queue);
+    if let Some(webhooks) = webhooks {
+        webhooks.finish(); // what is queued goes out, for a few seconds at most
+    }
     drop(encoder_thread); // it stops by itself now that its receivers are gone
     result?;
     log::info!("stopped");

@@ -95,6 +95,12 @@ pub(super) fn node_id(value: toml::Value) -> Result<String, KeyError> {
     values::parse_node_id(&typed::<String>(value)?).map_err(Bad)
 }
 
+/// An array of webhook URLs, each checked as `--webhook` checks it.
+pub(super) fn webhook_urls(value: toml::Value) -> Result<Vec<String>, KeyError> {
+    let list: Vec<String> = typed(value)?;
+    list.iter().map(|u| values::parse_webhook_url(u).map_err(|e| Bad(format!("{u:?} {e}")))).collect()
+}
+
 /// A name template, as `--name-template` takes it.
 pub(super) fn name_template(value: toml::Value) -> Result<super::NameTemplate, KeyError> {
     typed::<String>(value)?.parse().map_err(Bad)

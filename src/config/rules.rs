@@ -19,6 +19,11 @@ impl Layered {
             _ => {}
         }
         self.stun_timeout.value = stun_within_connect(&self.stun_timeout, &self.connect_timeout, config)?;
+        self.webhook_secret.value = match self.webhook_secret.value.take() {
+            Some(secret) => Some(secret.check(&self.webhook_secret.place.describe("webhook-secret", config))?),
+            None if !self.webhooks.value.is_empty() => return Err(ConfigError::WebhookSecretRequired),
+            None => None,
+        };
         Ok(())
     }
 

@@ -375,7 +375,7 @@ fn the_readme_lists_every_flag_variable_and_key() {
 
 /// For each config file key: a value in the file's TOML and one for its flag, neither the
 /// default nor the other.
-const EVERY_KEY: [(&str, &str, &str); 30] = [
+const EVERY_KEY: [(&str, &str, &str); 32] = [
     ("http-addr", "\"127.0.0.1:81\"", "127.0.0.1:82"),
     ("udp-addr", "\"127.0.0.1:5001\"", "127.0.0.1:5002"),
     ("loops", "5", "6"),
@@ -405,6 +405,8 @@ const EVERY_KEY: [(&str, &str, &str); 30] = [
     ("token-file", "TOKEN_FILE_A", "TOKEN_FILE_B"),
     ("cors-origins", "[\"https://a.example\"]", "https://b.example"),
     ("log-max-files", "3", "4"),
+    ("webhooks", "[\"http://a.example/h\"]", "http://b.example/h"),
+    ("webhook-secret", "\"whsec_a\"", "whsec_b"),
     ("log-max-bytes", "4096", "8192"),
 ];
 

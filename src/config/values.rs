@@ -125,6 +125,20 @@ pub fn parse_public_url(s: &str) -> Result<String, String> {
     Ok(format!("{origin}{}", path.trim_end_matches('/')))
 }
 
+/// `--webhook`: an `http://` or `https://` URL without spaces or a fragment.
+pub fn parse_webhook_url(s: &str) -> Result<String, String> {
+    let lower = s.to_ascii_lowercase();
+    let rest = lower.strip_prefix("http://").or_else(|| lower.strip_prefix("https://"));
+    match rest {
+        Some(rest) if !rest.is_empty() && !rest.starts_with('/') => {}
+        _ => return Err("must be an http:// or https:// URL".to_owned()),
+    }
+    if s.chars().any(|c| c.is_whitespace() || c.is_control()) || s.contains('#') {
+        return Err("must not have spaces or a #fragment".to_owned());
+    }
+    Ok(s.to_owned())
+}
+
 /// A byte count: a plain integer, or one with a `KiB`, `MiB` or `GiB` suffix; not zero.
 pub fn parse_bytes(s: &str) -> Result<std::num::NonZeroU64, String> {
     const UNITS: [(&str, u64); 3] = [("KiB", 1 << 10), ("MiB", 1 << 20), ("GiB", 1 << 30)];

@@ -36,6 +36,7 @@ use mio::{Events, Poll, Token};
 use crate::telemetry::Telemetry;
 use crate::workers::encoder::Frames;
 use crate::workers::recorder::{RecorderMsg, Recorders, Summary};
+use crate::workers::webhooks::WebhookQueue;
 use lifecycle::Lifecycle;
 use loops::Seats;
 use tapedeck_core::engine::{Accepted, Engine, EngineError, Input, Output, SessionId, SessionInfo};
@@ -78,6 +79,8 @@ pub struct EventLoop {
     /// This loop gives back a call's seat when the call ends (see [`Seats`]).
     pub seats: Arc<Seats>,
     pub telemetry: Arc<Telemetry>,
+    /// `call.started` and `call.ended` go here (a queue: no HTTP on the loop).
+    pub webhooks: WebhookQueue,
     /// Datagrams the engine asked for this turn, sent many to a syscall.
     pub outgoing: batch::SendBatch,
 }
@@ -215,13 +218,26 @@ impl EventLoop {
             match self.engine.poll_output() {
                 Output::Transmit { destination, contents, .. } => self.outgoing.push(destination, contents),
                 Output::Connected { session, at } => match paths.get(&session) {
-                    Some(path) => self.recorders.send(RecorderMsg::Start { session, at, path: path.clone() }),
+                    Some(path) => {
+                        let file = path.file_name().map(|n| n.to_string_lossy().into_owned());
+                        let data = serde_json::json!({ "session": session.to_string(), "file": file });
+                        self.webhooks.send("call.started", data, None);
+                        self.recorders.send(RecorderMsg::Start { session, at, path: path.clone() })
+                    }
                     None => log::error!("[session {session}] connected without a recording path"),
                 },
                 Output::Media { session, packet } => self.recorders.send(RecorderMsg::Packet { session, packet }),
                 Output::Ended { session, duration, reason, counters } => {
                     paths.remove(&session);
                     self.seats.release(self.index);
+                    if duration.is_some() {
+                        let data = serde_json::json!({
+                            "session": session.to_string(),
+                            "duration_s": duration.map(|d| d.as_secs_f64()),
+                            "end_reason": reason.to_string(),
+                        });
+                        self.webhooks.send("call.ended", data, None);
+                    }
                     let summary = Summary { reason, counters: Some(counters) };
                     match duration {
                         Some(duration) => self.recorders.send(RecorderMsg::End { session, duration, summary }),
@@ -264,7 +280,8 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("call.wav");
         let telemetry = Arc::new(Telemetry::new());
-        let pool = RecorderPool::spawn(1, RecordingConfig::default(), None, telemetry.clone()).expect("recorders");
+        let pool = RecorderPool::spawn(1, RecordingConfig::default(), None, telemetry.clone(), Default::default())
+            .expect("recorders");
         let mut recorders = pool.front();
         let session = SessionId::from_u128(7);
         let at = Instant::now();
@@ -311,6 +328,7 @@ mod tests {
             lifecycle: lifecycle.clone(),
             seats: Arc::new(Seats::new(10, 1)),
             telemetry,
+            webhooks: Default::default(),
             outgoing: Default::default(),
         };
         assert!(event_loop.run().is_err(), "the loop should have failed");

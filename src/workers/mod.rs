@@ -1,5 +1,7 @@
 //! Threads that do the work measured in milliseconds, off the event loop: recording
-//! (jitter buffer, Opus decoding, WAV writing) and encoding the looped sample.
+//! (jitter buffer, Opus decoding, WAV writing), encoding the looped sample, and delivering
+//! webhooks.
 
 pub mod encoder;
 pub mod recorder;
+pub mod webhooks;

@@ -48,4 +48,5 @@ mod systemd_unit;
 mod three_callers;
 mod token_not_logged;
 mod vanished_caller;
+mod webhooks;
 mod whip;

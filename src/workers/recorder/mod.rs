@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{unbounded, Receiver, Sender};
 
 use crate::telemetry::Telemetry;
+use crate::workers::webhooks::WebhookQueue;
 pub use pipeline::{Ended, Pipeline, RecorderMsg, Summary, HEADER_REFRESH, TICK};
 pub use storage::{FileStorage, MemStorage, Storage, WRITE_BUFFER};
 use tapedeck_core::media::recording::RecordingConfig;
@@ -69,6 +70,7 @@ impl RecorderPool {
         config: RecordingConfig,
         capture: Option<PathBuf>,
         telemetry: Arc<Telemetry>,
+        webhooks: WebhookQueue,
     ) -> std::io::Result<Self> {
         let mut senders = Vec::new();
         let mut handles = Vec::new();
@@ -76,10 +78,11 @@ impl RecorderPool {
             let (tx, rx) = unbounded();
             let capture = capture.clone();
             let telemetry = telemetry.clone();
+            let webhooks = webhooks.clone();
             #[allow(clippy::disallowed_methods)] // workers own their threads
             let handle = std::thread::Builder::new().name(format!("recorder-{i}")).spawn(move || {
                 yield_to_the_loop();
-                run(Pipeline::new(config, capture, FileStorage, telemetry), rx)
+                run(Pipeline::new(config, capture, FileStorage, telemetry), rx, &webhooks)
             })?;
             senders.push(tx);
             handles.push(handle);
@@ -169,11 +172,41 @@ fn yield_to_the_loop() {
 }
 
 /// A worker thread: serves batches until the pool closes, then finalizes what is open.
-fn run(mut pipeline: Pipeline<FileStorage>, rx: Receiver<Batch>) {
+/// Each finalized recording is announced to the webhooks (`recording.finished`).
+fn run(mut pipeline: Pipeline<FileStorage>, rx: Receiver<Batch>, webhooks: &WebhookQueue) {
     while let Ok(batch) = rx.recv() {
-        pipeline.handle_batch(batch.now, batch.msgs);
+        announce(webhooks, pipeline.handle_batch(batch.now, batch.msgs));
     }
-    pipeline.shutdown();
+    announce(webhooks, pipeline.shutdown());
+}
+
+/// `recording.finished` for each recording finalized.
+fn announce(webhooks: &WebhookQueue, ended: Vec<Ended>) {
+    for e in ended {
+        let name = e.path.file_name().map(|n| n.to_string_lossy().into_owned());
+        let mut data = serde_json::json!({
+            "session": e.session.to_string(),
+            "file": name,
+            "format": "wav",
+            "duration_s": e.duration.as_secs_f64(),
+            "end_reason": e.reason.to_string(),
+        });
+        match e.stats {
+            Some(s) => {
+                data["samples"] = s.samples_written.into();
+                data["packets"] = s.packets.into();
+                data["lost"] = s.lost.into();
+                data["late"] = s.late.into();
+                data["concealed_packets"] = (s.concealed_fec + s.concealed_plc).into();
+                data["concealed_ms"] = (s.concealed_samples / 48).into();
+                data["drift_ms"] = (s.drift_samples / 48).into();
+                data["clock_ppm"] = s.clock_ppm.into();
+                data["error"] = serde_json::Value::Null;
+            }
+            None => data["error"] = "writing failed; the file keeps what was written before".into(),
+        }
+        webhooks.send("recording.finished", data, Some(e.path));
+    }
 }
 
 #[cfg(test)]
@@ -193,7 +226,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("call.wav");
         let telemetry = Arc::new(Telemetry::new());
-        let mut pool = RecorderPool::spawn(1, RecordingConfig::default(), None, telemetry.clone()).unwrap();
+        let mut pool =
+            RecorderPool::spawn(1, RecordingConfig::default(), None, telemetry.clone(), WebhookQueue::default())
+                .unwrap();
         let session = SessionId::from_u128(7);
         let t0 = Instant::now() - Duration::from_secs(10);
         pool.send(RecorderMsg::Start { session, at: t0, path: path.clone() });

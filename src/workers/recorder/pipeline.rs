@@ -88,6 +88,10 @@ pub struct Ended {
     pub duration: Duration,
     /// The recording's final counters; `None` if writing failed (the file keeps what it had).
     pub stats: Option<RecordingStats>,
+    /// The file.
+    pub path: PathBuf,
+    /// Why the call ended.
+    pub reason: EndReason,
 }
 
 /// Where a recording's capture goes in the capture directory `dir`: `<recording name>.tdcap`.
@@ -261,7 +265,7 @@ impl<S: Storage> Pipeline<S> {
         self.telemetry.remove_recording(session);
         let _scope = session.log_scope();
         log::info!("summary: {summary} after {:.3} s; {recording}", duration.as_secs_f64());
-        Some(Ended { session, duration, stats })
+        Some(Ended { session, duration, stats, path: open.path, reason: summary.reason })
     }
 }
 
