@@ -410,11 +410,16 @@ const EVERY_KEY: [(&str, &str, &str); 32] = [
     ("log-max-bytes", "4096", "8192"),
 ];
 
-/// The configuration as text (the token shown), without the config file's name.
+/// The configuration as text (the token and the webhook secret shown), without the config
+/// file's name.
 fn shown(config: Result<Config, String>) -> String {
     let mut c = config.unwrap_or_else(|e| panic!("{e}"));
     c.config_file = None;
-    format!("{c:?} token {:?}", c.token.as_ref().map(Token::expose))
+    format!(
+        "{c:?} token {:?} webhook secret {:?}",
+        c.token.as_ref().map(Token::expose),
+        c.webhook_secret.as_ref().map(Token::expose)
+    )
 }
 
 #[test]
@@ -431,15 +436,32 @@ fn every_key_reaches_the_config_and_loses_to_its_flag_and_its_variable() {
         let flag = file::LISTS.iter().find(|(_, k)| *k == key).map_or(key, |(flag, _)| flag);
         let flag = format!("--{flag}");
         let (_f, path) = config_file(&format!("{key} = {in_file}\n"));
-        let from_file = shown(parse_locked(&["--config", &path]));
-        let from_flag = shown(parse_locked(&[&flag, &given]));
+        // A webhook needs a secret (config/rules.rs): given on the command line each time.
+        let with = |args: &[&str]| {
+            let mut args = args.to_vec();
+            if key == "webhooks" {
+                args.extend(["--webhook-secret", "s3cret"]);
+            }
+            shown(parse_locked(&args))
+        };
+        let from_file = with(&["--config", &path]);
+        let from_flag = with(&[&flag, &given]);
         assert_ne!(from_file, default, "`{key}` in the file changes nothing");
         assert_ne!(from_flag, default, "{flag} changes nothing");
         assert_ne!(from_flag, from_file, "`{key}` and {flag} give the same");
-        assert_eq!(shown(parse_locked(&["--config", &path, &flag, &given])), from_flag, "{flag} wins over the file");
+        assert_eq!(with(&["--config", &path, &flag, &given]), from_flag, "{flag} wins over the file");
         let _v = EnvVar::set(&format!("TAPEDECK_{}", key.replace('-', "_").to_uppercase()), &given);
-        assert_eq!(shown(parse_locked(&["--config", &path])), from_flag, "the variable of {flag} wins over the file");
+        assert_eq!(with(&["--config", &path]), from_flag, "the variable of {flag} wins over the file");
     }
+}
+
+#[test]
+fn a_webhook_without_a_secret_stops_the_start() {
+    let _env = env_lock();
+    let e = parse_locked(&["--webhook", "http://127.0.0.1:9/h"]).unwrap_err();
+    assert!(e.contains("--webhook-secret"), "{e}");
+    assert!(parse_locked(&["--webhook", "ftp://x/h", "--webhook-secret", "s"]).is_err(), "an ftp webhook");
+    assert!(parse_locked(&["--webhook", "http://127.0.0.1:9/h", "--webhook-secret", "s"]).is_ok());
 }
 
 #[test]
