@@ -105,6 +105,9 @@ fn run(matches: &ArgMatches) -> Result<(), StartError> {
         _ => None,
     };
     let webhook_queue = webhooks.as_ref().map(Webhooks::queue).unwrap_or_default();
+    if let Some(w) = &webhooks {
+        telemetry.set_webhooks(w.stats.clone());
+    }
     let recorders = RecorderPool::spawn(
         config.recorder_threads.get(),
         RecordingConfig { jitter_depth: config.jitter_buffer.get() },

@@ -120,6 +120,8 @@ pub struct Telemetry {
     /// finished. The slowest worker's distance to the loop is the recorders' lag.
     recorders_done: Mutex<Vec<Arc<AtomicU64>>>,
     recordings: Mutex<HashMap<SessionId, RecordingView>>,
+    /// The webhook threads' counters, once they run.
+    webhooks: std::sync::OnceLock<Arc<crate::workers::webhooks::WebhookStats>>,
 }
 
 impl Default for Telemetry {
@@ -149,6 +151,7 @@ impl Telemetry {
             reanchors: AtomicU64::new(0),
             recorders_done: Mutex::new(Vec::new()),
             recordings: Mutex::new(HashMap::new()),
+            webhooks: std::sync::OnceLock::new(),
         }
     }
 
@@ -190,6 +193,11 @@ impl Telemetry {
             .min()
             .unwrap_or(turn);
         Duration::from_micros(turn.saturating_sub(slowest))
+    }
+
+    /// Shows the webhook threads' counters in `/metrics`.
+    pub fn set_webhooks(&self, stats: Arc<crate::workers::webhooks::WebhookStats>) {
+        let _ = self.webhooks.set(stats);
     }
 
     /// The number of event loops.
@@ -376,6 +384,20 @@ impl Telemetry {
              stun_unknown_ufrag (STUN naming no session), stun_rejected (STUN naming a session, with wrong credentials)."
         );
         let _ = writeln!(out, "# TYPE tapedeck_datagrams_dropped_total counter");
+        if let Some(w) = self.webhooks.get() {
+            let _ = writeln!(
+                out,
+                "# HELP tapedeck_webhooks_delivered_total Webhook events a receiver took (2xx), counted per URL.\n\
+                 # TYPE tapedeck_webhooks_delivered_total counter\ntapedeck_webhooks_delivered_total {}\n\
+                 # HELP tapedeck_webhooks_failed_attempts_total Webhook deliveries that failed (an error, a timeout or no 2xx) and were retried or given up.\n\
+                 # TYPE tapedeck_webhooks_failed_attempts_total counter\ntapedeck_webhooks_failed_attempts_total {}\n\
+                 # HELP tapedeck_webhooks_given_up_total Webhook events given up after the last try.\n\
+                 # TYPE tapedeck_webhooks_given_up_total counter\ntapedeck_webhooks_given_up_total {}",
+                load(&w.delivered),
+                load(&w.failed_attempts),
+                load(&w.given_up)
+            );
+        }
         let reasons = tapedeck_core::engine::Drops::default().by_reason().map(|(reason, _)| reason);
         for (i, reason) in reasons.iter().enumerate() {
             let _ = writeln!(

@@ -163,6 +163,9 @@ fn deliver_all(t: &Target, rx: &Receiver<Event>, stats: &WebhookStats) {
     let url = &t.url;
     while let Ok(event) = rx.recv() {
         let body = body_of(event.clone(), &t.node);
+        // Log lines about an event name its session, as every line about a session does.
+        let parsed = event.data["session"].as_str().and_then(tapedeck_core::engine::SessionId::parse);
+        let _scope = parsed.map(|id| id.log_scope());
         let mut wait = FIRST_BACKOFF;
         for attempt in 1..=MAX_ATTEMPTS {
             let timestamp = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs());

@@ -193,6 +193,12 @@ fn a_receiver_that_fails_three_times_gets_the_same_event_on_the_fourth() {
     let tries: Vec<&Delivery> = got.iter().filter(|d| d.id == first.id).collect();
     assert!(tries.len() >= 4, "the failed event was tried {} times", tries.len());
     assert!(tries.iter().all(|d| d.body == first.body && d.signed()), "a retry changed the event: {tries:?}");
+    let text = tapedeck_tools::http::request(daemon.http, "GET", "/metrics", None, b"", Duration::from_secs(5))
+        .unwrap()
+        .text();
+    assert_eq!(common::metric(&text, "tapedeck_webhooks_failed_attempts_total"), 3.0, "{text}");
+    assert!(common::metric(&text, "tapedeck_webhooks_delivered_total") >= 1.0, "{text}");
+    assert_eq!(common::metric(&text, "tapedeck_webhooks_given_up_total"), 0.0);
 }
 
 #[test]
