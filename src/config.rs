@@ -89,7 +89,7 @@ pub const DEFAULT_STUN_TIMEOUT: StunTimeout = Millis::new_const(5000);
 pub const DEFAULT_MAX_CONNECTING_PER_CLIENT: usize = 20;
 /// Default time calls may go on after SIGTERM or `POST /drain`: long enough for most calls
 /// to end by themselves, short enough to fit Kubernetes' default 30 s grace period (and
-/// systemd's 90 s stop timeout) with time left to finalize the recordings.
+/// deploy/tapedeck.service's 45 s stop timeout) with time left to finalize the recordings.
 pub const DEFAULT_DRAIN_TIMEOUT: DrainTimeout = Millis::new_const(25_000);
 /// Default number of log files kept, counting the current start's.
 pub const DEFAULT_LOG_MAX_FILES: usize = 10;
