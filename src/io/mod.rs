@@ -219,8 +219,10 @@ impl EventLoop {
                 Output::Transmit { destination, contents, .. } => self.outgoing.push(destination, contents),
                 Output::Connected { session, at } => match paths.get(&session) {
                     Some(path) => {
-                        let file = path.file_name().map(|n| n.to_string_lossy().into_owned());
-                        let data = serde_json::json!({ "session": session.to_string(), "file": file });
+                        let data = || {
+                            let file = path.file_name().map(|n| n.to_string_lossy().into_owned());
+                            serde_json::json!({ "session": session.to_string(), "file": file })
+                        };
                         self.webhooks.send("call.started", data, None);
                         self.recorders.send(RecorderMsg::Start { session, at, path: path.clone() })
                     }
@@ -230,12 +232,14 @@ impl EventLoop {
                 Output::Ended { session, duration, reason, counters } => {
                     paths.remove(&session);
                     self.seats.release(self.index);
-                    if duration.is_some() {
-                        let data = serde_json::json!({
-                            "session": session.to_string(),
-                            "duration_s": duration.map(|d| d.as_secs_f64()),
-                            "end_reason": reason.to_string(),
-                        });
+                    if let Some(d) = duration {
+                        let data = || {
+                            serde_json::json!({
+                                "session": session.to_string(),
+                                "duration_s": d.as_secs_f64(),
+                                "end_reason": reason.to_string(),
+                            })
+                        };
                         self.webhooks.send("call.ended", data, None);
                     }
                     let summary = Summary { reason, counters: Some(counters) };

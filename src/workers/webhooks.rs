@@ -68,12 +68,13 @@ pub struct WebhookQueue {
 }
 
 impl WebhookQueue {
-    /// Queues `kind` with `data` for every URL (nothing if there is none).
-    pub fn send(&self, kind: &'static str, data: serde_json::Value, file: Option<PathBuf>) {
+    /// Queues `kind` with the data `data` makes for every URL; without a URL, `data` is not
+    /// even called (the loops call this for every call that starts and ends).
+    pub fn send(&self, kind: &'static str, data: impl FnOnce() -> serde_json::Value, file: Option<PathBuf>) {
         if self.queues.is_empty() {
             return;
         }
-        let event = Event { id: format!("msg_{}", uuid::Uuid::new_v4().simple()), kind, data, file };
+        let event = Event { id: format!("msg_{}", uuid::Uuid::new_v4().simple()), kind, data: data(), file };
         for q in &self.queues {
             let _ = q.send(event.clone());
         }

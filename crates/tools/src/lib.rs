@@ -74,6 +74,13 @@ pub struct CallPlan {
 }
 
 impl CallPlan {
+    /// POSTs an offer to `path` (with the plan's label, token and `content_type`).
+    fn post_offer_to(&self, path: &str, content_type: &str, body: &[u8]) -> Result<http::HttpResponse, String> {
+        let headers = self.headers(Some(content_type));
+        http::request_with(self.server, "POST", &self.offer_path(path), &headers, body, Duration::from_secs(5))
+            .map_err(|e| format!("POST {path}: {e}"))
+    }
+
     /// `path`, with the plan's label as `?label=` (percent-encoded).
     fn offer_path(&self, path: &str) -> String {
         match &self.label {
@@ -238,16 +245,7 @@ fn post_offer(plan: &CallPlan, sdp: &str, report: &mut CallReport) -> Result<Sdp
         return post_whip(plan, sdp, report);
     }
     let body = serde_json::json!({ "type": "offer", "sdp": sdp }).to_string();
-    let headers = plan.headers(Some("application/json"));
-    let r = http::request_with(
-        plan.server,
-        "POST",
-        &plan.offer_path("/offer"),
-        &headers,
-        body.as_bytes(),
-        Duration::from_secs(5),
-    )
-    .map_err(|e| format!("POST /offer: {e}"))?;
+    let r = plan.post_offer_to("/offer", "application/json", body.as_bytes())?;
     report.answer_status = r.status;
     let json = r.json();
     if r.status != 200 {
@@ -266,16 +264,7 @@ fn post_offer(plan: &CallPlan, sdp: &str, report: &mut CallReport) -> Result<Sdp
 /// RFC 9725 section 4.2: POST the offer as `application/sdp`; expect `201 Created`, a
 /// `Location` for the session and the answer as `application/sdp`.
 fn post_whip(plan: &CallPlan, sdp: &str, report: &mut CallReport) -> Result<SdpAnswer, String> {
-    let headers = plan.headers(Some("application/sdp"));
-    let r = http::request_with(
-        plan.server,
-        "POST",
-        &plan.offer_path("/whip"),
-        &headers,
-        sdp.as_bytes(),
-        Duration::from_secs(5),
-    )
-    .map_err(|e| format!("POST /whip: {e}"))?;
+    let r = plan.post_offer_to("/whip", "application/sdp", sdp.as_bytes())?;
     report.answer_status = r.status;
     if r.status != 201 {
         return Err(format!("POST /whip: {} {}", r.status, String::from_utf8_lossy(&r.body)));

@@ -183,30 +183,36 @@ fn run(mut pipeline: Pipeline<FileStorage>, rx: Receiver<Batch>, webhooks: &Webh
 /// `recording.finished` for each recording finalized.
 fn announce(webhooks: &WebhookQueue, ended: Vec<Ended>) {
     for e in ended {
-        let name = e.path.file_name().map(|n| n.to_string_lossy().into_owned());
-        let mut data = serde_json::json!({
-            "session": e.session.to_string(),
-            "file": name,
-            "format": "wav",
-            "duration_s": e.duration.as_secs_f64(),
-            "end_reason": e.reason.to_string(),
-        });
-        match e.stats {
-            Some(s) => {
-                data["samples"] = s.samples_written.into();
-                data["packets"] = s.packets.into();
-                data["lost"] = s.lost.into();
-                data["late"] = s.late.into();
-                data["concealed_packets"] = (s.concealed_fec + s.concealed_plc).into();
-                data["concealed_ms"] = (s.concealed_samples / 48).into();
-                data["drift_ms"] = (s.drift_samples / 48).into();
-                data["clock_ppm"] = s.clock_ppm.into();
-                data["error"] = serde_json::Value::Null;
-            }
-            None => data["error"] = "writing failed; the file keeps what was written before".into(),
-        }
-        webhooks.send("recording.finished", data, Some(e.path));
+        webhooks.send("recording.finished", || finished(&e), Some(e.path.clone()));
     }
+}
+
+/// A finished recording's `recording.finished` data (the webhook thread adds the file's
+/// size and SHA-256).
+fn finished(e: &Ended) -> serde_json::Value {
+    let name = e.path.file_name().map(|n| n.to_string_lossy().into_owned());
+    let mut data = serde_json::json!({
+        "session": e.session.to_string(),
+        "file": name,
+        "format": "wav",
+        "duration_s": e.duration.as_secs_f64(),
+        "end_reason": e.reason.to_string(),
+    });
+    match e.stats {
+        Some(s) => {
+            data["samples"] = s.samples_written.into();
+            data["packets"] = s.packets.into();
+            data["lost"] = s.lost.into();
+            data["late"] = s.late.into();
+            data["concealed_packets"] = (s.concealed_fec + s.concealed_plc).into();
+            data["concealed_ms"] = (s.concealed_samples / 48).into();
+            data["drift_ms"] = (s.drift_samples / 48).into();
+            data["clock_ppm"] = s.clock_ppm.into();
+            data["error"] = serde_json::Value::Null;
+        }
+        None => data["error"] = "writing failed; the file keeps what was written before".into(),
+    }
+    data
 }
 
 #[cfg(test)]
