@@ -289,6 +289,18 @@ pub fn threads_named(pid: u32, prefix: &str) -> Vec<u32> {
     tids
 }
 
+/// Which point of the loop (seconds) the caller was hearing at `at`.
+pub fn position_at(r: &tapedeck_tools::CallReport, sample: &[i16], at: Instant) -> f64 {
+    let packet =
+        r.received.iter().min_by_key(|p| if p.arrival > at { p.arrival - at } else { at - p.arrival }).unwrap();
+    let piece = &r.pcm[packet.pcm_offset..packet.pcm_offset + 4800];
+    let (offset, corr) = tapedeck_core::testkit::audio::best_offset(sample, piece);
+    assert!(corr > 0.9, "received audio does not match the sample ({corr})");
+    let drift = at.saturating_duration_since(packet.arrival).as_secs_f64()
+        - packet.arrival.saturating_duration_since(at).as_secs_f64();
+    offset as f64 / f64::from(tapedeck_core::media::SAMPLE_RATE_HZ) + drift
+}
+
 /// The value of one Prometheus sample line (`name` with its labels, if any).
 pub fn metric(text: &str, name: &str) -> f64 {
     text.lines()

@@ -10,7 +10,7 @@ use crate::common;
 use std::collections::BTreeMap;
 use std::net::UdpSocket;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tapedeck_core::media::SAMPLE_RATE_HZ;
 use tapedeck_core::testkit::audio;
@@ -92,24 +92,12 @@ fn calls_spread_over_the_loops_and_each_is_recorded_whole() {
     // Like a radio: at one instant every caller, whichever loop it is in, hears the same
     // point of the loop.
     let at = reports.iter().filter_map(|r| r.connected_at).max().unwrap() + Duration::from_millis(1500);
-    let positions: Vec<f64> = reports.iter().map(|r| position_at(r, &sample, at)).collect();
+    let positions: Vec<f64> = reports.iter().map(|r| common::position_at(r, &sample, at)).collect();
     let len = sample.len() as f64 / f64::from(SAMPLE_RATE_HZ);
     for p in &positions[1..] {
         let d = (p - positions[0]).rem_euclid(len);
         assert!(d.min(len - d) < 0.030, "callers hear the loop apart: {positions:?}");
     }
-}
-
-/// Which point of the loop (seconds) the caller was hearing at `at`.
-fn position_at(r: &CallReport, sample: &[i16], at: Instant) -> f64 {
-    let packet =
-        r.received.iter().min_by_key(|p| if p.arrival > at { p.arrival - at } else { at - p.arrival }).unwrap();
-    let piece = &r.pcm[packet.pcm_offset..packet.pcm_offset + 4800];
-    let (offset, corr) = audio::best_offset(sample, piece);
-    assert!(corr > 0.9, "received audio does not match the sample ({corr})");
-    let drift = at.saturating_duration_since(packet.arrival).as_secs_f64()
-        - packet.arrival.saturating_duration_since(at).as_secs_f64();
-    offset as f64 / f64::from(SAMPLE_RATE_HZ) + drift
 }
 
 /// More loops than ports above `--udp-addr`'s: a clear error at start, nothing half-bound.

@@ -6,7 +6,7 @@
 use crate::common;
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tapedeck_core::media::SAMPLE_RATE_HZ;
 
 use tapedeck_core::testkit::audio;
@@ -48,23 +48,11 @@ fn three_callers_get_their_own_recordings_and_share_the_sample() {
     let sample = audio::read_wav(&Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/sample.wav")).1;
     let latest_connect = reports.iter().filter_map(|r| r.connected_at).max().unwrap();
     let at = latest_connect + Duration::from_millis(1500);
-    let positions: Vec<f64> = reports.iter().map(|r| position_at(r, &sample, at)).collect();
+    let positions: Vec<f64> = reports.iter().map(|r| common::position_at(r, &sample, at)).collect();
     let len = sample.len() as f64 / f64::from(SAMPLE_RATE_HZ);
     for p in &positions[1..] {
         let d = (p - positions[0]).rem_euclid(len);
         let d = d.min(len - d);
         assert!(d < 0.030, "callers hear the loop {d:.3} s apart: {positions:?}");
     }
-}
-
-/// Which point of the loop (seconds) the caller was hearing at `at`.
-fn position_at(r: &CallReport, sample: &[i16], at: Instant) -> f64 {
-    let packet =
-        r.received.iter().min_by_key(|p| if p.arrival > at { p.arrival - at } else { at - p.arrival }).unwrap();
-    let piece = &r.pcm[packet.pcm_offset..packet.pcm_offset + 4800];
-    let (offset, corr) = audio::best_offset(sample, piece);
-    assert!(corr > 0.9, "received audio does not match the sample ({corr})");
-    let drift = at.saturating_duration_since(packet.arrival).as_secs_f64()
-        - packet.arrival.saturating_duration_since(at).as_secs_f64();
-    offset as f64 / f64::from(SAMPLE_RATE_HZ) + drift
 }
