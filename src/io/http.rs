@@ -11,6 +11,9 @@
 //! sent nothing for that long, within [`JANITOR_ROUND`]. That releases a read blocked on a
 //! stalled body, an idle keep-alive connection, and a client that never finishes its
 //! request headers (tiny_http's connection threads) alike.
+//!
+//! Beside this file: `health` (`/healthz`, `/drain`), `sessions` (hang-ups, listings, and how
+//! a request asks the loops), `forwarded` (client addresses behind proxies), `janitor`.
 #![allow(clippy::disallowed_methods)] // the I/O shell reads the clock and owns its threads
 
 use std::io::Read;
@@ -20,22 +23,23 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
-use tapedeck_core::media::SAMPLE_RATE_HZ;
 
-use crossbeam_channel::{bounded, RecvTimeoutError, Sender};
 use tiny_http::{Header, Request, Response};
 
 use super::api::{self, ApiError, Route, MAX_BODY};
 mod forwarded;
+mod health;
 mod janitor;
+mod sessions;
+use sessions::{ask_loop, engine_error};
 
 use super::lifecycle::{Lifecycle, State};
 use super::loops::{LoopHandle, Seats};
 use super::Command;
 use crate::config::name_template::NameFields;
-use crate::telemetry::{Refusal, Telemetry, STALL};
+use crate::telemetry::{Refusal, Telemetry};
 use janitor::close_idle_connections;
-use tapedeck_core::engine::{accept_offer, EngineError, SessionId, SessionInfo};
+use tapedeck_core::engine::{accept_offer, SessionId};
 
 /// How long a request waits for the event loop before answering 504.
 const LOOP_REPLY_TIMEOUT: Duration = Duration::from_secs(2);
@@ -245,8 +249,8 @@ fn dispatch(request: Request, shared: &Arc<Shared>, in_flight: &Arc<AtomicUsize>
             let reply = Reply { status: 200, content_type, body: body.to_string(), headers: Vec::new() };
             finish(request, &head, shared, Ok(reply))
         }
-        Route::Health => finish(request, &head, shared, Ok(health(shared))),
-        Route::Drain => finish(request, &head, shared, Ok(drain(shared))),
+        Route::Health => finish(request, &head, shared, Ok(health::health(shared))),
+        Route::Drain => finish(request, &head, shared, Ok(health::drain(shared))),
         Route::Metrics => {
             let body = shared.telemetry.prometheus();
             let reply = Reply { status: 200, content_type: "text/plain; version=0.0.4", body, headers: Vec::new() };
@@ -309,10 +313,10 @@ fn serve(mut request: Request, head: Head, route: Route, shared: &Shared) {
     let result = match &route {
         Route::Offer => offer(&mut request, &head, shared, false),
         Route::Whip => offer(&mut request, &head, shared, true),
-        Route::Hangup(id) => hangup(id, shared),
-        Route::Sessions => sessions(None, shared),
+        Route::Hangup(id) => sessions::hangup(id, shared),
+        Route::Sessions => sessions::sessions(None, shared),
         Route::Session(id) => match SessionId::parse(id) {
-            Some(session) => sessions(Some(session), shared),
+            Some(session) => sessions::sessions(Some(session), shared),
             None => Err(ApiError::UnknownSession(id.clone())),
         },
         _ => Err(ApiError::NotFound),
@@ -399,58 +403,6 @@ fn preflight(head: &Head, shared: &Shared) -> Result<Reply, ApiError> {
     })
 }
 
-/// `GET /healthz`: 200 while every loop turns and new calls are taken; 503 when draining or
-/// stopping (so a load balancer sends no more offers) or when a loop has stalled.
-fn health(shared: &Shared) -> Reply {
-    let t = &shared.telemetry;
-    let now = Instant::now();
-    let since = t.since_last_turns(now);
-    let sessions = t.loop_sessions();
-    let loops: Vec<serde_json::Value> = since
-        .iter()
-        .zip(&sessions)
-        .enumerate()
-        .map(|(i, (since, n))| {
-            serde_json::json!({ "loop": i, "sessions": n, "last_turn_ms_ago": since.as_millis() as u64 })
-        })
-        .collect();
-    let oldest = since.iter().max().copied().unwrap_or_default();
-    let mut body = serde_json::json!({
-        "status": "ok",
-        "node": shared.node.id,
-        "sessions": sessions.iter().sum::<u64>(),
-        "last_turn_ms_ago": oldest.as_millis() as u64,
-        "loops": loops,
-    });
-    let status = match shared.lifecycle.state() {
-        State::Draining(began) => {
-            let left = shared.lifecycle.drain_deadline().map_or(Duration::ZERO, |d| d.saturating_duration_since(now));
-            body["drain_remaining_ms"] = (left.as_millis() as u64).into();
-            body["draining_for_ms"] = (now.saturating_duration_since(began).as_millis() as u64).into();
-            "draining"
-        }
-        State::Stopping => "stopping",
-        State::Running if oldest >= STALL => {
-            let stalled: Vec<usize> = (0..since.len()).filter(|&i| since[i] >= STALL).collect();
-            log::warn!("healthz: event loop(s) {stalled:?} have not turned for {} ms", oldest.as_millis());
-            "stalled"
-        }
-        State::Running => "ok",
-    };
-    body["status"] = status.into();
-    Reply::json(if status == "ok" { 200 } else { 503 }, body)
-}
-
-/// `POST /drain`: as SIGTERM (see `io::lifecycle`); 202 with what `/healthz` now says.
-fn drain(shared: &Shared) -> Reply {
-    if shared.lifecycle.drain() {
-        log::info!("POST /drain: draining");
-    }
-    let mut reply = health(shared);
-    reply.status = 202;
-    reply
-}
-
 fn offer(request: &mut Request, head: &Head, shared: &Shared, whip: bool) -> Result<Reply, ApiError> {
     let sdp = if whip {
         api::check_type(head.content_type.as_deref(), "application/sdp")?;
@@ -524,117 +476,6 @@ fn offer(request: &mut Request, head: &Head, shared: &Shared, whip: bool) -> Res
 
 fn shown(ip: Option<IpAddr>) -> String {
     ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())
-}
-
-/// `DELETE /sessions/{id}`: the loop that holds the session ends it.
-fn hangup(id: &str, shared: &Shared) -> Result<Reply, ApiError> {
-    let session = SessionId::parse(id).ok_or_else(|| ApiError::UnknownSession(id.to_string()))?;
-    let mut unknown = ApiError::UnknownSession(id.to_string());
-    for answer in ask_every_loop(shared, |reply| Command::Hangup { session, reply }) {
-        match answer {
-            Ok(Ok(())) => return Ok(Reply::json(200, serde_json::json!({ "session": id, "ended": true }))),
-            Ok(Err(EngineError::UnknownSession(_))) => {}
-            Ok(Err(e)) => unknown = engine_error(e),
-            Err(e) => unknown = e,
-        }
-    }
-    Err(unknown)
-}
-
-/// `GET /sessions` (all, from every loop) or `GET /sessions/{id}` (one, or 404).
-fn sessions(one: Option<SessionId>, shared: &Shared) -> Result<Reply, ApiError> {
-    let mut infos = Vec::new();
-    for (i, answer) in ask_every_loop(shared, |reply| Command::Sessions { session: one, reply }).into_iter().enumerate()
-    {
-        infos.extend(answer?.into_iter().map(|info| (i, info)));
-    }
-    let now = Instant::now();
-    let views: Vec<serde_json::Value> = infos.iter().map(|(i, s)| session_json(s, *i, shared, now)).collect();
-    match one {
-        Some(id) => {
-            views.into_iter().next().map(|v| Reply::json(200, v)).ok_or(ApiError::UnknownSession(id.to_string()))
-        }
-        None => Ok(Reply::json(200, serde_json::json!({ "count": views.len(), "sessions": views }))),
-    }
-}
-
-fn session_json(s: &SessionInfo, loop_index: usize, shared: &Shared, now: Instant) -> serde_json::Value {
-    let t = &shared.telemetry;
-    let rfc3339 = |at: Instant| humantime::format_rfc3339_millis(t.wall(at)).to_string();
-    let recording = t.recording(s.id);
-    let (lost, received) = recording.as_ref().map_or((0, 0), |r| (r.lost, r.packets));
-    let loss = if lost + received == 0 { 0.0 } else { lost as f64 / (lost + received) as f64 };
-    let c = &s.counters;
-    serde_json::json!({
-        "id": s.id.to_string(),
-        "location": shared.node.session_url(s.id),
-        "loop": loop_index,
-        "state": s.state.as_str(),
-        "created": rfc3339(s.created),
-        "started": s.connected_at.map(rfc3339),
-        "duration_s": s.connected_at.map_or(0.0, |at| now.saturating_duration_since(at).as_secs_f64()),
-        "packets_in": c.media_in,
-        "packets_out": c.media_out,
-        "datagrams_in": c.datagrams_in,
-        "datagrams_out": c.datagrams_out,
-        "bytes_in": c.bytes_in,
-        "bytes_out": c.bytes_out,
-        "lost": lost,
-        "loss": loss,
-        "concealed_ms": recording.as_ref().map_or(0, |r| r.concealed_samples / 48),
-        "recording": recording.as_ref().map(|r| serde_json::json!({
-            "path": r.path.display().to_string(),
-            "seconds": r.samples as f64 / f64::from(SAMPLE_RATE_HZ),
-            "late_packets": r.late,
-            "reanchors": r.reanchors,
-            "drift_ms": r.drift_ms,
-            "clock_ppm": r.clock_ppm,
-            "error": r.error,
-        })),
-    })
-}
-
-/// Hands a loop a command carrying a reply channel, and waits (bounded) for the reply.
-fn ask_loop<T>(handle: &LoopHandle, command: impl FnOnce(Sender<T>) -> Command) -> Result<T, ApiError> {
-    let (reply, wait) = bounded(1);
-    handle.commands.send(command(reply)).map_err(|_| ApiError::Unavailable("shutting down".into()))?;
-    handle.waker.wake().map_err(|e| ApiError::Internal(format!("cannot wake the event loop: {e}")))?;
-    wait.recv_timeout(LOOP_REPLY_TIMEOUT).map_err(no_reply)
-}
-
-/// Hands every loop the command, then waits (bounded, all together) for each reply, in the
-/// loops' order.
-fn ask_every_loop<T>(shared: &Shared, command: impl Fn(Sender<T>) -> Command) -> Vec<Result<T, ApiError>> {
-    let waits: Vec<Result<crossbeam_channel::Receiver<T>, ApiError>> = shared
-        .loops
-        .iter()
-        .map(|handle| {
-            let (reply, wait) = bounded(1);
-            handle.commands.send(command(reply)).map_err(|_| ApiError::Unavailable("shutting down".into()))?;
-            handle.waker.wake().map_err(|e| ApiError::Internal(format!("cannot wake the event loop: {e}")))?;
-            Ok(wait)
-        })
-        .collect();
-    let deadline = Instant::now() + LOOP_REPLY_TIMEOUT;
-    waits.into_iter().map(|wait| wait?.recv_deadline(deadline).map_err(no_reply)).collect()
-}
-
-/// The loop did not reply: 504 if it is just slow, 503 if it has stopped (shutdown).
-fn no_reply(e: RecvTimeoutError) -> ApiError {
-    match e {
-        RecvTimeoutError::Timeout => ApiError::Timeout,
-        RecvTimeoutError::Disconnected => ApiError::Unavailable("shutting down".into()),
-    }
-}
-
-fn engine_error(e: EngineError) -> ApiError {
-    match e {
-        EngineError::UnknownSession(id) => ApiError::UnknownSession(id.to_string()),
-        EngineError::Full(n) => ApiError::Full(n),
-        EngineError::ShuttingDown => ApiError::Unavailable(e.to_string()),
-        EngineError::DuplicateSession(_) => ApiError::Internal(e.to_string()),
-        EngineError::TooManyConnecting(..) => ApiError::TooManyConnecting(e.to_string()),
-    }
 }
 
 fn refusal(e: &ApiError) -> Refusal {

@@ -1,6 +1,7 @@
 //! The signalling threads' request slots and replies.
 
 use super::*;
+use crossbeam_channel::bounded;
 
 /// A thread builder whose threads cannot start: their stack would not fit in the
 /// address space.
