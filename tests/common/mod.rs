@@ -293,8 +293,11 @@ pub fn threads_named(pid: u32, prefix: &str) -> Vec<u32> {
 pub fn position_at(r: &tapedeck_tools::CallReport, sample: &[i16], at: Instant) -> f64 {
     let packet =
         r.received.iter().min_by_key(|p| if p.arrival > at { p.arrival - at } else { at - p.arrival }).unwrap();
-    let piece = &r.pcm[packet.pcm_offset..packet.pcm_offset + 4800];
-    let (offset, corr) = tapedeck_core::testkit::audio::best_offset(sample, piece);
+    use tapedeck_core::testkit::audio::{best_offset, LOCATE_SAMPLES};
+    // A second from that packet on: shorter pieces can match two points of the sample.
+    let piece = r.pcm.get(packet.pcm_offset..packet.pcm_offset + LOCATE_SAMPLES);
+    let piece = piece.expect("a second of received audio after the instant");
+    let (offset, corr) = best_offset(sample, piece);
     assert!(corr > 0.9, "received audio does not match the sample ({corr})");
     let drift = at.saturating_duration_since(packet.arrival).as_secs_f64()
         - packet.arrival.saturating_duration_since(at).as_secs_f64();

@@ -147,22 +147,51 @@ pub fn correlation_at(a: &[i16], b: &[i16], offset: usize) -> f64 {
     ab / (aa * bb).sqrt()
 }
 
-/// Where `piece` best matches inside the looped `sample`: (offset, correlation).
+/// How long a piece of received audio must be for [`best_offset`] to find one place for it
+/// in the default sample: that sample repeats some stretches exactly (a 100 ms or 300 ms
+/// piece from 1.5 s matches 0.25 s as well), so a shorter piece can put a caller 1.25 s off.
+/// A second of it is nowhere closer than 0.71 to another second.
+pub const LOCATE_SAMPLES: usize = SAMPLE_RATE_HZ as usize;
+
+/// Where `piece` best matches inside the looped `sample`: (offset, correlation). Every
+/// offset is tried (the cross-correlation by FFT, each offset normalised by its window's
+/// energy), so the answer is exact to a sample.
 pub fn best_offset(sample: &[i16], piece: &[i16]) -> (usize, f64) {
-    let looped: Vec<i16> = sample.iter().chain(sample.iter()).copied().collect();
-    let mut best = (0, f64::MIN);
-    for off in (0..sample.len()).step_by(24) {
-        let c = correlation_at(&looped, piece, off);
-        if c > best.1 {
-            best = (off, c);
-        }
+    let (len, n) = (sample.len(), piece.len());
+    if len == 0 || n == 0 {
+        return (0, 0.0);
     }
-    // Refine around the coarse best.
-    let (coarse, _) = best;
-    for off in coarse.saturating_sub(24)..(coarse + 24).min(sample.len()) {
-        let c = correlation_at(&looped, piece, off);
-        if c > best.1 {
-            best = (off, c);
+    // The loop, long enough that a piece starting at any offset fits.
+    let looped: Vec<f64> = sample.iter().cycle().take(len + n).map(|&s| f64::from(s)).collect();
+    let size = len + 2 * n;
+    let mut planner = FftPlanner::new();
+    let padded = |x: &mut dyn Iterator<Item = f64>| -> Vec<Complex<f64>> {
+        let mut v: Vec<Complex<f64>> = x.map(|s| Complex::new(s, 0.0)).collect();
+        v.resize(size, Complex::new(0.0, 0.0));
+        v
+    };
+    let mut a = padded(&mut looped.iter().copied());
+    let mut b = padded(&mut piece.iter().map(|&s| f64::from(s)));
+    let forward = planner.plan_fft_forward(size);
+    forward.process(&mut a);
+    forward.process(&mut b);
+    for (x, y) in a.iter_mut().zip(&b) {
+        *x *= y.conj();
+    }
+    planner.plan_fft_inverse(size).process(&mut a);
+    // Sliding window energy of the loop, and the piece's energy.
+    let mut energy = vec![0.0; looped.len() + 1];
+    for (i, x) in looped.iter().enumerate() {
+        energy[i + 1] = energy[i] + x * x;
+    }
+    let piece_energy: f64 = piece.iter().map(|&s| f64::from(s).powi(2)).sum();
+    let mut best = (0, f64::MIN);
+    for (off, c) in a.iter().take(len).enumerate() {
+        let window = energy[off + n] - energy[off];
+        let corr =
+            if window > 0.0 && piece_energy > 0.0 { c.re / size as f64 / (window * piece_energy).sqrt() } else { 0.0 };
+        if corr > best.1 {
+            best = (off, corr);
         }
     }
     best
@@ -181,4 +210,24 @@ pub fn rising_zero_crossings(samples: &[i16]) -> Vec<f64> {
             i as f64 + a / (a - b)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every point of the default sample is found where it is from a piece of
+    /// [`LOCATE_SAMPLES`], whatever the sample repeats (a 100 ms piece from 1.5 s was found
+    /// at 0.25 s, and made callers who heard the same point seem 1.25 s apart).
+    #[test]
+    fn a_piece_of_the_default_sample_is_found_where_it_is() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../assets/sample.wav");
+        let (_, sample) = read_wav(&path);
+        let looped: Vec<i16> = sample.iter().chain(&sample).copied().collect();
+        for at in (0..sample.len()).step_by(SAMPLE_RATE_HZ as usize / 20) {
+            let (found, corr) = best_offset(&sample, &looped[at..at + LOCATE_SAMPLES]);
+            assert_eq!(found, at, "a piece from {at} found at {found} ({corr:.3})");
+            assert!(corr > 0.999, "{corr}");
+        }
+    }
 }
