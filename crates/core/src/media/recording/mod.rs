@@ -558,3 +558,5 @@ impl<W: Write + Seek> Recording<W> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_formats;

@@ -10,7 +10,8 @@
 //!   packet is placed against the WAV's position; see also the start, below). A gap behind a loss is concealed by the
 //!   player's decoder: frames without data (a 1-byte packet, which decoders conceal as lost),
 //!   at most [`MAX_PLC`] of them, as the WAV's own concealment; the rest of a gap is silence
-//!   (CELT frames that decode to digital zero). The WAV rebuilds the last lost frame from the
+//!   (CELT frames that decode to digital zero; the player's decoder fades into the first
+//!   of them over a frame where the WAV stops at once). The WAV rebuilds the last lost frame from the
 //!   next packet's in-band FEC; the Ogg cannot (FEC is only reachable through a decoder), so
 //!   there the player conceals it.
 //! * **Pages.** A packet is held until the next one or a flush, so a flush can end the page
