@@ -8,7 +8,8 @@
 #                           for /usr/bin/python3 GStreamer's webrtcbin with libnice,
 #                           pyOpenSSL and aiortc (other WebRTC stacks as callers), and haproxy
 #                           and nginx (the load balancers in front of several daemons; apt may
-#                           start their services: nginx's default site takes port 80)
+#                           start their services: nginx's default site takes port 80), and
+#                           opus-tools (opusinfo and opusdec check the Ogg/Opus recordings)
 set -euo pipefail
 what=${1:-}
 # Each need is "<probe> <Debian package>": a probe is a command on PATH, or a Python module
@@ -34,6 +35,7 @@ case "$what" in
       "py:aiortc python3-aiortc"
       "deb:haproxy haproxy"
       "deb:nginx nginx"
+      "opusinfo opus-tools"
     )
     ;;
   *)

@@ -22,7 +22,7 @@
 //!   (RFC 7845, section 4.5), so the stream is exactly as long as the WAV.
 //!
 //! * **The start.** The headers wait for the first packet (or the first flush): the
-//!   identification header's pre-skip (under 2.5 ms) then makes the first packet start
+//!   identification header's pre-skip (2.5 ms of silence, and under 2.5 ms more) then makes the first packet start
 //!   exactly where it does in the WAV, and with it every packet that follows by whole frames
 //!   (a continuous call is sample-exact; only drift taken up in a pause shifts it again).
 //!
@@ -37,6 +37,11 @@ use ogg::writing::{PacketWriteEndInfo, PacketWriter};
 
 use super::frames::frame_len;
 use super::{MAX_FRAME, PLC_STEP, SAMPLE_RATE_HZ};
+
+/// The least pre-skip written: players (and `opusinfo`) take a smaller one for a broken
+/// stream, since every encoder has a delay of at least this (2.5 ms). One silence frame of
+/// it comes first and is skipped.
+const MIN_PRE_SKIP: u64 = PLC_STEP as u64;
 
 /// Most concealment frames in one gap (about 120 ms, as the WAV's PLC): then silence.
 pub const MAX_PLC: u64 = MAX_FRAME as u64;
@@ -80,7 +85,7 @@ impl<W: Write> OggTrack<W> {
     /// parse) is written as concealment instead: players must not choke on it.
     pub fn audio(&mut self, at: u64, payload: &[u8], len: usize, after_loss: bool, decodable: bool) -> io::Result<()> {
         let step = PLC_STEP as u64;
-        self.start((step - at.saturating_sub(self.origin) % step) % step)?;
+        self.start(MIN_PRE_SKIP + (step - at.saturating_sub(self.origin) % step) % step)?;
         self.conceal_left = if after_loss { MAX_PLC } else { 0 };
         self.fill(at)?;
         self.conceal_left = 0;
@@ -99,7 +104,7 @@ impl<W: Write> OggTrack<W> {
     /// Fills with silence up to timeline position `cursor` (as far as whole frames go), ends
     /// the page and flushes the writer: what was written plays if the process dies now.
     pub fn flush(&mut self, cursor: u64) -> io::Result<()> {
-        self.start(0)?;
+        self.start(MIN_PRE_SKIP)?;
         self.fill(cursor)?;
         self.end_page(PacketWriteEndInfo::EndPage)?;
         self.writer.inner_mut().flush()
@@ -109,7 +114,7 @@ impl<W: Write> OggTrack<W> {
     /// past it, and the last page's granule position trims it back), then the last page.
     /// Hands back the writer.
     pub fn finish(mut self, end: u64) -> io::Result<W> {
-        self.start(0)?;
+        self.start(MIN_PRE_SKIP)?;
         self.fill(end)?;
         let target = self.target(end);
         while self.granule < target {
@@ -246,8 +251,8 @@ mod tests {
     fn gaps_are_filled_to_the_packet_and_the_end_is_exact() {
         let audio = [0xF8u8, 0x01, 0x02, 0x03]; // a 20 ms CELT packet
         let mut track = OggTrack::new(Vec::new(), 7, 0);
-        // The first packet at 1000: a pre-skip of 80 puts it there exactly, after 1080 of
-        // stream (960 + 120 of silence).
+        // The first packet at 1000: a pre-skip of 200 (80, and the least of 120) puts it
+        // there exactly, after 1200 of stream (960 + 2 * 120 of silence).
         track.audio(1000, &audio, 960, false, true).unwrap();
         assert_eq!(track.position(), 1960);
         track.audio(1960 + 3000, &audio, 960, true, true).unwrap(); // after a loss
@@ -258,18 +263,18 @@ mod tests {
         let bytes = track.finish(9001).unwrap();
         let pages = pages(&bytes);
         assert_eq!(&pages[0].1[0][..8], b"OpusHead");
-        assert_eq!(u16::from_le_bytes([pages[0].1[0][10], pages[0].1[0][11]]), 80, "pre-skip");
+        assert_eq!(u16::from_le_bytes([pages[0].1[0][10], pages[0].1[0][11]]), 200, "pre-skip");
         assert_eq!(&pages[1].1[0][..8], b"OpusTags");
         let packets: Vec<&Vec<u8>> = pages[2..].iter().flat_map(|(_, p)| p).collect();
         let total: usize = packets.iter().map(|p| frame_len(p).unwrap()).sum();
         // Concealment for the loss: bare TOC bytes for the 3000 samples of the gap.
         let conceal: usize = packets.iter().filter(|p| p.len() == 1).map(|p| frame_len(p).unwrap()).sum();
         assert_eq!(conceal, 3000);
-        assert_eq!(pages.last().unwrap().0, 9001 + 80, "the last page trims to the end");
-        assert!((9081..9081 + 120).contains(&total), "{total}");
-        // The flush ended a page at 8040 of the stream (7960 of the timeline, whole frames
+        assert_eq!(pages.last().unwrap().0, 9001 + 200, "the last page trims to the end");
+        assert!((9201..9201 + 120).contains(&total), "{total}");
+        // The flush ended a page at 8160 of the stream (7960 of the timeline, whole frames
         // short of 8000).
-        assert!(pages.iter().any(|(g, _)| *g == 8040), "{:?}", pages.iter().map(|p| p.0).collect::<Vec<_>>());
+        assert!(pages.iter().any(|(g, _)| *g == 8160), "{:?}", pages.iter().map(|p| p.0).collect::<Vec<_>>());
     }
 
     #[test]
@@ -278,6 +283,6 @@ mod tests {
         track.audio(0, &[0xFB, 0xFF], 960, false, true).unwrap(); // code 3 without a count
         let bytes = track.finish(960).unwrap();
         let packets: Vec<Vec<u8>> = pages(&bytes)[2..].iter().flat_map(|(_, p)| p.clone()).collect();
-        assert_eq!(packets, vec![vec![0xF8]]);
+        assert_eq!(packets, vec![SILENCE[3].1.to_vec(), vec![0xF8]], "the least pre-skip, then concealment");
     }
 }
