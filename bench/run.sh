@@ -6,6 +6,7 @@
 #   bench/run.sh                      # N = 50 100 200 500, 30 s calls, ptime 10 and 20
 #   COUNTS="50 500" SECONDS_PER_CALL=60 PTIMES=10 bench/run.sh
 #   LOOPS="1 2" COUNTS="100 160" PTIMES=10 PIN=0 bench/run.sh   # rows for 1 and 2 event loops
+#   FORMATS="wav ogg both" COUNTS=100 PTIMES=20 bench/run.sh      # rows per --format
 #
 # Everything runs on 127.0.0.1. On two or more cores the daemon runs on core 0 and the load
 # generator on core 1 (PIN=0: both anywhere), so the daemon's figures are one core's work.
@@ -19,6 +20,7 @@ SECS=${SECONDS_PER_CALL:-30}
 PTIMES=${PTIMES:-"10 20"}
 RAMP=${RAMP:-50}
 LOOPS=${LOOPS:-1}
+FORMATS=${FORMATS:-wav}
 OUT=${OUT:-BENCHMARKS.md}
 cargo build --release --locked -q --bins
 bin=target/release
@@ -36,9 +38,10 @@ for ptime in $PTIMES; do
   floor=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["floor_ms_per_caller_second"])' "$floor_json")
   for n in $COUNTS; do
   for loops in $LOOPS; do
-    dir="$work/run-$ptime-$n-$loops"
+  for format in $FORMATS; do
+    dir="$work/run-$ptime-$n-$loops-$format"
     mkdir -p "$dir"
-    "${daemon_cpu[@]}" $bin/tapedeck --http-addr 127.0.0.1:0 --udp-addr 127.0.0.1:0 --log-level warn --ptime "$ptime" --loops "$loops" \
+    "${daemon_cpu[@]}" $bin/tapedeck --http-addr 127.0.0.1:0 --udp-addr 127.0.0.1:0 --log-level warn --ptime "$ptime" --loops "$loops" --format "$format" \
       --max-sessions 2000 --recordings "$dir/rec" --logs "$dir/logs" >"$dir/out" 2>"$dir/err" &
     pid=$!
     for _ in $(seq 100); do grep -q listening "$dir/out" 2>/dev/null && break; sleep 0.1; done
@@ -67,9 +70,9 @@ for ptime in $PTIMES; do
     wait $lpid || true
     errs1=$(rcvbuf_errors)
     kill -TERM $pid; wait $pid || true
-    rows+=("$(python3 - "$dir/load" "$n" "$ptime" "$c0" "$c1" "$t0" "$t1" "$ticks" "$idle_rss" "$peak" "$floor" "$errs0" "$errs1" "$l0" "$l1" "$threads" "$floor_json" "$loops" <<'PY'
+    rows+=("$(python3 - "$dir/load" "$n" "$ptime" "$c0" "$c1" "$t0" "$t1" "$ticks" "$idle_rss" "$peak" "$floor" "$errs0" "$errs1" "$l0" "$l1" "$threads" "$floor_json" "$loops" "$format" <<'PY'
 import json, sys
-load, n, ptime, c0, c1, t0, t1, ticks, idle, peak, floor, e0, e1, l0, l1, threads, fj, loops = sys.argv[1:]
+load, n, ptime, c0, c1, t0, t1, ticks, idle, peak, floor, e0, e1, l0, l1, threads, fj, loops, fmt = sys.argv[1:]
 th, fj = json.loads(threads), json.loads(fj)
 # The loop's own floor share: str0m and the engine (one session alone; and with as many as a
 # daemon holds taking turns), plus its syscalls (a send per outgoing, a receive per incoming packet).
@@ -85,7 +88,7 @@ per = cpu_ms / (window * n)
 load_per = (float(l1) - float(l0)) * 1000 / int(ticks) / (window * n)
 rss_per = (int(peak) - int(idle)) / n
 f = lambda v: "-" if v is None else f"{v:.1f}"
-print(f"| {ptime} | {n} | {loops} | {j['connected']}/{n} | {per:.2f} | {per/float(floor):.2f}x / {per/floor_cold:.2f}x | "
+print(f"| {ptime} | {n} | {loops} | {fmt} | {j['connected']}/{n} | {per:.2f} | {per/float(floor):.2f}x / {per/floor_cold:.2f}x | "
       f"{th['loop_ms']:.2f} | {th['loop_ms']/loop_floor:.2f}x / {th['loop_ms']/loop_floor_cold:.2f}x | "
       f"{th['recorders_ms']:.2f} / {th['encoder_ms']:.2f} | {th['switches']:.1f} | {rss_per:.0f} | "
       f"{f(j['answer_ms']['p50'])} / {f(j['answer_ms']['p99'])} | {f(j['connect_ms']['p50'])} / {f(j['connect_ms']['p99'])} | "
@@ -96,13 +99,14 @@ PY
     echo "${rows[-1]}"
   done
   done
+  done
 done
 
 {
   echo "# tapedeck benchmarks"
   echo
   echo "Made by \`bench/run.sh\` on $(date -u +%Y-%m-%d) on this machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')."
-  echo "Reproduce with \`COUNTS=\"$COUNTS\" SECONDS_PER_CALL=$SECS PTIMES=\"$PTIMES\" RAMP=$RAMP LOOPS=\"$LOOPS\" PIN=${PIN:-1} bench/run.sh\`."
+  echo "Reproduce with \`COUNTS=\"$COUNTS\" SECONDS_PER_CALL=$SECS PTIMES=\"$PTIMES\" RAMP=$RAMP LOOPS=\"$LOOPS\" FORMATS=\"$FORMATS\" PIN=${PIN:-1} bench/run.sh\`."
   echo "The load generator (\`tapedeck-load\`, one media thread) runs on the same machine: on two or"
   echo "more cores the daemon is pinned to core 0 and the load generator to core 1 (PIN=0: anywhere)."
   echo
@@ -118,8 +122,8 @@ done
   echo "\"sent\" by the kernel's arrival stamp (SO_TIMESTAMPNS; on loopback, the moment the daemon"
   echo "sent it), \"read\" by when the load generator got to read it (its own delays included)."
   echo
-  echo "| ptime ms | callers | event loops | connected | CPU ms per caller-s | vs floor: one session / sessions taking turns | loop thread ms per caller-s | loop vs its floor share: one / taking turns | recorders / encoder ms per caller-s | context switches per caller-s | RSS KiB per caller | answer ms p50 / p99 | connect ms p50 / p99 | packets received | pacing p99 ms: sent / read | largest gap ms | recordings complete | UDP rcvbuf errors | load generator CPU ms per caller-s |"
-  echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+  echo "| ptime ms | callers | event loops | format | connected | CPU ms per caller-s | vs floor: one session / sessions taking turns | loop thread ms per caller-s | loop vs its floor share: one / taking turns | recorders / encoder ms per caller-s | context switches per caller-s | RSS KiB per caller | answer ms p50 / p99 | connect ms p50 / p99 | packets received | pacing p99 ms: sent / read | largest gap ms | recordings complete | UDP rcvbuf errors | load generator CPU ms per caller-s |"
+  echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
   printf '%s\n' "${rows[@]}"
   echo
   echo "## The floor (per caller-second, measured by tapedeck-floor, medians of batches)"

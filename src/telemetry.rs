@@ -322,7 +322,7 @@ impl Telemetry {
         metric(
             "tapedeck_recording_bytes_total",
             "counter",
-            "Bytes written to recordings.",
+            "Audio recorded, in bytes of 16-bit mono PCM (2 per sample of the timeline; an Ogg-only recording writes about a twelfth of that).",
             load(&self.recording_bytes),
         );
         metric(

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 use tapedeck_core::media::SAMPLE_RATE_HZ;
+use tapedeck_core::testkit::audio::ogg_opus_samples;
 
 use clap::Parser;
 use tapedeck_tools::flood::{FloodConfig, FloodReport};
@@ -162,6 +163,9 @@ fn check_recordings(server: SocketAddr, dir: &Path, results: &[CallerResult], pt
 /// as `expected` (the call, or the audio sent if longer), or has stopped growing for 2 s (then
 /// it is final, and judged as it is).
 fn read_final(path: &Path, expected: Duration) -> Result<Vec<i16>, String> {
+    if path.extension().is_some_and(|e| e == "ogg") {
+        return read_final_ogg(path);
+    }
     let expected = expected.as_secs_f64() - 0.05;
     let started = Instant::now();
     let (mut last_len, mut last_change) = (u32::MAX, Instant::now());
@@ -183,6 +187,19 @@ fn read_final(path: &Path, expected: Duration) -> Result<Vec<i16>, String> {
     match wav {
         Ok(mut w) => Ok(w.samples::<i16>().filter_map(Result::ok).collect()),
         Err(e) => Err(e.to_string()),
+    }
+}
+
+/// An Ogg/Opus recording's samples once it is final: it has its end-of-stream page (within
+/// 30 s).
+fn read_final_ogg(path: &Path) -> Result<Vec<i16>, String> {
+    let started = Instant::now();
+    loop {
+        let decoded = std::fs::read(path).map_err(|e| e.to_string()).and_then(|b| ogg_opus_samples(&b));
+        if decoded.is_ok() || started.elapsed() > Duration::from_secs(30) {
+            return decoded;
+        }
+        std::thread::sleep(Duration::from_millis(100));
     }
 }
 
