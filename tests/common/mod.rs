@@ -390,3 +390,5 @@ pub fn tool(name: &str) -> PathBuf {
     );
     path
 }
+
+pub mod s3;

@@ -47,6 +47,7 @@ mod stun_flood;
 mod systemd_unit;
 mod three_callers;
 mod token_not_logged;
+mod upload_parts;
 mod vanished_caller;
 mod webhooks;
 mod whip;
