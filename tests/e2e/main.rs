@@ -48,6 +48,7 @@ mod systemd_unit;
 mod three_callers;
 mod token_not_logged;
 mod upload_parts;
+mod uploads;
 mod vanished_caller;
 mod webhooks;
 mod whip;
