@@ -206,3 +206,20 @@ fn a_bucket_that_refuses_writes_keeps_the_file_and_says_why() {
     assert!(daemon.recording(&name).exists(), "the file was not kept");
     assert!(journal_entry(&daemon, &name).exists(), "the journal entry was not kept");
 }
+
+#[test]
+fn a_daemon_stopped_with_uploads_pending_exits_within_the_grace_and_keeps_them() {
+    let port = free_port();
+    let mut daemon = start(port, "stopped", &[]);
+    let (name, _) = place_call(&daemon, 1);
+    wait_until(Duration::from_secs(10), "a failed attempt", || {
+        common::metric(&common::metrics(&daemon), "tapedeck_uploads_failed_attempts_total") >= 1.0
+    });
+    let stopping = Instant::now();
+    assert_eq!(daemon.signal_and_wait("INT", Duration::from_secs(15)), Some(0), "the daemon did not exit cleanly");
+    let took = stopping.elapsed();
+    assert!(took < Duration::from_secs(8), "stopping took {took:?} with an endpoint down");
+    assert!(daemon.recording(&name).exists(), "the file was not kept");
+    assert!(journal_entry(&daemon, &name).exists(), "the journal entry was not kept");
+    assert!(daemon.log_text().contains("1 upload(s) pending at exit"), "{}", daemon.log_text());
+}
