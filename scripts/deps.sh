@@ -9,6 +9,7 @@
 #                           pyOpenSSL and aiortc (other WebRTC stacks as callers), and haproxy
 #                           and nginx (the load balancers in front of several daemons; apt may
 #                           start their services: nginx's default site takes port 80), and
+#                           opus-tools (opusinfo and opusdec check the Ogg/Opus recordings), and
 #                           moto_server (PyPI moto[server], an S3 server for the upload tests:
 #                           pip-installed into /opt/tapedeck-moto, linked into /usr/local/bin)
 set -euo pipefail
@@ -36,6 +37,7 @@ case "$what" in
       "py:aiortc python3-aiortc"
       "deb:haproxy haproxy"
       "deb:nginx nginx"
+      "opusinfo opus-tools"
       "deb:python3-venv python3-venv"
     )
     ;;

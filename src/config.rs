@@ -40,6 +40,7 @@ pub use millis::Millis;
 pub use name_template::NameTemplate;
 pub use s3_url::S3Url;
 use table::Place;
+use tapedeck_core::media::recording::Format;
 use tapedeck_core::media::Ptime;
 pub use token::{Token, TokenError};
 
@@ -53,6 +54,8 @@ pub type DisconnectTimeout = Millis<1_000, 300_000>;
 pub type ConnectTimeout = Millis<1_000, 300_000>;
 /// `--max-call-duration`: 1 s to a week.
 pub type MaxCallDuration = Millis<1_000, 604_800_000>;
+/// `--segment-duration`: 1 s to a day.
+pub type SegmentDuration = Millis<1_000, 86_400_000>;
 /// `--drain-timeout`: 0 (end calls at once) to a day.
 pub type DrainTimeout = Millis<0, 86_400_000>;
 /// `--stun-timeout`: 500 ms (a browser sends its first check within a round trip of the
@@ -171,7 +174,19 @@ table::settings! {
     /// offer's URL, letters, digits, '-', '_' and '.' kept, at most 64); `-` for a missing one.
     #[arg(long, env = "TAPEDECK_NAME_TEMPLATE", value_name = "TEMPLATE",
           default_value = name_template::DEFAULT_NAME_TEMPLATE)]
-    name_template: NameTemplate, file "name-template" => file::name_template;
+    name_template: NameTemplate, file "name-template" => file::parsed;
+
+    /// What each call is recorded to: `wav` (16-bit mono 48 kHz, decoded), `ogg` (Ogg/Opus
+    /// from the packets as received, no decoding: the cheapest) or `both` (on one timeline).
+    #[arg(long, env = "TAPEDECK_FORMAT", value_name = "FORMAT", default_value = "wav")]
+    format: Format, file "format" => file::parsed;
+
+    /// Milliseconds of audio per file: a recording is cut into files of this length
+    /// (`<name>.wav`, then `<name>-002.wav`, ...; up to 200 ms longer, the cut falls between
+    /// two writes), without losing a sample between them (1000 to 86400000; default: one
+    /// file per call).
+    #[arg(long, env = "TAPEDECK_SEGMENT_DURATION", value_name = "MS")]
+    segment_duration: Option<SegmentDuration>, file "segment-duration" => file::millis;
 
     /// Folder for log files, one per start (created if missing).
     #[arg(long, env = "TAPEDECK_LOGS", default_value = DEFAULT_LOGS)]

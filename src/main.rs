@@ -17,9 +17,10 @@ use tapedeck::io::loops::{LoopHandle, Seats};
 use tapedeck::io::{EventLoop, WAKER};
 use tapedeck::logging::FileLimits;
 use tapedeck::telemetry::Telemetry;
+use tapedeck::workers::encoder;
+use tapedeck::workers::recorder::{Output, RecorderPool};
 use tapedeck::workers::uploads::{UploadSettings, Uploads};
 use tapedeck::workers::webhooks::Webhooks;
-use tapedeck::workers::{encoder, recorder::RecorderPool};
 use tapedeck_core::engine::{Engine, EngineConfig, OfferParams};
 use tapedeck_core::media::recording::RecordingConfig;
 use tapedeck_core::media::sample::{self, LoopEncoder};
@@ -121,6 +122,7 @@ fn run(matches: &ArgMatches) -> Result<(), StartError> {
     let recorders = RecorderPool::spawn(
         config.recorder_threads.get(),
         RecordingConfig { jitter_depth: config.jitter_buffer.get() },
+        Output { format: config.format, segment: config.segment_duration.map(|d| d.get()) },
         config.capture.clone(),
         telemetry.clone(),
         webhook_queue.clone(),
@@ -177,6 +179,7 @@ fn run(matches: &ArgMatches) -> Result<(), StartError> {
             node: Node { id: config.node_id.clone(), public_url: config.public_url.clone() },
             recordings: config.recordings.clone(),
             name_template: config.name_template.clone(),
+            format: config.format,
             telemetry: telemetry.clone(),
             access: Access { token: config.token.clone(), cors_origins: config.cors_origins.clone() },
             max_recorder_lag: config.max_recorder_lag.get(),

@@ -101,8 +101,8 @@ pub(super) fn webhook_urls(value: toml::Value) -> Result<Vec<String>, KeyError> 
     list.iter().map(|u| values::parse_webhook_url(u).map_err(|e| Bad(format!("{u:?} {e}")))).collect()
 }
 
-/// A name template, as `--name-template` takes it.
-pub(super) fn name_template(value: toml::Value) -> Result<super::NameTemplate, KeyError> {
+/// A string parsed as the flag parses it (`--name-template`, `--format`).
+pub(super) fn parsed<T: std::str::FromStr<Err = String>>(value: toml::Value) -> Result<T, KeyError> {
     typed::<String>(value)?.parse().map_err(Bad)
 }
 

@@ -375,7 +375,7 @@ fn the_readme_lists_every_flag_variable_and_key() {
 
 /// For each config file key: a value in the file's TOML and one for its flag, neither the
 /// default nor the other.
-const EVERY_KEY: [(&str, &str, &str); 38] = [
+const EVERY_KEY: [(&str, &str, &str); 40] = [
     ("http-addr", "\"127.0.0.1:81\"", "127.0.0.1:82"),
     ("udp-addr", "\"127.0.0.1:5001\"", "127.0.0.1:5002"),
     ("loops", "5", "6"),
@@ -386,6 +386,8 @@ const EVERY_KEY: [(&str, &str, &str); 38] = [
     ("recordings", "\"recordings-a\"", "recordings-b"),
     ("logs", "\"logs-a\"", "logs-b"),
     ("name-template", "\"a-{session}\"", "b-{session}"),
+    ("format", "\"ogg\"", "both"),
+    ("segment-duration", "60000", "120000"),
     ("drain-timeout", "1000", "2000"),
     ("ptime", "20", "40"),
     ("jitter-buffer", "500", "600"),

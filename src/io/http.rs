@@ -96,6 +96,8 @@ pub struct Shared {
     pub recordings: PathBuf,
     /// How recordings are named (`--name-template`).
     pub name_template: crate::config::NameTemplate,
+    /// What calls are recorded to (`--format`): names the recording in the answer.
+    pub format: tapedeck_core::media::recording::Format,
     pub telemetry: Arc<Telemetry>,
     pub access: Access,
     /// Offers are refused while the recorders are further behind than this.
@@ -441,7 +443,9 @@ fn offer(request: &mut Request, head: &Head, shared: &Shared, whip: bool) -> Res
     let session = id.to_string();
     let fields =
         NameFields { session: &session, start: &start, node: shared.node.id.as_deref(), label: label.as_deref() };
-    let name = format!("{}.wav", shared.name_template.render(&fields));
+    let stem = shared.name_template.render(&fields);
+    let names: Vec<String> = shared.format.extensions().iter().map(|ext| format!("{stem}.{ext}")).collect();
+    let name = names[0].clone();
     let recording = shared.recordings.join(&name);
     // Once the loop has the command, the loop gives the seat back (when the call ends, or
     // at once if its engine refuses it); if it never got it, the seat is given back here.
@@ -470,6 +474,7 @@ fn offer(request: &mut Request, head: &Head, shared: &Shared, whip: bool) -> Res
         "session": id.to_string(),
         "location": shared.node.session_url(id),
         "recording": name,
+        "recordings": names,
     });
     Ok(Reply::json(200, body))
 }

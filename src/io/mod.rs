@@ -284,9 +284,16 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("call.wav");
         let telemetry = Arc::new(Telemetry::new());
-        let pool =
-            RecorderPool::spawn(1, RecordingConfig::default(), None, telemetry.clone(), Default::default(), None)
-                .expect("recorders");
+        let pool = RecorderPool::spawn(
+            1,
+            RecordingConfig::default(),
+            Default::default(),
+            None,
+            telemetry.clone(),
+            Default::default(),
+            None,
+        )
+        .expect("recorders");
         let mut recorders = pool.front();
         let session = SessionId::from_u128(7);
         let at = Instant::now();

@@ -240,6 +240,7 @@ fn parse_listening(line: &str) -> Option<(SocketAddr, SocketAddr)> {
     Some((http, udp))
 }
 
+pub mod opus_tools;
 pub mod sim;
 
 /// One thread of a child process, stopped (ptrace) until dropped; the process's other

@@ -30,6 +30,7 @@ mod loop_stall;
 mod loops;
 mod lossy_path;
 mod offer_flood;
+mod ogg_recordings;
 mod one_caller;
 mod operations_api;
 mod overload;

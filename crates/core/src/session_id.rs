@@ -25,6 +25,11 @@ impl SessionId {
         SessionId(v)
     }
 
+    /// The numeric form.
+    pub const fn as_u128(self) -> u128 {
+        self.0.as_u128()
+    }
+
     /// Which of `n` shards (recorder workers) this session belongs to: stable for the
     /// session, spread evenly over random (v4) ids, and far cheaper than a hasher.
     pub fn shard(self, n: usize) -> usize {

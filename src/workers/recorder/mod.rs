@@ -7,6 +7,7 @@
 //! An empty batch goes every [`TICK`], so recordings advance while callers are silent.
 
 pub mod pipeline;
+pub mod segments;
 pub mod storage;
 
 use std::path::PathBuf;
@@ -20,6 +21,7 @@ use crate::telemetry::Telemetry;
 use crate::workers::uploads::UploadQueue;
 use crate::workers::webhooks::WebhookQueue;
 pub use pipeline::{Ended, Pipeline, RecorderMsg, Summary, HEADER_REFRESH, TICK};
+pub use segments::Output;
 pub use storage::{FileStorage, MemStorage, Storage, WRITE_BUFFER};
 use tapedeck_core::media::recording::RecordingConfig;
 
@@ -64,13 +66,15 @@ const BATCH_DELAY: Duration = Duration::from_millis(20);
 const BATCH_MAX: usize = 256;
 
 impl RecorderPool {
-    /// Starts `threads` workers; with `capture`, each recording's operations also go to
-    /// `<capture>/<recording name>.tdcap` (see `media::capture`). With `uploads`, finished
-    /// recordings go to the uploader (which announces them once uploaded), else straight
-    /// to the webhooks.
+    /// Starts `threads` workers writing the files `output` says; with `capture`, each
+    /// recording's operations also go to `<capture>/<recording name>.tdcap` (see
+    /// `media::capture`).
+    /// With `uploads`, finished recordings go to the uploader (which announces them once
+    /// uploaded), else straight to the webhooks.
     pub fn spawn(
         threads: usize,
         config: RecordingConfig,
+        output: Output,
         capture: Option<PathBuf>,
         telemetry: Arc<Telemetry>,
         webhooks: WebhookQueue,
@@ -87,7 +91,12 @@ impl RecorderPool {
             #[allow(clippy::disallowed_methods)] // workers own their threads
             let handle = std::thread::Builder::new().name(format!("recorder-{i}")).spawn(move || {
                 yield_to_the_loop();
-                run(Pipeline::new(config, capture, FileStorage, telemetry), rx, &webhooks, uploads.as_ref())
+                run(
+                    Pipeline::new(config, capture, FileStorage, telemetry).with_output(output),
+                    rx,
+                    &webhooks,
+                    uploads.as_ref(),
+                )
             })?;
             senders.push(tx);
             handles.push(handle);
@@ -209,13 +218,15 @@ fn finished(e: &Ended) -> serde_json::Value {
     let mut data = serde_json::json!({
         "session": e.session.to_string(),
         "file": name,
-        "format": "wav",
+        "format": e.format,
+        "segment": e.segment,
+        "offset_s": e.offset as f64 / 48_000.0,
         "duration_s": e.duration.as_secs_f64(),
-        "end_reason": e.reason.to_string(),
+        "end_reason": e.reason.map_or("segment".to_string(), |r| r.to_string()),
     });
     match e.stats {
         Some(s) => {
-            data["samples"] = s.samples_written.into();
+            data["samples"] = e.samples.into();
             data["packets"] = s.packets.into();
             data["lost"] = s.lost.into();
             data["late"] = s.late.into();
@@ -247,9 +258,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("call.wav");
         let telemetry = Arc::new(Telemetry::new());
-        let mut pool =
-            RecorderPool::spawn(1, RecordingConfig::default(), None, telemetry.clone(), WebhookQueue::default(), None)
-                .unwrap();
+        let mut pool = RecorderPool::spawn(
+            1,
+            RecordingConfig::default(),
+            Output::default(),
+            None,
+            telemetry.clone(),
+            WebhookQueue::default(),
+            None,
+        )
+        .unwrap();
         let session = SessionId::from_u128(7);
         let t0 = Instant::now() - Duration::from_secs(10);
         pool.send(RecorderMsg::Start { session, at: t0, path: path.clone() });

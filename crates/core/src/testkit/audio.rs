@@ -23,6 +23,31 @@ pub fn wav_from_bytes(bytes: &[u8]) -> (hound::WavSpec, Vec<i16>) {
     (r.spec(), r.into_samples::<i16>().map(|s| s.expect("sample")).collect())
 }
 
+/// An Ogg/Opus file's samples as a player gives them (RFC 7845): every packet decoded in
+/// order, the header's pre-skip dropped from the front and the stream cut at the last
+/// page's granule position. Panics on anything that is not a mono Opus stream.
+pub fn decode_ogg_opus(bytes: &[u8]) -> Vec<i16> {
+    let mut reader = ogg::reading::PacketReader::new(Cursor::new(bytes.to_vec()));
+    let head = reader.read_packet().expect("readable").expect("an identification header");
+    assert_eq!(&head.data[..8], b"OpusHead", "not Opus");
+    assert_eq!(head.data[9], 1, "not mono");
+    let pre_skip = usize::from(u16::from_le_bytes([head.data[10], head.data[11]]));
+    let tags = reader.read_packet().expect("readable").expect("a comment header");
+    assert_eq!(&tags.data[..8], b"OpusTags", "no comment header");
+    let mut decoder = opus::Decoder::new(SAMPLE_RATE_HZ, opus::Channels::Mono).expect("a decoder");
+    let (mut pcm, mut frame, mut end) = (Vec::new(), vec![0i16; 5760], None);
+    while let Some(packet) = reader.read_packet().expect("readable") {
+        let n = decoder.decode(&packet.data, &mut frame, false).expect("a decodable packet");
+        pcm.extend_from_slice(&frame[..n]);
+        if packet.last_in_stream() {
+            end = Some(packet.absgp_page());
+        }
+    }
+    let end = end.expect("no end of stream: the file is cut off");
+    let end = usize::try_from(end).expect("fits").min(pcm.len());
+    pcm.get(pre_skip..end).map(<[i16]>::to_vec).unwrap_or_default()
+}
+
 /// A steady sine tone at 0.3 of full scale, Opus-encoded frame by frame as a browser does
 /// (voice mode, in-band FEC, 10 % expected loss): the audio every test caller sends.
 #[derive(Debug, Clone, Copy)]

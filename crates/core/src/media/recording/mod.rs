@@ -1,5 +1,7 @@
 //! Sans-IO per-call recorder: jitter buffer → Opus decoder (with FEC/PLC
-//! concealment) → 16-bit mono 48 kHz WAV.
+//! concealment) → 16-bit mono 48 kHz WAV, and/or the packets themselves → Ogg/Opus
+//! ([`ogg`]: no decoding, on the same timeline). A recording can be cut into segments
+//! ([`Recording::split`]) between two writes, so no sample is lost between files.
 //!
 //! # Timeline model
 //!
@@ -54,7 +56,9 @@
 //! The write cursor never moves backwards and a sample is written exactly once.
 
 mod clock;
+mod files;
 mod frames;
+pub mod ogg;
 mod recorder;
 mod write;
 
@@ -65,9 +69,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clock::ClockTrack;
+use files::open_files;
 use frames::frame_len;
+use ogg::OggTrack;
 use write::Kind;
 
+pub use files::{Files, Format};
 pub use recorder::{replay, Recorder};
 
 /// Sample rate of the decoder, the RTP clock and the WAV file.
@@ -180,6 +187,10 @@ pub struct RecordingStats {
 pub enum RecordingError {
     #[error("WAV write failed: {0}")]
     Wav(#[from] hound::Error),
+    #[error("Ogg write failed: {0}")]
+    Ogg(#[from] std::io::Error),
+    #[error("a recording needs a file to write")]
+    NoFile,
     #[error("Opus decoder error: {0}")]
     Opus(#[from] opus::Error),
     /// The requested time lies beyond what a WAV file can hold (~12.4 h);
@@ -214,8 +225,9 @@ struct Written {
 /// [`advance`](Self::advance), checkpoint with [`flush`](Self::flush) and end
 /// with [`finish`](Self::finish). See the module docs for the timeline model.
 pub struct Recording<W: Write + Seek> {
-    wav: hound::WavWriter<W>,
-    decoder: opus::Decoder,
+    /// The WAV, and the decoder that feeds it (none without a WAV: the Ogg needs no decoding).
+    wav: Option<(hound::WavWriter<W>, opus::Decoder)>,
+    ogg: Option<OggTrack<W>>,
     /// Jitter depth in samples.
     depth: u64,
     /// Silence after the last arrival that is held back (a stall), in samples.
@@ -242,6 +254,8 @@ pub struct Recording<W: Write + Seek> {
     /// Reused decode buffer, as long as the longest frame decoded so far (20 ms for
     /// browsers; up to 120 ms), not the longest possible: memory per caller counts.
     pcm: Vec<i16>,
+    /// The decoder of a WAV that ended at a split, for the next segment's WAV.
+    keep_decoder: Option<opus::Decoder>,
     stats: RecordingStats,
 }
 
@@ -251,15 +265,16 @@ fn samples_floor(t: Duration) -> u64 {
 }
 
 impl<W: Write + Seek> Recording<W> {
-    /// Starts a recording: writes a WAV header (mono, 48 kHz, 16-bit signed)
+    /// Starts a WAV recording: writes a WAV header (mono, 48 kHz, 16-bit signed)
     /// to `writer` (positioned at offset 0) and creates the Opus decoder.
     pub fn new(writer: W, config: RecordingConfig) -> Result<Self, RecordingError> {
-        let spec = hound::WavSpec {
-            channels: 1,
-            sample_rate: SAMPLE_RATE_HZ,
-            bits_per_sample: 16,
-            sample_format: hound::SampleFormat::Int,
-        };
+        Self::with_files(Files { wav: Some(writer), ogg: None }, config)
+    }
+
+    /// Starts a recording into `files` (at least one): the WAV's header and decoder, the
+    /// Ogg stream's headers.
+    pub fn with_files(files: Files<W>, config: RecordingConfig) -> Result<Self, RecordingError> {
+        let (wav, ogg) = open_files(files, 0)?;
         let depth = samples_floor(config.jitter_depth);
         // Twice the packets of the shortest (2.5 ms) frames over the depth.
         let max_buffered = usize::try_from(depth / PLC_STEP as u64)
@@ -267,11 +282,9 @@ impl<W: Write + Seek> Recording<W> {
             .saturating_mul(2)
             .saturating_add(64)
             .min(1 << 16);
-        let wav = hound::WavWriter::new(writer, spec)?;
-        let decoder = opus::Decoder::new(SAMPLE_RATE_HZ, opus::Channels::Mono)?;
         Ok(Self {
             wav,
-            decoder,
+            ogg,
             depth,
             hold: depth.max(samples_floor(STALL_HOLD)),
             max_buffered,
@@ -285,6 +298,7 @@ impl<W: Write + Seek> Recording<W> {
             clock: ClockTrack::default(),
             last_frame: DEFAULT_FRAME,
             pcm: vec![0i16; DEFAULT_FRAME],
+            keep_decoder: None,
             stats: RecordingStats::default(),
         })
     }
@@ -342,7 +356,13 @@ impl<W: Write + Seek> Recording<W> {
     /// Updates the WAV header and flushes the writer, so that what is on disk
     /// is a playable file. Call this periodically (not per packet).
     pub fn flush(&mut self) -> Result<(), RecordingError> {
-        Ok(self.wav.flush()?)
+        if let Some((wav, _)) = &mut self.wav {
+            wav.flush()?;
+        }
+        if let Some(ogg) = &mut self.ogg {
+            ogg.flush(self.cursor)?;
+        }
+        Ok(())
     }
 
     /// Ends the recording at `end` (since the call connected): writes every buffered
@@ -358,7 +378,7 @@ impl<W: Write + Seek> Recording<W> {
         self.drain(true)?;
         self.fill_silence(end_pos)?;
         let stats = self.stats();
-        self.wav.finalize()?;
+        self.close_files()?;
         Ok(stats)
     }
 
@@ -433,18 +453,21 @@ impl<W: Write + Seek> Recording<W> {
             }
         }
         let at = self.cursor;
-        let len = match self.decode(&b.payload, b.dur, false) {
+        let (len, decoded) = match self.decode(&b.payload, b.dur, false) {
             Some(n) => {
                 self.last_frame = n;
                 self.put(at, n, Kind::Audio, u64::MAX)?;
-                n
+                (n, true)
             }
             None => {
                 self.stats.decode_errors += 1;
                 self.conceal_plc(at, b.dur, u64::MAX)?;
-                b.dur
+                (b.dur, false)
             }
         };
+        if let Some(ogg) = &mut self.ogg {
+            ogg.audio(at, &b.payload, len, skipped > 0, decoded)?;
+        }
         self.stats.recorded += 1;
         self.mark_written(seq);
         self.last = Some(Written { seq, rtp_end: b.rtp_time.saturating_add(len as u64), end: self.cursor });
@@ -535,3 +558,5 @@ impl<W: Write + Seek> Recording<W> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_formats;

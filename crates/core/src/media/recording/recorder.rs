@@ -4,7 +4,7 @@
 use std::io::{Seek, Write};
 use std::time::Duration;
 
-use super::{Recording, RecordingStats};
+use super::{Files, Recording, RecordingStats};
 use crate::media::capture::{parse, CaptureError, CaptureWriter, Op, TAG_END};
 
 /// Rebuilds the WAV a capture describes into `out`; returns the recording's counters.
@@ -70,6 +70,13 @@ impl<W: Write + Seek, C: Write> Recorder<W, C> {
         }
         let stats = self.recording.finish(end)?;
         Ok((stats, self.capture.map(CaptureWriter::into_inner)))
+    }
+
+    /// Ends the current files and goes on into `next` (see [`Recording::split`]). The
+    /// capture does not see it: a replay rebuilds the whole recording as one file, which is
+    /// the segments end to end.
+    pub fn split(&mut self, next: Files<W>) -> Result<(), CaptureError> {
+        Ok(self.recording.split(next)?)
     }
 
     /// The recording's counters so far.

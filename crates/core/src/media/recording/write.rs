@@ -3,7 +3,7 @@
 
 use std::io::{Seek, Write};
 
-use super::frames::{has_lbrr, plc_len};
+use super::frames::{frame_len, has_lbrr, plc_len};
 use super::{Buffered, Recording, RecordingError, DEFAULT_FRAME, MAX_FRAME, MAX_PLC_PER_GAP, MAX_SAMPLES};
 
 static ZEROS: [i16; MAX_FRAME] = [0; MAX_FRAME];
@@ -50,7 +50,8 @@ impl<W: Write + Seek> Recording<W> {
         self.fill_silence(fec_start)?;
         match self.decode(&b.payload, fec_len, true) {
             Some(n) => {
-                if has_lbrr(&b.payload) {
+                // Without a WAV nothing is decoded: the Ogg leaves the frame to the player.
+                if self.wav.is_some() && has_lbrr(&b.payload) {
                     self.stats.concealed_fec += 1;
                 } else {
                     self.stats.concealed_plc += 1;
@@ -78,11 +79,16 @@ impl<W: Write + Seek> Recording<W> {
         if len > MAX_FRAME {
             return None;
         }
+        let Some((_, decoder)) = &mut self.wav else {
+            // No WAV, no decoding: the packet's own framing says how long it is.
+            let fits = input.is_empty() || fec || frame_len(input) == Some(len);
+            return fits.then_some(len);
+        };
         if self.pcm.len() < len {
             self.pcm.resize(len, 0);
         }
         let out = self.pcm.get_mut(..len)?;
-        match self.decoder.decode(input, out, fec) {
+        match decoder.decode(input, out, fec) {
             Ok(n) if n > 0 && n <= len => Some(n),
             Ok(_) => None,
             Err(e) => {
@@ -109,10 +115,12 @@ impl<W: Write + Seek> Recording<W> {
         }
         // Both are <= n <= MAX_FRAME, so the casts are lossless.
         let (off, len) = ((from - pos) as usize, (end - from) as usize);
-        let Some(samples) = self.pcm.get(off..off + len) else {
-            return Ok(());
-        };
-        write_block(&mut self.wav, samples)?;
+        if let Some((wav, _)) = &mut self.wav {
+            let Some(samples) = self.pcm.get(off..off + len) else {
+                return Ok(());
+            };
+            write_block(wav, samples)?;
+        }
         self.cursor += len as u64;
         if let Kind::Concealed = kind {
             self.stats.concealed_samples += len as u64;
@@ -125,11 +133,17 @@ impl<W: Write + Seek> Recording<W> {
         if to > MAX_SAMPLES {
             return Err(RecordingError::TooLong { requested: to });
         }
+        let Some((wav, _)) = &mut self.wav else {
+            // The Ogg fills its gaps itself when the next packet (or a flush) comes.
+            self.stats.silence_samples += to.saturating_sub(self.cursor);
+            self.cursor = self.cursor.max(to);
+            return Ok(());
+        };
         while self.cursor < to {
             // Blocks of one 20 ms frame keep hound's sample buffer small; the min makes the
             // cast lossless.
             let len = (to - self.cursor).min(DEFAULT_FRAME as u64) as usize;
-            write_block(&mut self.wav, &ZEROS[..len])?;
+            write_block(wav, &ZEROS[..len])?;
             self.cursor += len as u64;
             self.stats.silence_samples += len as u64;
         }

@@ -23,12 +23,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tapedeck_core::media::SAMPLE_RATE_HZ;
 
+use super::segments::{ogg_serial, Output};
 use super::storage::Storage;
 use crate::telemetry::{RecordingView, Telemetry};
 use tapedeck_core::engine::{EndReason, SessionCounters, SessionId};
 use tapedeck_core::media::capture::{CaptureWriter, Op};
 use tapedeck_core::media::recording::Recorder;
-use tapedeck_core::media::recording::{Packet, Recording, RecordingConfig, RecordingStats};
+use tapedeck_core::media::recording::{Files, Packet, Recording, RecordingConfig, RecordingStats};
 
 /// How often the pipeline advances its recordings without new packets (the pool also sends
 /// an empty batch this often).
@@ -80,18 +81,28 @@ impl std::fmt::Display for Summary {
     }
 }
 
-/// A recording the pipeline finalized (its file is complete and closed).
+/// A file the pipeline finalized (complete and closed): a recording, or one format or
+/// segment of it (see [`Output`]).
 #[derive(Debug, Clone)]
 pub struct Ended {
     pub session: SessionId,
-    /// How long the call lasted; the file is exactly this long unless writing failed.
+    /// How long the call lasted (so far, for a segment that is not the last); the whole
+    /// recording is exactly this long unless writing failed.
     pub duration: Duration,
-    /// The recording's final counters; `None` if writing failed (the file keeps what it had).
+    /// The recording's counters (the whole call's, up to the end of this file); `None` if
+    /// writing failed (the file keeps what it had).
     pub stats: Option<RecordingStats>,
     /// The file.
     pub path: PathBuf,
-    /// Why the call ended.
-    pub reason: EndReason,
+    /// `wav` or `ogg`.
+    pub format: &'static str,
+    /// Which segment (1-based; 1 without segments).
+    pub segment: u32,
+    /// Where the file starts in the recording, and how long it is, in samples.
+    pub offset: u64,
+    pub samples: u64,
+    /// Why the call ended; `None` for a segment the call goes on after.
+    pub reason: Option<EndReason>,
 }
 
 /// Where a recording's capture goes in the capture directory `dir`: `<recording name>.tdcap`.
@@ -106,6 +117,7 @@ pub struct Pipeline<S: Storage> {
     /// The capture directory, if capturing.
     capture: Option<PathBuf>,
     storage: S,
+    output: Output,
     open: HashMap<SessionId, Open<S>>,
     telemetry: Arc<Telemetry>,
     /// This worker's progress marker in the telemetry (for the recorders' lag).
@@ -121,18 +133,35 @@ impl<S: Storage> Pipeline<S> {
     /// recorder worker in `telemetry`.
     pub fn new(config: RecordingConfig, capture: Option<PathBuf>, storage: S, telemetry: Arc<Telemetry>) -> Self {
         let done = telemetry.add_recorder();
-        Pipeline { config, capture, storage, open: HashMap::new(), telemetry, done, clock: None, last_tick: None }
+        let output = Output::default();
+        Pipeline {
+            config,
+            capture,
+            storage,
+            output,
+            open: HashMap::new(),
+            telemetry,
+            done,
+            clock: None,
+            last_tick: None,
+        }
+    }
+
+    /// Records into the files `output` says (by default one WAV per call).
+    pub fn with_output(mut self, output: Output) -> Self {
+        self.output = output;
+        self
     }
 
     /// Handles one batch the loop handed over at `now`: applies its messages in order, then
     /// ticks if [`TICK`] has passed since the last tick. Returns the recordings it finalized.
     pub fn handle_batch(&mut self, now: Instant, msgs: Vec<RecorderMsg>) -> Vec<Ended> {
-        let ended = msgs.into_iter().filter_map(|msg| self.handle(msg)).collect();
+        let mut ended: Vec<Ended> = msgs.into_iter().flat_map(|msg| self.handle(msg)).collect();
         let now = self.clock.map_or(now, |c| c.max(now));
         self.clock = Some(now);
         if self.last_tick.is_none_or(|t| now.duration_since(t) >= TICK) {
             self.last_tick = Some(now);
-            self.tick(now);
+            ended.extend(self.tick(now));
         }
         self.telemetry.recorder_done(&self.done, now);
         ended
@@ -150,7 +179,7 @@ impl<S: Storage> Pipeline<S> {
         let ids: Vec<SessionId> = self.open.keys().copied().collect();
         let summary = Summary { reason: EndReason::Shutdown, counters: None };
         ids.into_iter()
-            .filter_map(|id| {
+            .flat_map(|id| {
                 let duration = match (self.open.get(&id), self.clock) {
                     (Some(o), Some(now)) => now.saturating_duration_since(o.at),
                     _ => Duration::ZERO,
@@ -170,7 +199,7 @@ impl<S: Storage> Pipeline<S> {
         &mut self.storage
     }
 
-    fn handle(&mut self, msg: RecorderMsg) -> Option<Ended> {
+    fn handle(&mut self, msg: RecorderMsg) -> Vec<Ended> {
         match msg {
             RecorderMsg::Start { session, at, path } => self.start(session, at, path),
             RecorderMsg::Packet { session, packet } => {
@@ -180,13 +209,14 @@ impl<S: Storage> Pipeline<S> {
             }
             RecorderMsg::End { session, duration, summary } => return self.end(session, duration, summary),
         }
-        None
+        Vec::new()
     }
 
     fn start(&mut self, session: SessionId, at: Instant, path: PathBuf) {
         let _scope = session.log_scope();
-        let recorder = self.open_recorder(&path);
-        let mut view = RecordingView { path: path.clone(), ..Default::default() };
+        let paths = self.output.paths(&path, 1);
+        let recorder = self.open_recorder(session, &path, &paths);
+        let mut view = RecordingView { path: paths[0].1.clone(), ..Default::default() };
         let recorder = match recorder {
             Ok(r) => Some(r),
             Err(e) => {
@@ -198,17 +228,20 @@ impl<S: Storage> Pipeline<S> {
         };
         self.telemetry.update_recording(session, view.clone());
         let failed_at = recorder.is_none().then_some(Duration::ZERO);
-        self.open.insert(session, Open { at, path, recorder, flushed: at, view, failed_at });
+        let open = Open { at, path, paths, segment: 1, segment_start: 0, recorder, flushed: at, view, failed_at };
+        self.open.insert(session, open);
     }
 
-    fn open_recorder(&mut self, path: &Path) -> Result<Recorder<S::Wav, S::Capture>, String> {
-        let wav = self
-            .storage
-            .create_wav(path)
-            .map_err(|e| format!("cannot create the recording {}: {e}", path.display()))?;
-        let recording = Recording::new(wav, self.config)
+    fn open_recorder(
+        &mut self,
+        session: SessionId,
+        path: &Path,
+        paths: &[(&'static str, PathBuf)],
+    ) -> Result<Recorder<S::Wav, S::Capture>, String> {
+        let files = create_files(&mut self.storage, session, paths, 1)?;
+        let recording = Recording::with_files(files, self.config)
             .map_err(|e| format!("cannot start the recording {}: {e}", path.display()))?;
-        log::info!("recording to {}", path.display());
+        log::info!("recording to {}", shown(paths));
         Ok(Recorder::new(recording, self.open_capture(path)))
     }
 
@@ -227,29 +260,41 @@ impl<S: Storage> Pipeline<S> {
         }
     }
 
-    fn tick(&mut self, now: Instant) {
+    /// Advances, flushes and publishes every recording; starts the next segment of those
+    /// that reached the segment length, returning the files that ended.
+    fn tick(&mut self, now: Instant) -> Vec<Ended> {
+        let mut ended = Vec::new();
         for (id, open) in &mut self.open {
-            open.apply(Op::Advance(now.saturating_duration_since(open.at)), *id, &self.telemetry);
+            let elapsed = now.saturating_duration_since(open.at);
+            open.apply(Op::Advance(elapsed), *id, &self.telemetry);
             if now.duration_since(open.flushed) >= HEADER_REFRESH {
                 open.flushed = now;
                 open.apply(Op::Flush, *id, &self.telemetry);
             }
             if let Some(stats) = open.recorder.as_ref().map(|r| r.stats()) {
                 open.publish(*id, stats, &self.telemetry);
+                let due = self.output.segment_samples().filter(|&n| stats.samples_written >= open.segment_start + n);
+                if let Some(length) = due {
+                    let _scope = id.log_scope();
+                    let next =
+                        open.next_segment(*id, elapsed, length, &mut self.storage, &self.output, &self.telemetry);
+                    ended.extend(next);
+                }
             }
         }
+        ended
     }
 
     /// Finalizes the recording and logs the session's one-line summary.
-    fn end(&mut self, session: SessionId, duration: Duration, summary: Summary) -> Option<Ended> {
-        let mut open = self.open.remove(&session)?;
+    fn end(&mut self, session: SessionId, duration: Duration, summary: Summary) -> Vec<Ended> {
+        let Some(mut open) = self.open.remove(&session) else { return Vec::new() };
         let finished = open.recorder.take().map(|r| r.finish(duration));
         let mut stats = None;
         let recording = match (finished, &open.view.error) {
             (Some(Ok((s, _))), _) => {
                 open.publish(session, s, &self.telemetry);
                 stats = Some(s);
-                finalized(&s, &open.path)
+                finalized(&s, &open.paths, open.segment)
             }
             (Some(Err(e)), _) => {
                 self.telemetry.recording_errors.fetch_add(1, Relaxed);
@@ -265,19 +310,45 @@ impl<S: Storage> Pipeline<S> {
         self.telemetry.remove_recording(session);
         let _scope = session.log_scope();
         log::info!("summary: {summary} after {:.3} s; {recording}", duration.as_secs_f64());
-        Some(Ended { session, duration, stats, path: open.path, reason: summary.reason })
+        open.ended(session, duration, stats, Some(summary.reason))
     }
 }
 
-/// The summary's account of a recording finalized without error.
-fn finalized(stats: &RecordingStats, path: &Path) -> String {
+/// Creates the files of segment `n` (see [`Output::paths`]).
+fn create_files<S: Storage>(
+    storage: &mut S,
+    session: SessionId,
+    paths: &[(&'static str, PathBuf)],
+    n: u32,
+) -> Result<Files<S::Wav>, String> {
+    let mut files = Files { wav: None, ogg: None };
+    for (ext, path) in paths {
+        let file =
+            storage.create_wav(path).map_err(|e| format!("cannot create the recording {}: {e}", path.display()))?;
+        match *ext {
+            "wav" => files.wav = Some(file),
+            _ => files.ogg = Some((file, ogg_serial(session, n))),
+        }
+    }
+    Ok(files)
+}
+
+/// The files of a segment, for the log: `a.wav` or `a.wav and a.ogg`.
+fn shown(paths: &[(&'static str, PathBuf)]) -> String {
+    let names: Vec<String> = paths.iter().map(|(_, p)| p.display().to_string()).collect();
+    names.join(" and ")
+}
+
+/// The summary's account of a recording finalized without error (its last segment's files
+/// `paths`).
+fn finalized(stats: &RecordingStats, paths: &[(&'static str, PathBuf)], segment: u32) -> String {
     let loss = if stats.packets + stats.lost == 0 {
         0.0
     } else {
         100.0 * stats.lost as f64 / (stats.packets + stats.lost) as f64
     };
     format!(
-        "{} packets in, {} recorded, {} padding only, {} lost ({loss:.1} %), {} late, {} concealed ({} ms); caller's clock {}, {} ms of silence {} to follow the wall clock, {} re-anchors; recording {} finalized: {:.3} s",
+        "{} packets in, {} recorded, {} padding only, {} lost ({loss:.1} %), {} late, {} concealed ({} ms); caller's clock {}, {} ms of silence {} to follow the wall clock, {} re-anchors; recording {} finalized: {:.3} s{}",
         stats.packets,
         stats.recorded,
         stats.padding,
@@ -289,14 +360,20 @@ fn finalized(stats: &RecordingStats, path: &Path) -> String {
         stats.drift_samples.unsigned_abs() / 48,
         if stats.drift_samples < 0 { "taken out" } else { "added" },
         stats.reanchors,
-        path.display(),
+        shown(paths),
         stats.samples_written as f64 / f64::from(SAMPLE_RATE_HZ),
+        if segment > 1 { format!(" in {segment} segments") } else { String::new() },
     )
 }
 
 struct Open<S: Storage> {
     at: Instant,
+    /// The recording's name, as the loop gave it.
     path: PathBuf,
+    /// The current segment's files, its number and where it starts (in samples).
+    paths: Vec<(&'static str, PathBuf)>,
+    segment: u32,
+    segment_start: u64,
     /// None once writing failed: the call goes on, the file keeps what it had.
     recorder: Option<Recorder<S::Wav, S::Capture>>,
     flushed: Instant,
@@ -311,6 +388,12 @@ impl<S: Storage> Open<S> {
     fn apply(&mut self, op: Op, session: SessionId, telemetry: &Telemetry) {
         let Some(recorder) = &mut self.recorder else { return };
         let Err(e) = recorder.apply(op) else { return };
+        self.fail(e, session, telemetry);
+    }
+
+    /// Writing failed: keeps what is on disk, stops recording this call, and counts and
+    /// logs the failure (once).
+    fn fail(&mut self, e: tapedeck_core::media::capture::CaptureError, session: SessionId, telemetry: &Telemetry) {
         let mut recorder = self.recorder.take();
         // Rewrite the header for what is already in the file (hound does it again on drop).
         let _ = recorder.as_mut().map(|r| r.apply(Op::Flush));
@@ -326,6 +409,68 @@ impl<S: Storage> Open<S> {
             self.path.display(),
             kept as f64 / f64::from(SAMPLE_RATE_HZ)
         );
+    }
+
+    /// Ends the current segment's files at `length` samples or a little after (here, between
+    /// two writes) and goes on into the next segment's; returns the files that ended. If the
+    /// next files cannot be created, the current ones go on and the next try is a segment
+    /// later: audio is never dropped for a name.
+    fn next_segment(
+        &mut self,
+        session: SessionId,
+        elapsed: Duration,
+        length: u64,
+        storage: &mut S,
+        output: &Output,
+        telemetry: &Telemetry,
+    ) -> Vec<Ended> {
+        let n = self.segment + 1;
+        let paths = output.paths(&self.path, n);
+        let files = match create_files(storage, session, &paths, n) {
+            Ok(files) => files,
+            Err(e) => {
+                log::error!("{e}; segment {} goes on", self.segment);
+                self.segment_start += length;
+                return Vec::new();
+            }
+        };
+        let Some(recorder) = &mut self.recorder else { return Vec::new() };
+        let stats = recorder.stats();
+        if let Err(e) = recorder.split(files) {
+            self.fail(e, session, telemetry);
+            return Vec::new();
+        }
+        let ended = self.ended(session, elapsed, Some(stats), None);
+        log::info!("segment {n} from {:.3} s: recording to {}", stats.samples_written as f64 / 48_000.0, shown(&paths));
+        self.paths = paths;
+        self.segment = n;
+        self.segment_start = stats.samples_written;
+        self.view.path = self.paths[0].1.clone();
+        ended
+    }
+
+    /// One [`Ended`] per file of the current segment.
+    fn ended(
+        &self,
+        session: SessionId,
+        duration: Duration,
+        stats: Option<RecordingStats>,
+        reason: Option<EndReason>,
+    ) -> Vec<Ended> {
+        let end = stats.map_or(self.segment_start, |s| s.samples_written);
+        let samples = end.saturating_sub(self.segment_start);
+        let file = |(format, path): &(&'static str, PathBuf)| Ended {
+            session,
+            duration,
+            stats,
+            path: path.clone(),
+            format,
+            segment: self.segment,
+            offset: self.segment_start,
+            samples,
+            reason,
+        };
+        self.paths.iter().map(file).collect()
     }
 
     /// Publishes the recording's progress (and the bytes written since last time).
@@ -350,167 +495,4 @@ impl<S: Storage> Open<S> {
 }
 
 #[cfg(test)]
-mod tests {
-    use std::cell::Cell;
-    use std::io::{self, Cursor, Seek, SeekFrom, Write};
-    use std::rc::Rc;
-    use std::sync::Arc;
-
-    use super::*;
-    use crate::workers::recorder::storage::MemStorage;
-    use tapedeck_core::media::mem_file::MemFile;
-
-    const SESSION: SessionId = SessionId::from_u128(3);
-
-    fn tone() -> Vec<Arc<[u8]>> {
-        tapedeck_core::testkit::audio::encode_tone(440, Duration::from_millis(20))
-    }
-
-    /// Packet `i` of a caller sending 20 ms frames, arriving 5 ms after it was sent.
-    fn packet(i: u64, tone: &[Arc<[u8]>]) -> RecorderMsg {
-        let arrival = Duration::from_millis(20 * i + 5);
-        let payload = tone[i as usize % tone.len()].clone();
-        RecorderMsg::Packet { session: SESSION, packet: Packet { seq: i, rtp_time: i * 960, payload, arrival } }
-    }
-
-    fn end(duration: Duration) -> RecorderMsg {
-        let summary = Summary { reason: EndReason::Hangup, counters: Some(SessionCounters::default()) };
-        RecorderMsg::End { session: SESSION, duration, summary }
-    }
-
-    /// The WAV's declared length in samples, and the bytes in front of its samples.
-    fn declared(wav: &[u8]) -> (u64, u64) {
-        let samples = u64::from(hound::WavReader::new(Cursor::new(wav)).expect("a WAV").len());
-        (samples, wav.len() as u64 - 2 * samples)
-    }
-
-    #[test]
-    #[allow(clippy::disallowed_methods)] // one real instant as the test's time origin
-    fn the_header_covers_the_whole_file_after_every_tick() {
-        let telemetry = Arc::new(Telemetry::new());
-        let mut p = Pipeline::new(RecordingConfig::default(), None, MemStorage::default(), telemetry.clone());
-        let (t0, path, tone) = (Instant::now(), PathBuf::from("call.wav"), tone());
-        p.handle_batch(t0, vec![RecorderMsg::Start { session: SESSION, at: t0, path: path.clone() }]);
-        let mut ticks = Vec::new();
-        for i in 0..150 {
-            let now = t0 + Duration::from_millis(20 * i + 5);
-            let ticking = p.next_tick().is_some_and(|t| t <= now);
-            p.handle_batch(now, vec![packet(i, &tone)]);
-            if !ticking {
-                continue;
-            }
-            // Read back mid-call, as after a kill: the header covers every sample written.
-            let (samples, header) = declared(&p.storage().read(&path).unwrap());
-            assert_eq!(header, 44, "at {:?}: the header is stale", now - t0);
-            assert_eq!(samples, telemetry.recording(SESSION).unwrap().samples, "published progress");
-            ticks.push((now - t0, samples));
-        }
-        // A tick (and a header refresh) every 200 ms of the given time: 205, 405, ... 2805 ms.
-        assert_eq!(ticks.len(), 14, "{ticks:?}");
-        assert!(ticks.windows(2).all(|w| w[1].0 - w[0].0 == TICK), "{ticks:?}");
-        // In-order audio reaches the file within a packet time, jitter buffer or not.
-        let (at, samples) = ticks[ticks.len() - 1];
-        assert!(samples as f64 >= (at.as_secs_f64() - 0.05) * f64::from(SAMPLE_RATE_HZ), "{samples} samples at {at:?}");
-
-        let ended = p.handle_batch(t0 + Duration::from_secs(3), vec![end(Duration::from_secs(3))]);
-        let stats = ended[0].stats.expect("finalized");
-        assert_eq!((ended.len(), ended[0].session, stats.packets, stats.lost), (1, SESSION, 150, 0));
-        let wav = p.storage_mut().take(&path).unwrap();
-        // The call's length, and the last frame whole: it runs 5 ms past the hang-up.
-        assert_eq!(declared(&wav), (144_240, 44), "the call's length and the last frame");
-        assert!(telemetry.recording(SESSION).is_none(), "the view is removed with the summary");
-    }
-
-    #[test]
-    #[allow(clippy::disallowed_methods)] // one real instant as the test's time origin
-    fn captures_go_to_the_storage_and_shutdown_finalizes_open_recordings() {
-        let telemetry = Arc::new(Telemetry::new());
-        let capture_dir = Some(PathBuf::from("captures"));
-        let mut p = Pipeline::new(RecordingConfig::default(), capture_dir, MemStorage::default(), telemetry);
-        let (t0, path, tone) = (Instant::now(), PathBuf::from("rec/call.wav"), tone());
-        let start = RecorderMsg::Start { session: SESSION, at: t0, path: path.clone() };
-        p.handle_batch(t0, vec![start]);
-        let packets = (0..50).map(|i| packet(i, &tone)).collect();
-        p.handle_batch(t0 + Duration::from_millis(1005), packets);
-        let ended = p.shutdown();
-        assert_eq!(ended.len(), 1);
-        assert_eq!(ended[0].duration, Duration::from_millis(1005), "ended at the last time handed over");
-        let wav = p.storage_mut().take(&path).unwrap();
-        assert_eq!(declared(&wav).0, 48_240);
-        let capture = p.storage_mut().take(Path::new("captures/call.tdcap")).expect("the capture");
-        let mut replayed = Cursor::new(Vec::new());
-        let stats = tapedeck_core::media::recording::replay(&capture, &mut replayed).unwrap();
-        assert_eq!(stats.packets, 50);
-        assert!(replayed.into_inner() == wav, "the capture replays to the recording");
-        assert!(p.shutdown().is_empty(), "nothing left open");
-    }
-
-    /// A storage whose WAV files cannot grow past `limit` bytes (a full disk).
-    struct SmallDisk {
-        files: MemStorage,
-        limit: u64,
-        refused: Rc<Cell<u32>>,
-    }
-
-    struct Capped {
-        file: MemFile,
-        limit: u64,
-        refused: Rc<Cell<u32>>,
-    }
-
-    impl Storage for SmallDisk {
-        type Wav = Capped;
-        type Capture = MemFile;
-        fn create_wav(&mut self, path: &Path) -> io::Result<Capped> {
-            Ok(Capped { file: self.files.create_wav(path)?, limit: self.limit, refused: self.refused.clone() })
-        }
-        fn create_capture(&mut self, path: &Path) -> io::Result<MemFile> {
-            self.files.create_capture(path)
-        }
-    }
-
-    impl Write for Capped {
-        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            if self.file.stream_position()? + buf.len() as u64 > self.limit {
-                self.refused.set(self.refused.get() + 1);
-                return Err(io::Error::new(io::ErrorKind::StorageFull, "no space left"));
-            }
-            self.file.write(buf)
-        }
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
-    }
-
-    impl Seek for Capped {
-        fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
-            self.file.seek(pos)
-        }
-    }
-
-    #[test]
-    #[allow(clippy::disallowed_methods)] // one real instant as the test's time origin
-    fn a_write_error_keeps_the_file_and_counts_once() {
-        let telemetry = Arc::new(Telemetry::new());
-        let refused = Rc::new(Cell::new(0));
-        let disk = SmallDisk { files: MemStorage::default(), limit: 44 + 96_000, refused: refused.clone() };
-        let mut p = Pipeline::new(RecordingConfig::default(), None, disk, telemetry.clone());
-        let (t0, path, tone) = (Instant::now(), PathBuf::from("call.wav"), tone());
-        p.handle_batch(t0, vec![RecorderMsg::Start { session: SESSION, at: t0, path: path.clone() }]);
-        for i in 0..150 {
-            p.handle_batch(t0 + Duration::from_millis(20 * i + 5), vec![packet(i, &tone)]);
-        }
-        assert_eq!(refused.get(), 1, "the recorder stopped writing at the first error");
-        assert_eq!(telemetry.recording_errors.load(Relaxed), 1);
-        assert!(telemetry.recording(SESSION).unwrap().error.is_some(), "the error is shown");
-
-        let ended = p.handle_batch(t0 + Duration::from_secs(3), vec![end(Duration::from_secs(3))]);
-        assert!(ended[0].stats.is_none(), "a failed recording has no final counters");
-        assert_eq!(telemetry.recording_errors.load(Relaxed), 1, "counted once");
-        // The file keeps what was written, under a header that says so.
-        let wav = p.storage().files.read(&path).unwrap();
-        let (samples, header) = declared(&wav);
-        assert_eq!(header, 44);
-        assert!(samples > 40_000 && samples <= 48_000, "{samples} samples kept");
-    }
-}
+mod tests;
