@@ -223,3 +223,27 @@ fn a_daemon_stopped_with_uploads_pending_exits_within_the_grace_and_keeps_them()
     assert!(journal_entry(&daemon, &name).exists(), "the journal entry was not kept");
     assert!(daemon.log_text().contains("1 upload(s) pending at exit"), "{}", daemon.log_text());
 }
+
+#[test]
+fn with_format_both_each_file_is_uploaded_and_announced() {
+    let moto = Moto::start();
+    moto.create_bucket("both");
+    let receiver = Receiver::start(Mode::Ok);
+    let daemon =
+        start(moto.port, "both", &["--format", "both", "--webhook", &receiver.url(), "--webhook-secret", &secret()]);
+    let (name, _) = place_call(&daemon, 1);
+    let stem = name.trim_end_matches(".wav");
+    let objects = moto.wait_for_objects("both", "rec/", 2, Duration::from_secs(20));
+    let keys: Vec<&str> = objects.iter().map(|(k, _, _)| k.as_str()).collect();
+    assert_eq!(keys, [format!("rec/{stem}.ogg"), format!("rec/{stem}.wav")], "{objects:?}");
+    wait_until(Duration::from_secs(10), "two recording.finished", || {
+        receiver.deliveries().iter().filter(|d| d.json()["type"] == "recording.finished").count() == 2
+    });
+    for d in receiver.deliveries().iter().filter(|d| d.json()["type"] == "recording.finished") {
+        let data = &d.json()["data"];
+        let key = data["key"].as_str().unwrap().to_owned();
+        assert!(data["format"] == "ogg" || data["format"] == "wav", "{data}");
+        assert!(key.ends_with(&format!(".{}", data["format"].as_str().unwrap())), "{data}");
+        assert_eq!(data["sha256"], sha256_hex(&moto.get("both", &key)).as_str(), "{data}");
+    }
+}
