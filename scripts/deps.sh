@@ -9,7 +9,9 @@
 #                           pyOpenSSL and aiortc (other WebRTC stacks as callers), and haproxy
 #                           and nginx (the load balancers in front of several daemons; apt may
 #                           start their services: nginx's default site takes port 80), and
-#                           opus-tools (opusinfo and opusdec check the Ogg/Opus recordings)
+#                           opus-tools (opusinfo and opusdec check the Ogg/Opus recordings), and
+#                           moto_server (PyPI moto[server], an S3 server for the upload tests:
+#                           pip-installed into /opt/tapedeck-moto, linked into /usr/local/bin)
 set -euo pipefail
 what=${1:-}
 # Each need is "<probe> <Debian package>": a probe is a command on PATH, or a Python module
@@ -36,6 +38,7 @@ case "$what" in
       "deb:haproxy haproxy"
       "deb:nginx nginx"
       "opusinfo opus-tools"
+      "deb:python3-venv python3-venv"
     )
     ;;
   *)
@@ -53,12 +56,34 @@ present() {
   esac
 }
 
+# moto_server comes from PyPI, not Debian: found on PATH or in pyenv's shims (where the tests
+# look too), else installed into a venv of its own once the apt packages are in.
+moto_present() {
+  command -v moto_server >/dev/null 2>&1 || [ -x "${HOME:-/root}/.pyenv/shims/moto_server" ]
+}
+install_moto() {
+  [ "$what" = test ] || return 0
+  moto_present && return 0
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "tapedeck: this machine lacks moto_server (PyPI moto[server]). Install with:" >&2
+    echo "  python3 -m pip install --user 'moto[server]'" >&2
+    exit 1
+  fi
+  echo "tapedeck: installing moto[server] into /opt/tapedeck-moto" >&2
+  python3 -m venv /opt/tapedeck-moto
+  /opt/tapedeck-moto/bin/pip install -q 'moto[server]'
+  ln -sf /opt/tapedeck-moto/bin/moto_server /usr/local/bin/moto_server
+}
+
 missing=()
 for need in "${needs[@]}"; do
   read -r probe package <<<"$need"
   present "$probe" || missing+=("$package")
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
+if [ ${#missing[@]} -eq 0 ]; then
+  install_moto
+  exit 0
+fi
 
 if [ "$(id -u)" -ne 0 ]; then
   echo "tapedeck: this machine lacks ${missing[*]}. Install with:" >&2
@@ -72,3 +97,4 @@ apt-get update -qq
 for package in "${missing[@]}"; do
   apt-get install -y -qq "$package" >/dev/null
 done
+install_moto

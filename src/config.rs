@@ -22,6 +22,7 @@ pub mod file;
 mod millis;
 pub mod name_template;
 mod rules;
+mod s3_url;
 mod table;
 mod token;
 mod values;
@@ -37,6 +38,7 @@ pub use cidr::{Cidr, CidrError};
 pub use file::FileError;
 pub use millis::Millis;
 pub use name_template::NameTemplate;
+pub use s3_url::S3Url;
 use table::Place;
 use tapedeck_core::media::recording::Format;
 use tapedeck_core::media::Ptime;
@@ -98,6 +100,8 @@ pub const DEFAULT_DRAIN_TIMEOUT: DrainTimeout = Millis::new_const(25_000);
 pub const DEFAULT_LOG_MAX_FILES: usize = 10;
 /// Default size at which the current log file is rotated: 50 MiB.
 pub const DEFAULT_LOG_MAX_BYTES: u64 = 50 << 20;
+/// Region of the object storage when neither --upload-region nor AWS_REGION gives one.
+pub const DEFAULT_UPLOAD_REGION: &str = "us-east-1";
 /// Packet times Opus and browsers agree on.
 pub const PTIMES_MS: [u64; 4] = [10, 20, 40, 60];
 
@@ -306,6 +310,39 @@ table::settings! {
           default_value_t = NonZeroU64::new(DEFAULT_LOG_MAX_BYTES).expect("non-zero constant"),
           value_parser = values::parse_bytes)]
     log_max_bytes: NonZeroU64, file "log-max-bytes" => file::bytes;
+    /// Object storage each finished recording is uploaded to, as s3://BUCKET[/PREFIX] (the
+    /// object key is PREFIX/<file name>); the local file is deleted once the upload is
+    /// confirmed (see --keep-local), and recording.finished is sent after it. Default: none.
+    #[arg(long, env = "TAPEDECK_UPLOAD", value_name = "S3_URL", value_parser = S3Url::parse)]
+    upload: Option<S3Url>, file "upload" => file::s3_url;
+
+    /// S3-compatible endpoint (http or https URL) for --upload, addressed path-style
+    /// (ENDPOINT/BUCKET/KEY); default: AWS_ENDPOINT_URL, else AWS S3 of the region.
+    #[arg(long, env = "TAPEDECK_UPLOAD_ENDPOINT", value_name = "URL", value_parser = values::parse_endpoint)]
+    upload_endpoint: Option<String>, file "upload-endpoint" => file::endpoint;
+
+    /// Region the uploads are signed for; default: AWS_REGION, else us-east-1.
+    #[arg(long, env = "TAPEDECK_UPLOAD_REGION", value_name = "REGION", value_parser = values::parse_region)]
+    upload_region: Option<String>, file "upload-region" => file::region;
+
+    /// Access key id for --upload; default: AWS_ACCESS_KEY_ID. Prefer the config file or the
+    /// environment: a flag shows in `ps`.
+    #[arg(long, env = "TAPEDECK_UPLOAD_ACCESS_KEY_ID", value_name = "ID", hide_env_values = true,
+          value_parser = Token::unchecked)]
+    upload_access_key_id: Option<Token>, file "upload-access-key-id" => file::token;
+
+    /// Secret access key for --upload; default: AWS_SECRET_ACCESS_KEY. Prefer the config file
+    /// or the environment: a flag shows in `ps`.
+    #[arg(long, env = "TAPEDECK_UPLOAD_SECRET_ACCESS_KEY", value_name = "SECRET", hide_env_values = true,
+          value_parser = Token::unchecked)]
+    upload_secret_access_key: Option<Token>, file "upload-secret-access-key" => file::token;
+
+    /// With --upload, keep each recording on disk after its upload is confirmed (`--keep-local`,
+    /// or `--keep-local false`).
+    #[arg(long, env = "TAPEDECK_KEEP_LOCAL", value_name = "BOOL", action = clap::ArgAction::Set,
+          num_args = 0..=1, default_value_t = false, default_missing_value = "true",
+          value_parser = clap::builder::BoolishValueParser::new())]
+    keep_local: bool, file "keep-local" => file::typed;
 }
 
 /// Tools beside the daemon.
@@ -339,6 +376,10 @@ pub enum ConfigError {
     Token(#[from] TokenError),
     #[error("--webhook needs --webhook-secret: receivers verify every event's signature")]
     WebhookSecretRequired,
+    #[error("{0} is given without {1}: give both, or neither (the uploads are then unsigned)")]
+    UploadCredentialHalf(String, String),
+    #[error("AWS_ENDPOINT_URL: {0}")]
+    AwsEndpoint(String),
     #[error(
         "{stun} ({stun_ms} ms) is longer than {connect} ({connect_ms} ms): a session not connected by the \
          connect timeout is dropped anyway; give a stun timeout no longer than the connect timeout"

@@ -25,6 +25,10 @@
 //! loops end their calls and return, and the recorders finalize every file
 //! ([`io::lifecycle`]).
 //!
+//! Beside them, off every loop: with `--upload`, one upload thread takes finished
+//! recordings from the recorders (which only write a small journal entry) to object
+//! storage ([`workers::uploads`]), and a thread per `--webhook` URL delivers events.
+//!
 //! # The run loop
 //!
 //! The core's `Engine` is driven by two calls only: `handle_input(now, input)` and
@@ -53,7 +57,8 @@
 //! - [`io`]: the event loop, the HTTP API (offers, WHIP, sessions, health, metrics, token,
 //!   CORS, client addresses behind proxies) and the demo page's assets.
 //! - [`workers`]: the recorder pool (threads around the sans-IO recording pipeline, which the
-//!   simulated-network tests drive too) and the sample encoder thread.
+//!   simulated-network tests drive too), the sample encoder thread, the uploads to object
+//!   storage and the webhooks.
 //! - [`telemetry`]: what the loop, the recorders and HTTP share for `/metrics`, `/healthz`
 //!   and `/sessions`.
 //! - [`config`], [`logging`]: the typed settings (flags, environment, TOML file; the token

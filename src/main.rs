@@ -19,6 +19,7 @@ use tapedeck::logging::FileLimits;
 use tapedeck::telemetry::Telemetry;
 use tapedeck::workers::encoder;
 use tapedeck::workers::recorder::{Output, RecorderPool};
+use tapedeck::workers::uploads::{UploadSettings, Uploads};
 use tapedeck::workers::webhooks::Webhooks;
 use tapedeck_core::engine::{Engine, EngineConfig, OfferParams};
 use tapedeck_core::media::recording::RecordingConfig;
@@ -43,6 +44,8 @@ enum StartError {
     Http(SocketAddr, String),
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    #[error("--upload: {0}")]
+    Upload(String),
 }
 
 fn main() -> ExitCode {
@@ -109,6 +112,13 @@ fn run(matches: &ArgMatches) -> Result<(), StartError> {
     if let Some(w) = &webhooks {
         telemetry.set_webhooks(w.stats.clone());
     }
+    let uploads = match UploadSettings::from_config(&config) {
+        Some(settings) => Some(Uploads::spawn(settings, webhook_queue.clone()).map_err(StartError::Upload)?),
+        None => None,
+    };
+    if let Some(u) = &uploads {
+        telemetry.set_uploads(u.stats.clone());
+    }
     let recorders = RecorderPool::spawn(
         config.recorder_threads.get(),
         RecordingConfig { jitter_depth: config.jitter_buffer.get() },
@@ -116,6 +126,7 @@ fn run(matches: &ArgMatches) -> Result<(), StartError> {
         config.capture.clone(),
         telemetry.clone(),
         webhook_queue.clone(),
+        uploads.as_ref().map(Uploads::queue),
     )?;
     let seats = Arc::new(Seats::new(config.max_sessions.get(), loop_count));
     let engine_config = EngineConfig {
@@ -217,6 +228,9 @@ fn run(matches: &ArgMatches) -> Result<(), StartError> {
     log::info!("event loops stopped; finalizing recordings");
     signalling.stop();
     recorders.finish();
+    if let Some(uploads) = uploads {
+        uploads.finish(); // a few seconds for what is in flight; the rest stays in the journal
+    }
     drop(webhook_queue);
     if let Some(webhooks) = webhooks {
         webhooks.finish(); // what is queued goes out, for a few seconds at most

@@ -122,6 +122,8 @@ pub struct Telemetry {
     recordings: Mutex<HashMap<SessionId, RecordingView>>,
     /// The webhook threads' counters, once they run.
     webhooks: std::sync::OnceLock<Arc<crate::workers::webhooks::WebhookStats>>,
+    /// The uploader's counters, once it runs (`--upload`).
+    uploads: std::sync::OnceLock<Arc<crate::workers::uploads::UploadStats>>,
 }
 
 impl Default for Telemetry {
@@ -152,6 +154,7 @@ impl Telemetry {
             recorders_done: Mutex::new(Vec::new()),
             recordings: Mutex::new(HashMap::new()),
             webhooks: std::sync::OnceLock::new(),
+            uploads: std::sync::OnceLock::new(),
         }
     }
 
@@ -198,6 +201,16 @@ impl Telemetry {
     /// Shows the webhook threads' counters in `/metrics`.
     pub fn set_webhooks(&self, stats: Arc<crate::workers::webhooks::WebhookStats>) {
         let _ = self.webhooks.set(stats);
+    }
+
+    /// Shows the uploader's counters in `/metrics` and `/healthz`.
+    pub fn set_uploads(&self, stats: Arc<crate::workers::uploads::UploadStats>) {
+        let _ = self.uploads.set(stats);
+    }
+
+    /// The uploader's counters, with `--upload`.
+    pub fn uploads(&self) -> Option<&crate::workers::uploads::UploadStats> {
+        self.uploads.get().map(|u| &**u)
     }
 
     /// The number of event loops.
@@ -404,6 +417,23 @@ impl Telemetry {
                 out,
                 "tapedeck_datagrams_dropped_total{{reason=\"{reason}\"}} {}",
                 self.total(|l| &l.engine.dropped[i])
+            );
+        }
+        if let Some(u) = self.uploads.get() {
+            let _ = writeln!(
+                out,
+                "# HELP tapedeck_uploads_pending Finished recordings whose upload is not confirmed yet.\n\
+                 # TYPE tapedeck_uploads_pending gauge\ntapedeck_uploads_pending {}\n\
+                 # HELP tapedeck_uploads_completed_total Recordings uploaded and confirmed by their checksum.\n\
+                 # TYPE tapedeck_uploads_completed_total counter\ntapedeck_uploads_completed_total {}\n\
+                 # HELP tapedeck_uploads_failed_attempts_total Upload attempts that failed (and will be retried).\n\
+                 # TYPE tapedeck_uploads_failed_attempts_total counter\ntapedeck_uploads_failed_attempts_total {}\n\
+                 # HELP tapedeck_uploads_bytes_total Bytes of recordings uploaded and confirmed.\n\
+                 # TYPE tapedeck_uploads_bytes_total counter\ntapedeck_uploads_bytes_total {}",
+                load(&u.pending),
+                load(&u.completed),
+                load(&u.failed_attempts),
+                load(&u.bytes)
             );
         }
         let now = Instant::now();

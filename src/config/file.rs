@@ -130,6 +130,21 @@ pub(super) fn bytes(value: toml::Value) -> Result<NonZeroU64, KeyError> {
     }
 }
 
+/// An object storage URL, as `--upload` takes it.
+pub(super) fn s3_url(value: toml::Value) -> Result<super::S3Url, KeyError> {
+    super::S3Url::parse(&typed::<String>(value)?).map_err(Bad)
+}
+
+/// An S3 endpoint, as `--upload-endpoint` takes it.
+pub(super) fn endpoint(value: toml::Value) -> Result<String, KeyError> {
+    values::parse_endpoint(&typed::<String>(value)?).map_err(Bad)
+}
+
+/// A region, as `--upload-region` takes it.
+pub(super) fn region(value: toml::Value) -> Result<String, KeyError> {
+    values::parse_region(&typed::<String>(value)?).map_err(Bad)
+}
+
 #[cfg(test)]
 mod tests {
     use std::num::NonZeroUsize;

@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use super::table::{Given, Place};
-use super::{ConfigError, ConnectTimeout, Layered, StunTimeout, Token};
+use super::{values, ConfigError, ConnectTimeout, Layered, StunTimeout, Token, DEFAULT_UPLOAD_REGION};
 
 impl Layered {
     /// Applies the rules; `config` is the config file, for the messages. Afterwards `token`
@@ -24,6 +24,53 @@ impl Layered {
             None if !self.webhooks.value.is_empty() => return Err(ConfigError::WebhookSecretRequired),
             None => None,
         };
+        self.upload(config)?;
+        Ok(())
+    }
+
+    /// The object storage settings: each of endpoint, region and credentials from its flag
+    /// or `TAPEDECK_*` variable, else the standard AWS variable (`AWS_ENDPOINT_URL`,
+    /// `AWS_REGION`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`), else the config file;
+    /// the region defaults to [`DEFAULT_UPLOAD_REGION`]. Credentials come in pairs.
+    fn upload(&mut self, config: Option<&Path>) -> Result<(), ConfigError> {
+        let aws = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let below_env = |place: Place| matches!(place, Place::Default | Place::File);
+        if below_env(self.upload_endpoint.place) {
+            if let Some(url) = aws("AWS_ENDPOINT_URL") {
+                self.upload_endpoint.value = Some(values::parse_endpoint(&url).map_err(ConfigError::AwsEndpoint)?);
+                self.upload_endpoint.place = Place::Environment;
+            }
+        }
+        if below_env(self.upload_region.place) {
+            if let Some(region) = aws("AWS_REGION") {
+                self.upload_region.value = Some(region);
+            }
+        }
+        if self.upload_region.value.is_none() {
+            self.upload_region.value = Some(DEFAULT_UPLOAD_REGION.to_owned());
+        }
+        for (given, name) in [
+            (&mut self.upload_access_key_id, "AWS_ACCESS_KEY_ID"),
+            (&mut self.upload_secret_access_key, "AWS_SECRET_ACCESS_KEY"),
+        ] {
+            if below_env(given.place) {
+                if let Some(v) = aws(name) {
+                    given.value = Some(Token::raw(v));
+                    given.place = Place::Environment;
+                }
+            }
+        }
+        let (id, secret) = (&self.upload_access_key_id, &self.upload_secret_access_key);
+        let id_from = id.place.describe("upload-access-key-id", config);
+        let secret_from = secret.place.describe("upload-secret-access-key", config);
+        let id_value = match (id.value.clone(), secret.value.is_some()) {
+            (Some(_), false) => return Err(ConfigError::UploadCredentialHalf(id_from, "a secret access key".into())),
+            (None, true) => return Err(ConfigError::UploadCredentialHalf(secret_from, "an access key id".into())),
+            (v, _) => v,
+        };
+        self.upload_access_key_id.value = id_value.map(|t| t.check(&id_from)).transpose()?;
+        let secret_value = self.upload_secret_access_key.value.take();
+        self.upload_secret_access_key.value = secret_value.map(|t| t.check(&secret_from)).transpose()?;
         Ok(())
     }
 

@@ -375,7 +375,7 @@ fn the_readme_lists_every_flag_variable_and_key() {
 
 /// For each config file key: a value in the file's TOML and one for its flag, neither the
 /// default nor the other.
-const EVERY_KEY: [(&str, &str, &str); 34] = [
+const EVERY_KEY: [(&str, &str, &str); 40] = [
     ("http-addr", "\"127.0.0.1:81\"", "127.0.0.1:82"),
     ("udp-addr", "\"127.0.0.1:5001\"", "127.0.0.1:5002"),
     ("loops", "5", "6"),
@@ -410,6 +410,13 @@ const EVERY_KEY: [(&str, &str, &str); 34] = [
     ("webhooks", "[\"http://a.example/h\"]", "http://b.example/h"),
     ("webhook-secret", "\"whsec_a\"", "whsec_b"),
     ("log-max-bytes", "4096", "8192"),
+    ("upload", "\"s3://bucket-a/p\"", "s3://bucket-b"),
+    ("upload-endpoint", "\"http://127.0.0.1:9000\"", "https://s3.example.com/x"),
+    ("upload-region", "\"eu-west-1\"", "eu-central-1"),
+    ("upload-access-key-id", "\"id-a\"", "id-b"),
+    ("upload-secret-access-key", "\"secret-a\"", "secret-b"),
+    // A flag of two values: the file and the flag both give the one that is not the default.
+    ("keep-local", "true", "true"),
 ];
 
 /// The configuration as text (the token and the webhook secret shown), without the config
@@ -421,6 +428,10 @@ fn shown(config: Result<Config, String>) -> String {
         "{c:?} token {:?} webhook secret {:?}",
         c.token.as_ref().map(Token::expose),
         c.webhook_secret.as_ref().map(Token::expose)
+    ) + &format!(
+        " upload credentials {:?} {:?}",
+        c.upload_access_key_id.as_ref().map(Token::expose),
+        c.upload_secret_access_key.as_ref().map(Token::expose)
     )
 }
 
@@ -438,11 +449,18 @@ fn every_key_reaches_the_config_and_loses_to_its_flag_and_its_variable() {
         let flag = file::LISTS.iter().find(|(_, k)| *k == key).map_or(key, |(flag, _)| flag);
         let flag = format!("--{flag}");
         let (_f, path) = config_file(&format!("{key} = {in_file}\n"));
-        // A webhook needs a secret (config/rules.rs): given on the command line each time.
+        // A webhook needs a secret (config/rules.rs): given on the command line each time;
+        // an access key id needs its secret and the other way round.
         let with = |args: &[&str]| {
             let mut args = args.to_vec();
             if key == "webhooks" {
                 args.extend(["--webhook-secret", "s3cret"]);
+            }
+            if key == "upload-access-key-id" {
+                args.extend(["--upload-secret-access-key", "s"]);
+            }
+            if key == "upload-secret-access-key" {
+                args.extend(["--upload-access-key-id", "i"]);
             }
             shown(parse_locked(&args))
         };
@@ -450,7 +468,9 @@ fn every_key_reaches_the_config_and_loses_to_its_flag_and_its_variable() {
         let from_flag = with(&[&flag, &given]);
         assert_ne!(from_file, default, "`{key}` in the file changes nothing");
         assert_ne!(from_flag, default, "{flag} changes nothing");
-        assert_ne!(from_flag, from_file, "`{key}` and {flag} give the same");
+        if key != "keep-local" {
+            assert_ne!(from_flag, from_file, "`{key}` and {flag} give the same");
+        }
         assert_eq!(with(&["--config", &path, &flag, &given]), from_flag, "{flag} wins over the file");
         let _v = EnvVar::set(&format!("TAPEDECK_{}", key.replace('-', "_").to_uppercase()), &given);
         assert_eq!(with(&["--config", &path]), from_flag, "the variable of {flag} wins over the file");
@@ -474,4 +494,38 @@ fn the_table_gives_each_setting_one_flag_and_one_key() {
     for (flag, key) in file::LISTS {
         assert!(flags.iter().any(|f| f == flag) && keys.contains(key), "--{flag} and `{key}`");
     }
+}
+
+#[test]
+fn upload_settings_fall_back_to_the_aws_variables_and_credentials_come_in_pairs() {
+    let _env = env_lock();
+    let c = parse_locked(&["--upload", "s3://bucket-a/p"]).unwrap();
+    assert_eq!(c.upload, Some(S3Url::parse("s3://bucket-a/p").unwrap()));
+    assert_eq!((c.upload_region.as_deref(), c.upload_endpoint.as_deref()), (Some("us-east-1"), None));
+    assert!(!c.keep_local && c.upload_access_key_id.is_none());
+    let (_f, path) = config_file("upload-region = \"eu-west-1\"\nupload-access-key-id = \"file-id\"\n");
+    let e = parse_locked(&["--config", &path]).unwrap_err();
+    assert!(e.contains("upload-access-key-id") && e.contains("without a secret access key"), "{e}");
+    {
+        let _a = EnvVar::set("AWS_REGION", "ap-south-1");
+        let _b = EnvVar::set("AWS_ENDPOINT_URL", "http://127.0.0.1:9000/");
+        let _c = EnvVar::set("AWS_SECRET_ACCESS_KEY", "env-secret");
+        let c = parse_locked(&["--config", &path]).unwrap();
+        assert_eq!(c.upload_region.as_deref(), Some("ap-south-1"), "AWS_REGION wins over the file");
+        assert_eq!(c.upload_endpoint.as_deref(), Some("http://127.0.0.1:9000"));
+        assert_eq!(c.upload_access_key_id.as_ref().map(Token::expose), Some("file-id"));
+        assert_eq!(c.upload_secret_access_key.as_ref().map(Token::expose), Some("env-secret"));
+        let c = parse_locked(&["--config", &path, "--upload-region", "eu-north-1", "--upload-secret-access-key", "f"])
+            .unwrap();
+        assert_eq!(c.upload_region.as_deref(), Some("eu-north-1"), "the flag wins over AWS_REGION");
+        assert_eq!(c.upload_secret_access_key.as_ref().map(Token::expose), Some("f"));
+        assert!(!format!("{c:?}").contains("file-id"), "a credential in the debug output");
+        let _d = EnvVar::set("AWS_ENDPOINT_URL", "ftp://x");
+        let e = parse_locked(&[]).unwrap_err();
+        assert!(e.contains("AWS_ENDPOINT_URL"), "{e}");
+    }
+    assert!(parse_locked(&["--keep-local"]).unwrap().keep_local);
+    assert!(!parse_locked(&["--keep-local", "false"]).unwrap().keep_local);
+    let e = parse_locked(&["--upload", "s3://Bad_Name"]).unwrap_err();
+    assert!(e.contains("--upload") && e.contains("lowercase"), "{e}");
 }

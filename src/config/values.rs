@@ -125,6 +125,22 @@ pub fn parse_public_url(s: &str) -> Result<String, String> {
     Ok(format!("{origin}{}", path.trim_end_matches('/')))
 }
 
+/// `--upload-endpoint`: an `http://` or `https://` URL of an S3-compatible server
+/// (`scheme://host[:port][/path]`), stored without a trailing slash.
+pub fn parse_endpoint(s: &str) -> Result<String, String> {
+    parse_public_url(s).map_err(|e| e.replace("must be", "must be an S3 endpoint,"))
+}
+
+/// `--upload-region`: 1 to 64 ASCII letters, digits, '-' or '_' (`us-east-1`, `eu-central-1`).
+pub fn parse_region(s: &str) -> Result<String, String> {
+    let ok = (1..=64).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'));
+    if ok {
+        Ok(s.to_owned())
+    } else {
+        Err("must be 1 to 64 letters, digits, '-' or '_' (like us-east-1)".to_owned())
+    }
+}
+
 /// `--webhook`: an `http://` or `https://` URL without spaces or a fragment.
 pub fn parse_webhook_url(s: &str) -> Result<String, String> {
     let lower = s.to_ascii_lowercase();

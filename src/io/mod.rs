@@ -291,6 +291,7 @@ mod tests {
             None,
             telemetry.clone(),
             Default::default(),
+            None,
         )
         .expect("recorders");
         let mut recorders = pool.front();

@@ -391,3 +391,5 @@ pub fn tool(name: &str) -> PathBuf {
     );
     path
 }
+
+pub mod s3;

@@ -32,6 +32,7 @@ fn as_flag_value(value: &toml::Value) -> String {
     match value {
         toml::Value::String(s) => s.clone(),
         toml::Value::Integer(i) => i.to_string(),
+        toml::Value::Boolean(b) => b.to_string(),
         other => panic!("no flag takes {other:?}"),
     }
 }

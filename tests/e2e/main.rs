@@ -48,6 +48,8 @@ mod stun_flood;
 mod systemd_unit;
 mod three_callers;
 mod token_not_logged;
+mod upload_parts;
+mod uploads;
 mod vanished_caller;
 mod webhooks;
 mod whip;

@@ -19,26 +19,26 @@ use tapedeck_tools::{call, CallPlan};
 
 const KEY: &[u8] = b"a test key of 24 bytes!!";
 
-fn secret() -> String {
+pub(crate) fn secret() -> String {
     format!("whsec_{}", base64::engine::general_purpose::STANDARD.encode(KEY))
 }
 
 /// One request a receiver got.
 #[derive(Debug, Clone)]
-struct Delivery {
-    id: String,
+pub(crate) struct Delivery {
+    pub(crate) id: String,
     timestamp: String,
     signature: String,
-    body: String,
+    pub(crate) body: String,
 }
 
 impl Delivery {
-    fn json(&self) -> serde_json::Value {
+    pub(crate) fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.body).expect("a JSON body")
     }
 
     /// Whether the signature is HMAC-SHA256 of "id.timestamp.body" with the key.
-    fn signed(&self) -> bool {
+    pub(crate) fn signed(&self) -> bool {
         let mut mac = Hmac::<Sha256>::new_from_slice(KEY).unwrap();
         mac.update(format!("{}.{}.{}", self.id, self.timestamp, self.body).as_bytes());
         let expected = format!("v1,{}", base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes()));
@@ -48,7 +48,7 @@ impl Delivery {
 
 /// How a receiver answers.
 #[derive(Clone, Copy)]
-enum Mode {
+pub(crate) enum Mode {
     Ok,
     /// 500 to the first N requests.
     FailFirst(usize),
@@ -56,14 +56,14 @@ enum Mode {
     Hang,
 }
 
-/// An HTTP receiver on 127.0.0.1: every request it got, in order.
-struct Receiver {
+/// An HTTP receiver on 127.0.0.1: every request it got, in order (the upload tests use it too).
+pub(crate) struct Receiver {
     addr: SocketAddr,
     got: Arc<Mutex<Vec<Delivery>>>,
 }
 
 impl Receiver {
-    fn start(mode: Mode) -> Receiver {
+    pub(crate) fn start(mode: Mode) -> Receiver {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let got: Arc<Mutex<Vec<Delivery>>> = Arc::default();
@@ -96,16 +96,16 @@ impl Receiver {
         Receiver { addr, got }
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("http://{}/hooks/tapedeck", self.addr)
     }
 
-    fn deliveries(&self) -> Vec<Delivery> {
+    pub(crate) fn deliveries(&self) -> Vec<Delivery> {
         self.got.lock().unwrap().clone()
     }
 
     /// Waits (bounded) until a delivery of each of `kinds` came.
-    fn wait_for(&self, kinds: &[&str], limit: Duration) -> Vec<Delivery> {
+    pub(crate) fn wait_for(&self, kinds: &[&str], limit: Duration) -> Vec<Delivery> {
         let start = Instant::now();
         loop {
             let got = self.deliveries();

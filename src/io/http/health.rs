@@ -7,7 +7,8 @@ use crate::io::lifecycle::State;
 use crate::telemetry::STALL;
 
 /// `GET /healthz`: 200 while every loop turns and new calls are taken; 503 when draining or
-/// stopping (so a load balancer sends no more offers) or when a loop has stalled.
+/// stopping (so a load balancer sends no more offers) or when a loop has stalled. With
+/// `--upload`, `uploads` tells how the uploads go (pending, failures, the last error).
 pub(super) fn health(shared: &Shared) -> Reply {
     let t = &shared.telemetry;
     let now = Instant::now();
@@ -29,6 +30,10 @@ pub(super) fn health(shared: &Shared) -> Reply {
         "last_turn_ms_ago": oldest.as_millis() as u64,
         "loops": loops,
     });
+    // A storage outage is detail, not ill health: calls still work and nothing is lost.
+    if let Some(u) = t.uploads() {
+        body["uploads"] = u.health();
+    }
     let status = match shared.lifecycle.state() {
         State::Draining(began) => {
             let left = shared.lifecycle.drain_deadline().map_or(Duration::ZERO, |d| d.saturating_duration_since(now));

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{unbounded, Receiver, Sender};
 
 use crate::telemetry::Telemetry;
+use crate::workers::uploads::UploadQueue;
 use crate::workers::webhooks::WebhookQueue;
 pub use pipeline::{Ended, Pipeline, RecorderMsg, Summary, HEADER_REFRESH, TICK};
 pub use segments::Output;
@@ -68,6 +69,8 @@ impl RecorderPool {
     /// Starts `threads` workers writing the files `output` says; with `capture`, each
     /// recording's operations also go to `<capture>/<recording name>.tdcap` (see
     /// `media::capture`).
+    /// With `uploads`, finished recordings go to the uploader (which announces them once
+    /// uploaded), else straight to the webhooks.
     pub fn spawn(
         threads: usize,
         config: RecordingConfig,
@@ -75,6 +78,7 @@ impl RecorderPool {
         capture: Option<PathBuf>,
         telemetry: Arc<Telemetry>,
         webhooks: WebhookQueue,
+        uploads: Option<UploadQueue>,
     ) -> std::io::Result<Self> {
         let mut senders = Vec::new();
         let mut handles = Vec::new();
@@ -83,10 +87,16 @@ impl RecorderPool {
             let capture = capture.clone();
             let telemetry = telemetry.clone();
             let webhooks = webhooks.clone();
+            let uploads = uploads.clone();
             #[allow(clippy::disallowed_methods)] // workers own their threads
             let handle = std::thread::Builder::new().name(format!("recorder-{i}")).spawn(move || {
                 yield_to_the_loop();
-                run(Pipeline::new(config, capture, FileStorage, telemetry).with_output(output), rx, &webhooks)
+                run(
+                    Pipeline::new(config, capture, FileStorage, telemetry).with_output(output),
+                    rx,
+                    &webhooks,
+                    uploads.as_ref(),
+                )
             })?;
             senders.push(tx);
             handles.push(handle);
@@ -176,18 +186,28 @@ fn yield_to_the_loop() {
 }
 
 /// A worker thread: serves batches until the pool closes, then finalizes what is open.
-/// Each finalized recording is announced to the webhooks (`recording.finished`).
-fn run(mut pipeline: Pipeline<FileStorage>, rx: Receiver<Batch>, webhooks: &WebhookQueue) {
+/// Each finalized recording is announced to the webhooks (`recording.finished`), or with
+/// `uploads` handed to the uploader, which announces it once uploaded.
+fn run(
+    mut pipeline: Pipeline<FileStorage>,
+    rx: Receiver<Batch>,
+    webhooks: &WebhookQueue,
+    uploads: Option<&UploadQueue>,
+) {
     while let Ok(batch) = rx.recv() {
-        announce(webhooks, pipeline.handle_batch(batch.now, batch.msgs));
+        announce(webhooks, uploads, pipeline.handle_batch(batch.now, batch.msgs));
     }
-    announce(webhooks, pipeline.shutdown());
+    announce(webhooks, uploads, pipeline.shutdown());
 }
 
-/// `recording.finished` for each recording finalized.
-fn announce(webhooks: &WebhookQueue, ended: Vec<Ended>) {
+/// `recording.finished` for each recording finalized (after its upload, with `uploads`:
+/// here only its journal entry is written).
+fn announce(webhooks: &WebhookQueue, uploads: Option<&UploadQueue>, ended: Vec<Ended>) {
     for e in ended {
-        webhooks.send("recording.finished", || finished(&e), Some(e.path.clone()));
+        match uploads {
+            Some(u) => u.submit(&e.path, finished(&e)),
+            None => webhooks.send("recording.finished", || finished(&e), Some(e.path.clone())),
+        }
     }
 }
 
@@ -245,6 +265,7 @@ mod tests {
             None,
             telemetry.clone(),
             WebhookQueue::default(),
+            None,
         )
         .unwrap();
         let session = SessionId::from_u128(7);
