@@ -247,3 +247,42 @@ fn with_format_both_each_file_is_uploaded_and_announced() {
         assert_eq!(data["sha256"], sha256_hex(&moto.get("both", &key)).as_str(), "{data}");
     }
 }
+
+/// A daemon killed mid-call never finalizes the recording; the file it leaves plays (its
+/// header is refreshed every 200 ms), and the next start uploads and announces it, saying so.
+#[test]
+fn a_recording_cut_off_by_kill_9_is_uploaded_at_the_next_start() {
+    let moto = Moto::start();
+    moto.create_bucket("cut");
+    let receiver = Receiver::start(Mode::Ok);
+    let hooks = ["--webhook", &receiver.url(), "--webhook-secret", &secret()];
+    let mut first = start(moto.port, "cut", &hooks);
+    let http = first.http;
+    let caller = std::thread::spawn(move || call(&CallPlan::tone(http, 440.0, Duration::from_secs(6))));
+    std::thread::sleep(Duration::from_millis(3000));
+    first.signal("KILL");
+    assert_eq!(first.wait_for_exit(Duration::from_secs(5)), None, "kill -9 gives no exit code");
+    let report = caller.join().unwrap();
+    let name = report.recording.clone().expect("answered");
+    assert!(journal_entry(&first, &name).exists(), "the file was journaled as being recorded");
+    assert!(moto.list("cut", "rec/").is_empty(), "nothing uploaded before the restart");
+    let dir = std::mem::replace(&mut first.dir, tempfile::tempdir().unwrap());
+    drop(first);
+
+    let second = start_in(dir, moto.port, "cut", &hooks);
+    let objects = moto.wait_for_objects("cut", "rec/", 1, Duration::from_secs(20));
+    assert_eq!(objects[0].0, format!("rec/{name}"));
+    let bytes = moto.get("cut", &objects[0].0);
+    let (_, samples) = tapedeck_core::testkit::audio::wav_from_bytes(&bytes);
+    assert!(samples.len() >= 48_000 * 2, "the uploaded file plays {} samples of a 3 s call", samples.len());
+    let got = receiver.wait_for(&["recording.finished"], Duration::from_secs(10));
+    let finished = got.iter().find(|d| d.json()["type"] == "recording.finished").unwrap();
+    let data = &finished.json()["data"];
+    assert!(finished.signed());
+    assert_eq!(data["end_reason"], "interrupted", "{data}");
+    assert_eq!(data["session"].as_str(), report.session.as_deref());
+    assert_eq!(data["sha256"], sha256_hex(&bytes).as_str());
+    assert!(data["error"].as_str().unwrap().contains("killed or crashed"), "{data}");
+    assert!(data.get("in_progress").is_none(), "{data}");
+    wait_until(Duration::from_secs(5), "the journal entry goes", || gone(&journal_entry(&second, &name)));
+}

@@ -20,7 +20,7 @@ use crossbeam_channel::{unbounded, Receiver, Sender};
 use crate::telemetry::Telemetry;
 use crate::workers::uploads::UploadQueue;
 use crate::workers::webhooks::WebhookQueue;
-pub use pipeline::{Ended, Pipeline, RecorderMsg, Summary, HEADER_REFRESH, TICK};
+pub use pipeline::{Ended, Opened, Pipeline, RecorderMsg, Summary, HEADER_REFRESH, TICK};
 pub use segments::Output;
 pub use storage::{FileStorage, MemStorage, Storage, WRITE_BUFFER};
 use tapedeck_core::media::recording::RecordingConfig;
@@ -195,9 +195,29 @@ fn run(
     uploads: Option<&UploadQueue>,
 ) {
     while let Ok(batch) = rx.recv() {
-        announce(webhooks, uploads, pipeline.handle_batch(batch.now, batch.msgs));
+        let ended = pipeline.handle_batch(batch.now, batch.msgs);
+        note_opened(uploads, pipeline.take_opened());
+        announce(webhooks, uploads, ended);
     }
-    announce(webhooks, uploads, pipeline.shutdown());
+    let ended = pipeline.shutdown();
+    note_opened(uploads, pipeline.take_opened());
+    announce(webhooks, uploads, ended);
+}
+
+/// With `uploads`, journals each file opened as being recorded (see
+/// [`UploadQueue::recording`]): one the daemon never finalizes is uploaded at the next start.
+fn note_opened(uploads: Option<&UploadQueue>, opened: Vec<Opened>) {
+    let Some(uploads) = uploads else { return };
+    for o in opened {
+        let name = o.path.file_name().map(|n| n.to_string_lossy().into_owned());
+        let data = serde_json::json!({
+            "session": o.session.to_string(),
+            "file": name,
+            "format": o.format,
+            "segment": o.segment,
+        });
+        uploads.recording(&o.path, data);
+    }
 }
 
 /// `recording.finished` for each recording finalized (after its upload, with `uploads`:

@@ -13,7 +13,8 @@
 //! the file stays on disk and in the journal until an upload is confirmed. A failed file
 //! goes to the back of the queue, so one that the server refuses does not hold up the rest
 //! for good. At start the journal is read: uploads pending when the daemon stopped (or was
-//! killed) resume. At shutdown the uploader has [`SHUTDOWN_GRACE`] to finish what it is
+//! killed) resume, and so do files that were still being recorded then (journaled when
+//! they open, see [`UploadQueue::recording`]). At shutdown the uploader has [`SHUTDOWN_GRACE`] to finish what it is
 //! doing; what is left stays in the journal for the next start.
 #![allow(clippy::disallowed_methods)] // a worker: its own thread and clock
 
@@ -37,6 +38,23 @@ use journal::{Entry, Journal};
 /// [`MAX_BACKOFF`], and starts over after a success.
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// The journal entry's mark of a file being recorded (see [`UploadQueue::recording`]).
+const IN_PROGRESS: &str = "in_progress";
+
+/// The `recording.finished` data of a file whose recording never ended: the daemon was
+/// killed or crashed mid-call. What it holds is everything written up to about 200 ms
+/// before (the header refresh), and it plays; it is delivered with that said.
+fn interrupted(mut data: serde_json::Value) -> serde_json::Value {
+    if let Some(map) = data.as_object_mut() {
+        map.remove(IN_PROGRESS);
+    }
+    data["end_reason"] = "interrupted".into();
+    data["error"] =
+        "the daemon stopped before the recording was finalized (killed or crashed); the file holds what was written until then"
+            .into();
+    data
+}
+
 /// At shutdown, how long the uploader may still work.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 
@@ -120,6 +138,22 @@ pub struct UploadQueue {
 }
 
 impl UploadQueue {
+    /// Journals the file at `path` as being recorded (`data`: what is known of it so far),
+    /// without uploading it: the finished recording's entry replaces this one. An entry
+    /// still marked so at start is a file the daemon never finalized (it was killed or
+    /// crashed): it is uploaded as it is (see [`interrupted`]).
+    pub fn recording(&self, path: &Path, mut data: serde_json::Value) {
+        let Some(file) = path.file_name().and_then(|n| n.to_str()).map(str::to_owned) else { return };
+        data[IN_PROGRESS] = true.into();
+        if let Err(e) = self.journal.write(&Entry { file: file.clone(), data }) {
+            log::error!(
+                "cannot write the upload journal entry of {file} in {}: {e}; if the daemon dies \
+                 before the call ends, the file is not uploaded at the next start",
+                self.journal.dir().display()
+            );
+        }
+    }
+
     /// Journals the finished recording at `path` with its `recording.finished` data, then
     /// hands it to the uploader. Called on a recorder thread: a small file write, no I/O
     /// with the storage.
@@ -166,8 +200,18 @@ impl Uploads {
         let journal = Journal::new(&settings.recordings);
         let stats = Arc::new(UploadStats::default());
         let (tx, rx) = unbounded();
-        let pending = journal.scan();
-        for entry in &pending {
+        let mut pending = journal.scan();
+        for entry in &mut pending {
+            if entry.data[IN_PROGRESS] == true {
+                log::warn!(
+                    "{} was being recorded when the daemon stopped (killed or crashed): uploading what it holds",
+                    entry.file
+                );
+                entry.data = interrupted(std::mem::take(&mut entry.data));
+                if let Err(e) = journal.write(entry) {
+                    log::error!("cannot update the upload journal entry of {}: {e}", entry.file);
+                }
+            }
             stats.pending.fetch_add(1, Relaxed);
             let path = settings.recordings.join(&entry.file);
             let job = Job { file: entry.file.clone(), path, data: entry.data.clone(), attempts: 0 };

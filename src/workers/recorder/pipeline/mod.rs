@@ -125,6 +125,20 @@ pub struct Pipeline<S: Storage> {
     /// The latest time handed over: the pipeline's clock never runs backwards.
     clock: Option<Instant>,
     last_tick: Option<Instant>,
+    /// Files opened since [`Pipeline::take_opened`] last took them.
+    opened: Vec<Opened>,
+}
+
+/// A file the pipeline opened (a recording, or one format or segment of it), so the worker
+/// can note that it is being written: one the daemon never finalizes (killed, crashed) is
+/// then still found, and delivered, at the next start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Opened {
+    pub session: SessionId,
+    pub path: PathBuf,
+    /// `wav` or `ogg`.
+    pub format: &'static str,
+    pub segment: u32,
 }
 
 impl<S: Storage> Pipeline<S> {
@@ -144,7 +158,14 @@ impl<S: Storage> Pipeline<S> {
             done,
             clock: None,
             last_tick: None,
+            opened: Vec::new(),
         }
+    }
+
+    /// The files opened since the last call, in order (before any of them ends, a batch
+    /// hands them here first).
+    pub fn take_opened(&mut self) -> Vec<Opened> {
+        std::mem::take(&mut self.opened)
     }
 
     /// Records into the files `output` says (by default one WAV per call).
@@ -218,7 +239,10 @@ impl<S: Storage> Pipeline<S> {
         let recorder = self.open_recorder(session, &path, &paths);
         let mut view = RecordingView { path: paths[0].1.clone(), ..Default::default() };
         let recorder = match recorder {
-            Ok(r) => Some(r),
+            Ok(r) => {
+                self.opened.extend(opened(session, &paths, 1));
+                Some(r)
+            }
             Err(e) => {
                 log::error!("{e}; the call goes on unrecorded");
                 self.telemetry.recording_errors.fetch_add(1, Relaxed);
@@ -278,6 +302,9 @@ impl<S: Storage> Pipeline<S> {
                     let _scope = id.log_scope();
                     let next =
                         open.next_segment(*id, elapsed, length, &mut self.storage, &self.output, &self.telemetry);
+                    if !next.is_empty() {
+                        self.opened.extend(opened(*id, &open.paths, open.segment));
+                    }
                     ended.extend(next);
                 }
             }
@@ -312,6 +339,11 @@ impl<S: Storage> Pipeline<S> {
         log::info!("summary: {summary} after {:.3} s; {recording}", duration.as_secs_f64());
         open.ended(session, duration, stats, Some(summary.reason))
     }
+}
+
+/// The [`Opened`] of segment `n`'s files.
+fn opened(session: SessionId, paths: &[(&'static str, PathBuf)], segment: u32) -> Vec<Opened> {
+    paths.iter().map(|(format, path)| Opened { session, path: path.clone(), format, segment }).collect()
 }
 
 /// Creates the files of segment `n` (see [`Output::paths`]).
