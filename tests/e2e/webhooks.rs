@@ -69,7 +69,7 @@ impl Receiver {
         let got: Arc<Mutex<Vec<Delivery>>> = Arc::default();
         let seen = got.clone();
         std::thread::spawn(move || {
-            for stream in listener.incoming().take(50) {
+            for stream in listener.incoming().take(1000) {
                 let Ok(mut stream) = stream else { return };
                 let seen = seen.clone();
                 std::thread::spawn(move || {
