@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::engine::{accept_offer, Input, Output, SessionId};
 use crate::media::capture::{self, Op};
-use crate::media::recording::{Packet, Recording, RecordingConfig};
+use crate::media::recording::{Files, Packet, Recording, RecordingConfig};
 use crate::media::SAMPLE_RATE_HZ;
 
 use crate::testkit::SERVER;
@@ -73,15 +73,17 @@ pub fn engine_datagrams(data: &[u8]) {
 /// exactly once (written, duplicate, late, refused, or padding: an empty payload that took
 /// its place in the sequence; an empty payload that came late is late), no sequence number was
 /// written twice, and the file is at least as long as the call and at most the bounded
-/// lead longer.
+/// lead longer. The Ogg/Opus written beside it (from the same packets, undecoded) is a
+/// stream every packet of which decodes, exactly as long as the WAV.
 ///
 /// Input: records, each relative to the previous packet; op % 4 = 0: packet
 /// `[seq delta i8][rtp delta i32][arrival delta ms i16][len u8][payload]`,
 /// 1: advance `[ms after the latest time u16]`, 2: flush, 3: finish `[ms u16]` (ends the input).
 pub fn recording_ops(data: &[u8]) {
     let config = RecordingConfig { jitter_depth: Duration::from_millis(200) };
-    let mut wav = Cursor::new(Vec::new());
-    let Ok(mut rec) = Recording::new(&mut wav, config) else { return };
+    let (mut wav, mut ogg) = (Cursor::new(Vec::new()), Cursor::new(Vec::new()));
+    let files = Files { wav: Some(&mut wav), ogg: Some((&mut ogg, 1)) };
+    let Ok(mut rec) = Recording::with_files(files, config) else { return };
     let mut r = Bytes(data);
     let (mut seq, mut rtp, mut arrival) = (1_000u64, 1u64 << 32, 0u64);
     let mut end_ms = 0u64;
@@ -129,6 +131,8 @@ pub fn recording_ops(data: &[u8]) {
     assert!(s.padding <= empty, "{} padding packets counted, {empty} sent: {s:?}", s.padding);
     assert!(s.recorded <= seqs.len() as u64, "a sequence number was written twice: {s:?}");
     let len = hound::WavReader::new(Cursor::new(wav.into_inner())).map(|w| w.duration()).expect("a finished WAV reads");
+    let played = crate::testkit::audio::ogg_opus_samples(ogg.get_ref()).expect("a finished Ogg decodes");
+    assert_eq!(played.len() as u64, u64::from(len), "the Ogg plays as long as the WAV: {s:?}");
     let end = end_ms * u64::from(SAMPLE_RATE_HZ) / 1000;
     assert!(u64::from(len) >= end, "the WAV is shorter than the call: {len} < {end}");
     // The lead bound (10 s and a quarter of the call ahead), plus the one frame that may
