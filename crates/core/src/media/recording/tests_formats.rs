@@ -142,3 +142,26 @@ fn an_ogg_alone_is_the_ogg_written_beside_a_wav() {
     assert!(ogg.bytes() == both[0].1, "the same Ogg with or without the WAV");
     assert_eq!((alone.samples_written, alone.packets, alone.lost), (with_wav.samples_written, 597, 3));
 }
+
+/// A caller that sends stereo Opus (some apps do) still gets a mono Ogg a player decodes
+/// to the WAV's audio: a mono decoder downmixes stereo packets.
+#[test]
+fn stereo_packets_make_a_mono_ogg_with_the_wavs_audio() {
+    let frames = Tone { stereo: true, ..Tone::new(440.0) }.frames(0, 100);
+    let pkts: Vec<Packet> = frames
+        .iter()
+        .enumerate()
+        .map(|(i, payload)| Packet {
+            seq: i as u64,
+            rtp_time: (i * FRAME) as u64,
+            payload: payload.clone(),
+            arrival: Duration::from_millis(20 * i as u64),
+        })
+        .collect();
+    let (files, _) = record_both(&pkts, Duration::from_millis(2000), &[]);
+    let (wav, ogg) = &files[0];
+    let played = decode_ogg_opus(ogg);
+    assert_eq!(played.len(), wav.len());
+    let alike = wav.chunks(FRAME).zip(played.chunks(FRAME)).filter(|(w, o)| correlation_at(w, o, 0) > 0.999).count();
+    assert!(alike >= 95, "{alike} of 100 blocks alike");
+}
