@@ -86,6 +86,9 @@ pub struct RecordingView {
     pub drift_ms: i64,
     /// The caller's estimated clock rate, ppm off nominal.
     pub clock_ppm: Option<i32>,
+    /// The caller's level over the last 200 ms of decoded audio, dBFS (−96 to 0); `None`
+    /// before the first 200 ms and when only Ogg is recorded (nothing is decoded).
+    pub level_dbfs: Option<f64>,
     /// Set when writing failed; the call goes on without a recording.
     pub error: Option<String>,
 }

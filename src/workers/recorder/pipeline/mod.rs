@@ -485,6 +485,7 @@ impl<S: Storage> Open<S> {
         self.view.reanchors = stats.reanchors;
         self.view.drift_ms = stats.drift_samples / 48;
         self.view.clock_ppm = stats.clock_ppm;
+        self.view.level_dbfs = stats.level_rms.map(tapedeck_core::media::recording::rms_dbfs);
         self.view.samples = stats.samples_written;
         self.view.packets = stats.packets;
         self.view.lost = stats.lost;
