@@ -37,6 +37,7 @@ mod overload;
 mod proxies;
 mod recorder_lag;
 mod recording_failure;
+mod recordings_api;
 mod replay_regression;
 mod rsa_client_certificates;
 mod sample_formats;
