@@ -18,6 +18,7 @@ mod call_limits;
 mod capture_replay;
 mod clock_drift;
 mod config_file_errors;
+mod console;
 mod disk_full;
 mod drain;
 mod dtls_close;
