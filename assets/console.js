@@ -284,7 +284,9 @@ el('token-form').addEventListener('submit', (ev) => {
 });
 el('newer').addEventListener('click', () => { state.page = Math.max(1, state.page - 1); refreshRecordings().catch(showError); });
 el('older').addEventListener('click', () => { state.page += 1; refreshRecordings().catch(showError); });
-setToken(state.token);
+const fromAddress = new URLSearchParams(location.hash.slice(1)).get('token');
+if (fromAddress) history.replaceState(null, '', location.pathname);
+setToken(fromAddress || state.token);
 el('token').value = state.token;
 tick();
 setInterval(tick, 1000);

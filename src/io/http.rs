@@ -13,7 +13,7 @@
 //! request headers (tiny_http's connection threads) alike.
 //!
 //! Beside this file: `health` (`/healthz`, `/drain`), `sessions` (hang-ups, listings, and how
-//! a request asks the loops), `forwarded` (client addresses behind proxies), `janitor`.
+//! a request asks the loops), `console` (the console's stats and the recordings), `forwarded` (client addresses behind proxies), `janitor`.
 #![allow(clippy::disallowed_methods)] // the I/O shell reads the clock and owns its threads
 
 use std::io::Read;
