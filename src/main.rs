@@ -185,6 +185,7 @@ fn run(matches: &ArgMatches) -> Result<(), StartError> {
             max_recorder_lag: config.max_recorder_lag.get(),
             trusted_proxies: config.trusted_proxies.clone(),
             stun_timeout: config.stun_timeout.get(),
+            waveforms: Default::default(),
         },
     )?;
 

@@ -15,6 +15,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tapedeck_core::engine::{EngineStats, SessionId};
 
+mod console;
+pub use console::{Finished, FINISHED_KEPT};
+
 /// Upper bounds (µs) of the loop-turn histogram's buckets; one more bucket is +Inf.
 pub const TURN_BUCKETS_US: [u64; 10] = [50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 100_000];
 /// The loop is unhealthy when it has not turned for this long (it turns at least every 0.5 s).
@@ -86,6 +89,9 @@ pub struct RecordingView {
     pub drift_ms: i64,
     /// The caller's estimated clock rate, ppm off nominal.
     pub clock_ppm: Option<i32>,
+    /// The caller's level over the last 200 ms of decoded audio, dBFS (−96 to 0); `None`
+    /// before the first 200 ms and when only Ogg is recorded (nothing is decoded).
+    pub level_dbfs: Option<f64>,
     /// Set when writing failed; the call goes on without a recording.
     pub error: Option<String>,
 }
@@ -120,6 +126,8 @@ pub struct Telemetry {
     /// finished. The slowest worker's distance to the loop is the recorders' lag.
     recorders_done: Mutex<Vec<Arc<AtomicU64>>>,
     recordings: Mutex<HashMap<SessionId, RecordingView>>,
+    /// Files finished since start, oldest first (see [`Telemetry::record_finished`]).
+    finished: Mutex<std::collections::VecDeque<Finished>>,
     /// The webhook threads' counters, once they run.
     webhooks: std::sync::OnceLock<Arc<crate::workers::webhooks::WebhookStats>>,
     /// The uploader's counters, once it runs (`--upload`).
@@ -153,6 +161,7 @@ impl Telemetry {
             reanchors: AtomicU64::new(0),
             recorders_done: Mutex::new(Vec::new()),
             recordings: Mutex::new(HashMap::new()),
+            finished: Mutex::new(std::collections::VecDeque::new()),
             webhooks: std::sync::OnceLock::new(),
             uploads: std::sync::OnceLock::new(),
         }

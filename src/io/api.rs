@@ -177,6 +177,14 @@ pub enum Route {
     /// `OPTIONS` on any route: a CORS preflight.
     Preflight,
     Asset(super::assets::Asset),
+    /// `GET /console/stats`: one sample for the console's plots.
+    ConsoleStats,
+    /// `GET /recordings`: finished recordings, newest first, paged.
+    Recordings,
+    /// `GET /recordings/{name}`: a download (`Range` supported); the name as sent.
+    Recording(String),
+    /// `GET /recordings/{name}/waveform`.
+    Waveform(String),
 }
 
 impl Route {
@@ -185,7 +193,16 @@ impl Route {
     pub fn needs_token(&self) -> bool {
         matches!(
             self,
-            Route::Offer | Route::Whip | Route::Hangup(_) | Route::Sessions | Route::Session(_) | Route::Drain
+            Route::Offer
+                | Route::Whip
+                | Route::Hangup(_)
+                | Route::Sessions
+                | Route::Session(_)
+                | Route::Drain
+                | Route::ConsoleStats
+                | Route::Recordings
+                | Route::Recording(_)
+                | Route::Waveform(_)
         )
     }
 }
@@ -220,6 +237,8 @@ pub fn route(method: &str, url: &str, node: Option<&str>) -> Result<Route, ApiEr
     let method = if method == "HEAD" { "GET" } else { method };
     let known = super::assets::get(path).is_some()
         || matches!(path, "/offer" | "/whip" | "/sessions" | "/healthz" | "/metrics" | "/drain")
+        || matches!(path, "/console/stats" | "/recordings")
+        || path.starts_with("/recordings/")
         || session_id(path).is_some();
     if method == "OPTIONS" {
         return if known { Ok(Route::Preflight) } else { Err(ApiError::NotFound) };
@@ -235,7 +254,18 @@ pub fn route(method: &str, url: &str, node: Option<&str>) -> Result<Route, ApiEr
         "/healthz" => return only("GET", Route::Health),
         "/metrics" => return only("GET", Route::Metrics),
         "/drain" => return only("POST", Route::Drain),
+        "/console/stats" => return only("GET", Route::ConsoleStats),
+        "/recordings" => return only("GET", Route::Recordings),
         _ => {}
+    }
+    if let Some(raw) = path.strip_prefix("/recordings/") {
+        // Whatever follows is the name as sent (checked by the handler: 400 for one that
+        // tries to leave the folder), so `..` or `/` in it never routes elsewhere.
+        let route = match raw.strip_suffix("/waveform") {
+            Some(name) if !name.is_empty() => Route::Waveform(name.to_string()),
+            _ => Route::Recording(raw.to_string()),
+        };
+        return only("GET", route);
     }
     if path.starts_with("/sessions/") {
         let Some(id) = session_id(path) else { return Err(ApiError::NotFound) };
@@ -332,6 +362,18 @@ mod tests {
         assert_eq!(route("HEAD", "/metrics", None), Ok(Route::Metrics));
         assert_eq!(route("HEAD", "/drain", None).unwrap_err().status(), 405);
         assert!(Route::Drain.needs_token());
+        assert_eq!(route("GET", "/recordings?page=2", None), Ok(Route::Recordings));
+        assert_eq!(route("GET", "/recordings/a.wav", None), Ok(Route::Recording("a.wav".into())));
+        assert_eq!(route("GET", "/recordings/../x", None), Ok(Route::Recording("../x".into())));
+        assert_eq!(route("GET", "/recordings/a.wav/waveform", None), Ok(Route::Waveform("a.wav".into())));
+        assert_eq!(route("HEAD", "/recordings/a.wav", None), Ok(Route::Recording("a.wav".into())));
+        assert_eq!(route("DELETE", "/recordings/a.wav", None).unwrap_err().status(), 405);
+        assert_eq!(route("GET", "/console/stats", None), Ok(Route::ConsoleStats));
+        assert!(matches!(route("GET", "/console", None), Ok(Route::Asset(_))));
+        for data in [Route::ConsoleStats, Route::Recordings, Route::Recording("a".into()), Route::Waveform("a".into())]
+        {
+            assert!(data.needs_token(), "{data:?}");
+        }
     }
 
     #[test]

@@ -13,7 +13,7 @@
 //! request headers (tiny_http's connection threads) alike.
 //!
 //! Beside this file: `health` (`/healthz`, `/drain`), `sessions` (hang-ups, listings, and how
-//! a request asks the loops), `forwarded` (client addresses behind proxies), `janitor`.
+//! a request asks the loops), `console` (the console's stats and the recordings), `forwarded` (client addresses behind proxies), `janitor`.
 #![allow(clippy::disallowed_methods)] // the I/O shell reads the clock and owns its threads
 
 use std::io::Read;
@@ -27,6 +27,7 @@ use std::time::{Duration, Instant, SystemTime};
 use tiny_http::{Header, Request, Response};
 
 use super::api::{self, ApiError, Route, MAX_BODY};
+mod console;
 mod forwarded;
 mod health;
 mod janitor;
@@ -108,6 +109,8 @@ pub struct Shared {
     /// holding too many unconnected sessions is asked to wait this long (429 Retry-After),
     /// by when those it did not follow up have ended.
     pub stun_timeout: Duration,
+    /// Recordings' waveforms for the console, computed on request.
+    pub waveforms: crate::io::recordings::waveform::Cache,
 }
 
 /// The running signalling server.
@@ -167,19 +170,24 @@ struct Reply {
     content_type: &'static str,
     body: String,
     headers: Vec<(&'static str, String)>,
+    /// Sent instead of `body` when set: a file's bytes, and how many.
+    stream: Option<(Box<dyn Read + Send>, u64)>,
 }
 
 impl Reply {
+    fn new(status: u16, content_type: &'static str, body: String) -> Self {
+        Reply { status, content_type, body, headers: Vec::new(), stream: None }
+    }
+
     fn json(status: u16, value: serde_json::Value) -> Self {
-        Reply { status, content_type: "application/json", body: value.to_string(), headers: Vec::new() }
+        Reply::new(status, "application/json", value.to_string())
     }
 
     /// The error's status and JSON body, with `Retry-After` on refusals that pass (a
     /// refusal for too many unconnected sessions asks for `stun_timeout`, rounded up to whole
     /// seconds) and `WWW-Authenticate` on 401.
     fn error(e: &ApiError, stun_timeout: Duration) -> Self {
-        let mut reply =
-            Reply { status: e.status(), content_type: "application/json", body: e.body(), headers: Vec::new() };
+        let mut reply = Reply::new(e.status(), "application/json", e.body());
         match e {
             ApiError::Unavailable(_) | ApiError::Draining | ApiError::Full(_) | ApiError::Overloaded(_) => {
                 reply.headers.push(("Retry-After", RETRY_AFTER_SECS.to_string()))
@@ -206,6 +214,8 @@ struct Head {
     origin: Option<String>,
     authorization: Option<String>,
     content_type: Option<String>,
+    range: Option<String>,
+    cookie: Option<String>,
     /// The TCP peer (the client, or a reverse proxy in front of it).
     peer: Option<IpAddr>,
     /// Every `X-Forwarded-For` header, in order.
@@ -225,6 +235,8 @@ impl Head {
             origin: get("Origin"),
             authorization: get("Authorization"),
             content_type: get("Content-Type"),
+            range: get("Range"),
+            cookie: get("Cookie"),
             peer: request.remote_addr().map(|a| a.ip()),
             forwarded_for: request
                 .headers()
@@ -248,15 +260,13 @@ fn dispatch(request: Request, shared: &Arc<Shared>, in_flight: &Arc<AtomicUsize>
     }
     match route {
         Route::Asset((content_type, body)) => {
-            let reply = Reply { status: 200, content_type, body: body.to_string(), headers: Vec::new() };
-            finish(request, &head, shared, Ok(reply))
+            finish(request, &head, shared, Ok(Reply::new(200, content_type, body.to_string())))
         }
         Route::Health => finish(request, &head, shared, Ok(health::health(shared))),
         Route::Drain => finish(request, &head, shared, Ok(health::drain(shared))),
         Route::Metrics => {
             let body = shared.telemetry.prometheus();
-            let reply = Reply { status: 200, content_type: "text/plain; version=0.0.4", body, headers: Vec::new() };
-            finish(request, &head, shared, Ok(reply))
+            finish(request, &head, shared, Ok(Reply::new(200, "text/plain; version=0.0.4", body)))
         }
         Route::Preflight => finish(request, &head, shared, preflight(&head, shared)),
         route => {
@@ -321,6 +331,10 @@ fn serve(mut request: Request, head: Head, route: Route, shared: &Shared) {
             Some(session) => sessions::sessions(Some(session), shared),
             None => Err(ApiError::UnknownSession(id.clone())),
         },
+        Route::ConsoleStats => Ok(console::stats(shared)),
+        Route::Recordings => console::list(&head.url, shared),
+        Route::Recording(raw) => console::download(raw, head.range.as_deref(), shared),
+        Route::Waveform(raw) => console::waveform(raw, shared),
         _ => Err(ApiError::NotFound),
     };
     if let (Route::Offer | Route::Whip, Err(e)) = (&route, &result) {
@@ -342,9 +356,14 @@ fn finish(request: Request, head: &Head, shared: &Shared, result: Result<Reply, 
         Reply::error(&e, shared.stun_timeout)
     });
     log::debug!("{method} {url} -> {} in {:?}", reply.status, head.arrived.elapsed());
-    let mut response = Response::from_string(reply.body)
-        .with_status_code(reply.status)
-        .with_header(header("Content-Type", reply.content_type));
+    let mut response = match reply.stream {
+        Some((reader, len)) => {
+            let len = usize::try_from(len).unwrap_or(usize::MAX);
+            Response::new(reply.status.into(), Vec::new(), reader, Some(len), None)
+        }
+        None => Response::from_string(reply.body).with_status_code(reply.status).boxed(),
+    }
+    .with_header(header("Content-Type", reply.content_type));
     for (name, value) in &reply.headers {
         response.add_header(header(name, value));
     }
@@ -363,8 +382,13 @@ fn authorize(route: &Route, head: &Head, shared: &Shared) -> Result<(), ApiError
     if !route.needs_token() {
         return Ok(());
     }
-    let presented = api::bearer(head.authorization.as_deref()).unwrap_or("");
-    if token.matches(presented) {
+    let mut presented = api::bearer(head.authorization.as_deref()).map(str::to_owned);
+    // An <audio> element cannot send a header: the console's player sends the token as a
+    // cookie, taken for downloads only (reading, never changing anything).
+    if presented.is_none() && matches!(route, Route::Recording(_)) {
+        presented = console::token_cookie(head.cookie.as_deref());
+    }
+    if token.matches(presented.as_deref().unwrap_or("")) {
         Ok(())
     } else {
         if matches!(route, Route::Offer | Route::Whip) {
@@ -396,6 +420,7 @@ fn preflight(head: &Head, shared: &Shared) -> Result<Reply, ApiError> {
         status: 204,
         content_type: "text/plain",
         body: String::new(),
+        stream: None,
         headers: vec![
             ("Allow", methods.into()),
             ("Access-Control-Allow-Methods", methods.into()),
@@ -461,12 +486,9 @@ fn offer(request: &mut Request, head: &Head, shared: &Shared, whip: bool) -> Res
     // Addresses only at debug (the log file has them; the console does not).
     log::debug!("answered ({how}) client {}, TCP peer {}", shown(client), shown(head.peer));
     if whip {
-        return Ok(Reply {
-            status: 201,
-            content_type: "application/sdp",
-            body: answer,
-            headers: vec![("Location", shared.node.session_url(id))],
-        });
+        let mut reply = Reply::new(201, "application/sdp", answer);
+        reply.headers.push(("Location", shared.node.session_url(id)));
+        return Ok(reply);
     }
     let body = serde_json::json!({
         "type": "answer",

@@ -21,6 +21,7 @@ pub mod batch;
 pub mod http;
 pub mod lifecycle;
 pub mod loops;
+pub mod recordings;
 
 use std::collections::HashMap;
 use std::io::ErrorKind;

@@ -68,6 +68,9 @@ fn session_json(s: &SessionInfo, loop_index: usize, shared: &Shared, now: Instan
         "lost": lost,
         "loss": loss,
         "concealed_ms": recording.as_ref().map_or(0, |r| r.concealed_samples / 48),
+        "level_dbfs": recording.as_ref().and_then(|r| r.level_dbfs),
+        // Addresses are personal data: shown only to those who hold the token.
+        "client": s.client.filter(|_| shared.access.token.is_some()).map(|ip| ip.to_string()),
         "recording": recording.as_ref().map(|r| serde_json::json!({
             "path": r.path.display().to_string(),
             "seconds": r.samples as f64 / f64::from(SAMPLE_RATE_HZ),

@@ -147,6 +147,9 @@ pub struct SessionInfo {
     pub created: Instant,
     pub connected_at: Option<Instant>,
     pub counters: SessionCounters,
+    /// The client's address, as the signalling saw it (behind a trusted proxy, the one
+    /// it named), if known.
+    pub client: Option<std::net::IpAddr>,
 }
 
 /// Where a session is in its life.

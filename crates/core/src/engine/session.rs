@@ -125,6 +125,7 @@ impl Session {
             created: self.created,
             connected_at: self.connected_at(),
             counters: self.counters,
+            client: self.client,
         }
     }
 

@@ -185,7 +185,24 @@ impl<S: Storage> Pipeline<S> {
             ended.extend(self.tick(now));
         }
         self.telemetry.recorder_done(&self.done, now);
+        self.remember(&ended);
         ended
+    }
+
+    /// Tells the telemetry (the console's listing) how each finished file ended.
+    fn remember(&self, ended: &[Ended]) {
+        for e in ended {
+            let Some(name) = e.path.file_name() else { continue };
+            let stats = e.stats.unwrap_or_default();
+            self.telemetry.record_finished(crate::telemetry::Finished {
+                name: name.to_string_lossy().into_owned(),
+                end_reason: e.reason.map_or("segment".to_string(), |r| r.to_string()),
+                packets: stats.packets,
+                lost: stats.lost,
+                concealed_ms: stats.concealed_samples / 48,
+                error: e.stats.is_none().then(|| "writing failed".to_string()),
+            });
+        }
     }
 
     /// When the next batch will tick (`None` before the first batch): a driver that wants
@@ -199,7 +216,8 @@ impl<S: Storage> Pipeline<S> {
     pub fn shutdown(&mut self) -> Vec<Ended> {
         let ids: Vec<SessionId> = self.open.keys().copied().collect();
         let summary = Summary { reason: EndReason::Shutdown, counters: None };
-        ids.into_iter()
+        let ended: Vec<Ended> = ids
+            .into_iter()
             .flat_map(|id| {
                 let duration = match (self.open.get(&id), self.clock) {
                     (Some(o), Some(now)) => now.saturating_duration_since(o.at),
@@ -207,7 +225,9 @@ impl<S: Storage> Pipeline<S> {
                 };
                 self.end(id, duration, summary)
             })
-            .collect()
+            .collect();
+        self.remember(&ended);
+        ended
     }
 
     /// The storage the recordings are written to.
@@ -517,6 +537,7 @@ impl<S: Storage> Open<S> {
         self.view.reanchors = stats.reanchors;
         self.view.drift_ms = stats.drift_samples / 48;
         self.view.clock_ppm = stats.clock_ppm;
+        self.view.level_dbfs = stats.level_rms.map(tapedeck_core::media::recording::rms_dbfs);
         self.view.samples = stats.samples_written;
         self.view.packets = stats.packets;
         self.view.lost = stats.lost;

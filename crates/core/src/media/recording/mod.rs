@@ -58,6 +58,7 @@
 mod clock;
 mod files;
 mod frames;
+mod level;
 pub mod ogg;
 mod recorder;
 mod write;
@@ -75,6 +76,7 @@ use ogg::OggTrack;
 use write::Kind;
 
 pub use files::{Files, Format};
+pub use level::rms_dbfs;
 pub use recorder::{replay, Recorder};
 
 /// Sample rate of the decoder, the RTP clock and the WAV file.
@@ -177,6 +179,10 @@ pub struct RecordingStats {
     pub concealed_samples: u64,
     /// Samples written as digital silence.
     pub silence_samples: u64,
+    /// RMS (0 to 32768; see [`rms_dbfs`]) of the last full 200 ms written to the WAV,
+    /// audio, concealment and silence alike; `None` before the first 200 ms and without a
+    /// WAV (an Ogg-only recording decodes nothing).
+    pub level_rms: Option<u16>,
     /// Total samples in the file.
     pub samples_written: u64,
 }
@@ -256,6 +262,8 @@ pub struct Recording<W: Write + Seek> {
     pcm: Vec<i16>,
     /// The decoder of a WAV that ended at a split, for the next segment's WAV.
     keep_decoder: Option<opus::Decoder>,
+    /// The WAV's level over the current 200 ms (see [`RecordingStats::level_rms`]).
+    level: level::LevelMeter,
     stats: RecordingStats,
 }
 
@@ -299,6 +307,7 @@ impl<W: Write + Seek> Recording<W> {
             last_frame: DEFAULT_FRAME,
             pcm: vec![0i16; DEFAULT_FRAME],
             keep_decoder: None,
+            level: level::LevelMeter::default(),
             stats: RecordingStats::default(),
         })
     }

@@ -121,9 +121,12 @@ fn clean_call() {
         recorded: 150,
         samples_written: s.len() as u64,
         silence_samples: stats.silence_samples,
+        level_rms: stats.level_rms,
         ..Default::default()
     };
     assert_eq!(stats, expect);
+    // The last 200 ms window ends in the silence after the last packet.
+    assert!(stats.level_rms.is_some());
     // Silence only after the last packet (3.0 s .. 3.1234 s).
     assert_eq!(stats.silence_samples, 149_925 - 150 * 960);
 }

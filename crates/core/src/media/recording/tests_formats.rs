@@ -165,3 +165,45 @@ fn stereo_packets_make_a_mono_ogg_with_the_wavs_audio() {
     let alike = wav.chunks(FRAME).zip(played.chunks(FRAME)).filter(|(w, o)| correlation_at(w, o, 0) > 0.999).count();
     assert!(alike >= 95, "{alike} of 100 blocks alike");
 }
+
+/// The level follows the WAV: the tone's RMS while it plays, 0 in the pause; an Ogg alone
+/// decodes nothing and has no level.
+#[test]
+fn the_level_is_the_wavs_last_200_ms() {
+    let (pkts, _, pause) = call();
+    let mut rec = Recording::new(MemFile::default(), RecordingConfig::default()).unwrap();
+    let ogg = MemFile::default();
+    let mut alone =
+        Recording::with_files(Files { wav: None, ogg: Some((ogg, 1)) }, RecordingConfig::default()).unwrap();
+    let mut levels = Vec::new();
+    for p in &pkts {
+        rec.push(p.clone()).unwrap();
+        alone.push(p.clone()).unwrap();
+        levels.push((p.arrival, rec.stats().level_rms));
+    }
+    assert_eq!(levels[5].1, None, "no level before the first 200 ms");
+    let at = |ms: u64| levels.iter().rev().find(|(t, _)| *t <= Duration::from_millis(ms)).and_then(|l| l.1);
+    let tone = at(1_500).expect("a level after 1.5 s");
+    let full = Tone::new(440.0).frames(0, 50);
+    let expect = rms(&decode_ogg_opus(&ogg_of(&full))) * 32768.0;
+    assert!((f64::from(tone) / expect - 1.0).abs() < 0.2, "level {tone} against the tone's RMS {expect:.0}");
+    // The pause (700 ms from frame `pause`) is written as silence when the packet after it
+    // comes: a window inside it is silent.
+    let after = Duration::from_millis(20 * (pause as u64 + 35) + 40);
+    let quiet = levels.iter().find(|(t, _)| *t >= after).and_then(|l| l.1).expect("a level after the pause");
+    assert!(quiet < 50, "the level in the pause is {quiet}");
+    assert_eq!(alone.stats().level_rms, None);
+}
+
+/// An Ogg of `frames`, as a recording writes it.
+fn ogg_of(frames: &[std::sync::Arc<[u8]>]) -> Vec<u8> {
+    let ogg = MemFile::default();
+    let mut rec =
+        Recording::with_files(Files { wav: None, ogg: Some((ogg.clone(), 1)) }, RecordingConfig::default()).unwrap();
+    for (i, payload) in frames.iter().enumerate() {
+        let arrival = Duration::from_millis(20 * i as u64);
+        rec.push(Packet { seq: i as u64, rtp_time: (i * FRAME) as u64, payload: payload.clone(), arrival }).unwrap();
+    }
+    rec.finish(Duration::from_millis(20 * frames.len() as u64)).unwrap();
+    ogg.bytes()
+}

@@ -120,6 +120,9 @@ impl<W: Write + Seek> Recording<W> {
                 return Ok(());
             };
             write_block(wav, samples)?;
+            if let Some(rms) = self.level.feed(samples) {
+                self.stats.level_rms = Some(rms);
+            }
         }
         self.cursor += len as u64;
         if let Kind::Concealed = kind {
@@ -144,6 +147,9 @@ impl<W: Write + Seek> Recording<W> {
             // cast lossless.
             let len = (to - self.cursor).min(DEFAULT_FRAME as u64) as usize;
             write_block(wav, &ZEROS[..len])?;
+            if let Some(rms) = self.level.silence(len) {
+                self.stats.level_rms = Some(rms);
+            }
             self.cursor += len as u64;
             self.stats.silence_samples += len as u64;
         }
