@@ -41,13 +41,26 @@ pub fn free_port() -> u16 {
 }
 
 impl Moto {
-    /// moto on a free port.
+    /// moto on a free port. The port is free when picked, but another test may take it
+    /// before moto (a Python program, a second or so to start) binds it: then moto exits,
+    /// and it starts again on another port.
     pub fn start() -> Moto {
-        Moto::start_on(free_port())
+        for _ in 0..5 {
+            if let Ok(moto) = Moto::try_start_on(free_port()) {
+                return moto;
+            }
+        }
+        panic!("moto_server would not start on any of 5 free ports");
     }
 
     /// moto on `port`, once it answers (bounded).
     pub fn start_on(port: u16) -> Moto {
+        Moto::try_start_on(port).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// moto on `port`, once it answers as moto (an S3 bucket listing: something else may
+    /// listen on the port), or why not.
+    fn try_start_on(port: u16) -> Result<Moto, String> {
         let child = Command::new(moto_server())
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdin(Stdio::null())
@@ -55,14 +68,29 @@ impl Moto {
             .stderr(Stdio::null())
             .spawn()
             .expect("start moto_server");
-        let moto = Moto { child, port };
+        let mut moto = Moto { child, port };
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let start = Instant::now();
-        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
-            assert!(start.elapsed() < START_LIMIT, "moto_server did not listen on {addr} within {START_LIMIT:?}");
+        loop {
+            if let Ok(Some(status)) = moto.child.try_wait() {
+                return Err(format!("moto_server on {addr} exited ({status}): the port was taken"));
+            }
+            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() && moto.answers() {
+                return Ok(moto);
+            }
+            if start.elapsed() > START_LIMIT {
+                return Err(format!("moto_server did not answer on {addr} within {START_LIMIT:?}"));
+            }
             std::thread::sleep(Duration::from_millis(100));
         }
-        moto
+    }
+
+    /// Whether moto answers on its port (its bucket listing, unsigned).
+    fn answers(&self) -> bool {
+        let url = format!("{}/", self.endpoint());
+        let answer = agent().get(&url).call();
+        answer
+            .is_ok_and(|mut r| r.body_mut().read_to_string().is_ok_and(|body| body.contains("ListAllMyBucketsResult")))
     }
 
     pub fn endpoint(&self) -> String {
