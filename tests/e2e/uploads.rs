@@ -159,8 +159,14 @@ fn a_killed_daemon_resumes_its_uploads_from_the_journal() {
     let hooks = ["--webhook", &receiver.url(), "--webhook-secret", &secret()];
     let mut first = start(port, "resumed", &hooks);
     let (name, session) = place_call(&first, 1);
+    // The entry of the finished recording (a file is journaled as being recorded from the
+    // moment it opens; the finished recording's data replaces that).
     let entry = journal_entry(&first, &name);
-    wait_until(Duration::from_secs(10), "the journal entry is written", || entry.exists());
+    let finished = || {
+        let text = std::fs::read_to_string(&entry).unwrap_or_default();
+        serde_json::from_str::<serde_json::Value>(&text).is_ok_and(|v| v.get("in_progress").is_none())
+    };
+    wait_until(Duration::from_secs(10), "the finished recording's journal entry is written", finished);
     first.signal("KILL");
     assert_eq!(first.wait_for_exit(Duration::from_secs(5)), None, "kill -9 gives no exit code");
     assert!(receiver.deliveries().iter().all(|d| d.json()["type"] != "recording.finished"), "announced too early");
