@@ -2,21 +2,12 @@
 // page showed. Usage: node console.mjs URL TOKEN SCREENSHOT.png
 // It enters the token, waits for two live calls, reads their durations twice, hangs the
 // first up with its button, plays the newest recording to its end and reads its waveform.
-import { chromium } from 'playwright-core';
+import { launch } from './chromium.mjs';
 
 const [url, token, screenshot] = process.argv.slice(2);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  headless: true,
-  timeout: 30000,
-  args: [
-    '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync',
-    '--autoplay-policy=no-user-gesture-required',
-  ],
-});
+const browser = await launch();
 const result = {};
 try {
   const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });

@@ -1,25 +1,17 @@
 // Drives Debian's chromium through one call on the demo page; prints one JSON line of what
 // the page showed. Usage: node demo.mjs URL TONE.wav SCREENSHOT.png CALL_SECONDS [refused]
 // With "refused", it only clicks Start and reports the error the page shows.
-import { chromium } from 'playwright-core';
+import { launch } from './chromium.mjs';
 
 const [url, tone, screenshot, seconds, mode] = process.argv.slice(2);
 const callMs = Number(seconds || 5) * 1000;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  headless: true,
-  timeout: 30000,
-  args: [
-    '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync',
-    '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
-    `--use-file-for-fake-audio-capture=${tone}`,
-    '--allow-loopback-in-peer-connection',
-    '--autoplay-policy=no-user-gesture-required',
-  ],
-});
+const browser = await launch([
+  '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
+  `--use-file-for-fake-audio-capture=${tone}`,
+  '--allow-loopback-in-peer-connection',
+]);
 const result = {};
 try {
   const page = await browser.newPage({ viewport: { width: 420, height: 900 } });

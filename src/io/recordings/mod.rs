@@ -149,6 +149,23 @@ pub fn percent_decode(raw: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
+/// Writes `samples` as a 48 kHz mono 16-bit WAV at `path` (for the tests here and in
+/// [`waveform`]).
+#[cfg(test)]
+pub(crate) fn write_wav(path: &Path, samples: impl IntoIterator<Item = i16>) {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 48_000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(path, spec).unwrap();
+    for s in samples {
+        w.write_sample(s).unwrap();
+    }
+    w.finalize().unwrap();
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -209,17 +226,7 @@ mod tests {
     fn a_wavs_length_is_read_from_its_header() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a.wav");
-        let spec = hound::WavSpec {
-            channels: 1,
-            sample_rate: 48_000,
-            bits_per_sample: 16,
-            sample_format: hound::SampleFormat::Int,
-        };
-        let mut w = hound::WavWriter::create(&path, spec).unwrap();
-        for _ in 0..72_000 {
-            w.write_sample(0i16).unwrap();
-        }
-        w.finalize().unwrap();
+        write_wav(&path, std::iter::repeat_n(0, 72_000));
         assert_eq!(seconds(&path), Some(1.5));
         std::fs::write(dir.path().join("b.ogg"), b"not an ogg").unwrap();
         assert_eq!(seconds(&dir.path().join("b.ogg")), None);

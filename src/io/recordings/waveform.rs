@@ -71,19 +71,9 @@ mod tests {
     fn the_waveform_shows_where_the_sound_is_and_is_cached() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a.wav");
-        let spec = hound::WavSpec {
-            channels: 1,
-            sample_rate: 48_000,
-            bits_per_sample: 16,
-            sample_format: hound::SampleFormat::Int,
-        };
-        let mut w = hound::WavWriter::create(&path, spec).unwrap();
         // Silence, then a half-scale tone, each half of the file.
-        for i in 0..96_000 {
-            let s = if i < 48_000 { 0.0 } else { (i as f64 * 0.0576).sin() * 16_384.0 };
-            w.write_sample(s as i16).unwrap();
-        }
-        w.finalize().unwrap();
+        let samples = (0..96_000).map(|i| if i < 48_000 { 0.0 } else { (i as f64 * 0.0576).sin() * 16_384.0 });
+        super::super::write_wav(&path, samples.map(|s| s as i16));
         let cache = Cache::default();
         let meta = std::fs::metadata(&path).unwrap();
         let wave = cache.get("a.wav", &path, meta.len(), meta.modified().unwrap()).unwrap();
